@@ -1,0 +1,226 @@
+"""The WaveGrad conditional denoiser: DBlocks on the noisy waveform, UBlocks on the mel, FiLM between.
+
+Layout is channels-last throughout: waveforms [B, T], feature maps [B, time, channels].
+"""
+import math
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+_KERNEL_INIT = nn.initializers.orthogonal()
+
+
+def _conv(features, kernel_size, dilation=1, dtype=jnp.float32, name=None):
+  return nn.Conv(features, (kernel_size,), kernel_dilation=(dilation,), padding='SAME',
+                 kernel_init=_KERNEL_INIT, bias_init=nn.initializers.zeros,
+                 dtype=dtype, param_dtype=jnp.float32, name=name)
+
+
+def noise_level_encoding(noise_level, dim, scale):
+  """Sinusoidal encoding of the continuous noise level.
+
+  Args:
+    noise_level: [B] noise levels sqrt(alpha_bar) in [0, 1].
+    dim: even encoding width (channels).
+    scale: multiplier applied to the level before encoding (the paper uses 5000).
+  Returns:
+    [B, dim] float32: sin in the first half, cos in the second.
+  """
+  if dim % 2:
+    raise ValueError(f'noise-level encoding needs an even width, got {dim}')
+  half = dim // 2
+  freqs = jnp.exp(-math.log(1e4) * jnp.arange(half, dtype=jnp.float32) / half)
+  angles = (scale * noise_level.astype(jnp.float32))[:, None] * freqs[None, :]
+  return jnp.concatenate([jnp.sin(angles), jnp.cos(angles)], axis=-1)
+
+
+class FiLM(nn.Module):
+  """Feature-wise linear modulation from waveform features and the noise level.
+
+  Maps [B, t, C_in] features and [B] noise levels to (shift, scale), each [B, t, features].
+  """
+  features: int
+  encoding_scale: float = 5000.0
+  slope: float = 0.2
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, noise_level):
+    channels = x.shape[-1]
+    h = _conv(channels, 3, dtype=self.dtype, name='input_conv')(x)
+    h = nn.leaky_relu(h, self.slope)
+    enc = noise_level_encoding(noise_level, channels, self.encoding_scale)
+    h = h + enc[:, None, :].astype(h.dtype)
+    out = _conv(2 * self.features, 3, dtype=self.dtype, name='output_conv')(h)
+    shift, scale = jnp.split(out, 2, axis=-1)
+    return shift, scale
+
+
+class UBlock(nn.Module):
+  """Upsampling block on the mel path: [B, t, C_in] -> [B, t * factor, features]."""
+  features: int
+  factor: int
+  dilations: Sequence[int]
+  slope: float = 0.2
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, shift, scale):
+    if len(self.dilations) != 4:
+      raise ValueError(f'a UBlock takes 4 dilations, got {tuple(self.dilations)}')
+    up = lambda h: jnp.repeat(h, self.factor, axis=1)  # nearest-neighbour upsampling
+    act = lambda h: nn.leaky_relu(h, self.slope)
+    d = self.dilations
+    residual = _conv(self.features, 1, dtype=self.dtype, name='residual_conv')(up(x))
+    h = _conv(self.features, 3, d[0], self.dtype, name='conv_0')(up(act(x)))
+    h = act(shift + scale * h)
+    h = _conv(self.features, 3, d[1], self.dtype, name='conv_1')(h)
+    x = residual + h
+    h = act(shift + scale * x)
+    h = _conv(self.features, 3, d[2], self.dtype, name='conv_2')(h)
+    h = act(shift + scale * h)
+    h = _conv(self.features, 3, d[3], self.dtype, name='conv_3')(h)
+    return x + h
+
+
+class DBlock(nn.Module):
+  """Downsampling block on the waveform path: [B, t, C_in] -> [B, t / factor, features]."""
+  features: int
+  factor: int
+  dilations: Sequence[int] = (1, 2, 4)
+  mode: str = 'interpolate'
+  slope: float = 0.2
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    if self.mode == 'interpolate':
+      down = lambda h: h[:, ::self.factor]  # nearest-neighbour decimation
+      residual = down(_conv(self.features, 1, dtype=self.dtype, name='residual_conv')(x))
+      h = down(x)
+    elif self.mode == 'conv':
+      strided = lambda name, f: nn.Conv(f, (self.factor,), strides=(self.factor,), padding='VALID',
+                                        kernel_init=_KERNEL_INIT, dtype=self.dtype,
+                                        param_dtype=jnp.float32, name=name)
+      residual = strided('residual_conv', self.features)(x)
+      h = strided('downsample_conv', x.shape[-1])(x)
+    else:
+      raise ValueError(f"downsample_mode must be 'interpolate' or 'conv', got {self.mode!r}")
+    for i, dilation in enumerate(self.dilations):
+      h = _conv(self.features, 3, dilation, self.dtype, name=f'conv_{i}')(
+          nn.leaky_relu(h, self.slope))
+    return h + residual
+
+
+def validate_topology(model_config, hop_length):
+  """Checks that a model topology fits a frontend; raises ValueError naming the fix.
+
+  Returns, for each UBlock, the index of the waveform-path stage (0 = the input conv, k = after
+  DBlock k) whose time resolution equals the UBlock's output, which feeds that UBlock's FiLM.
+  """
+  up = tuple(model_config.upsample_factors)
+  down = tuple(model_config.downsample_factors)
+  if len(model_config.upsample_channels) != len(up):
+    raise ValueError(f'upsample_channels has {len(model_config.upsample_channels)} entries but '
+                     f'upsample_factors has {len(up)}: give one channel count per UBlock')
+  if len(model_config.upsample_dilations) != len(up):
+    raise ValueError(f'upsample_dilations has {len(model_config.upsample_dilations)} entries but '
+                     f'upsample_factors has {len(up)}: give one dilation tuple per UBlock')
+  if len(model_config.downsample_channels) != len(down):
+    raise ValueError(f'downsample_channels has {len(model_config.downsample_channels)} entries but '
+                     f'downsample_factors has {len(down)}: give one channel count per DBlock')
+  if int(np.prod(up)) != hop_length:
+    raise ValueError(f'upsample factors {up} multiply to {int(np.prod(up))}, but the mel hop is '
+                     f'{hop_length} samples: each mel frame must expand to exactly one hop. '
+                     'Change model.upsample_factors or audio.hop_length.')
+  # Samples per time step at each waveform-path stage.
+  stage_strides = [1] + [int(s) for s in np.cumprod(down)]
+  film_sources = []
+  stride = hop_length
+  for i, factor in enumerate(up):
+    if stride % factor:
+      raise ValueError(f'UBlock {i} upsamples by {factor}, which does not divide {stride}')
+    stride //= factor
+    if stride not in stage_strides:
+      raise ValueError(f'UBlock {i} outputs one step per {stride} samples, but the waveform path '
+                       f'(downsample factors {down}) has strides {stage_strides}: choose '
+                       'downsample_factors whose running products include every UBlock resolution')
+    film_sources.append(stage_strides.index(stride))
+  return tuple(film_sources)
+
+
+class WaveGrad(nn.Module):
+  """The denoiser eps_theta(y_n, mel, l).
+
+  Attributes:
+    config: the `model` section of an experiment config.
+    hop_length: mel hop in samples; must equal the product of the upsample factors.
+  """
+  config: dict
+  hop_length: int
+
+  def setup(self):
+    c = self.config
+    self.film_sources = validate_topology(c, self.hop_length)
+    dtype = jnp.dtype(c.dtype)
+    slope = c.leaky_relu_slope
+    self.waveform_conv = _conv(c.waveform_channels, 5, dtype=dtype)
+    self.dblocks = [DBlock(ch, f, tuple(c.downsample_dilations), c.downsample_mode, slope, dtype)
+                    for ch, f in zip(c.downsample_channels, c.downsample_factors)]
+    self.films = [FiLM(ch, c.noise_encoding_scale, slope, dtype) for ch in c.upsample_channels]
+    self.mel_conv = _conv(c.mel_channels, 3, dtype=dtype)
+    self.ublocks = [UBlock(ch, f, tuple(d), slope, dtype) for ch, f, d in
+                    zip(c.upsample_channels, c.upsample_factors, c.upsample_dilations)]
+    self.output_conv = _conv(1, 3, dtype=dtype)
+
+  def __call__(self, noisy_audio, mel, noise_level):
+    """Predicts the noise in `noisy_audio`.
+
+    Args:
+      noisy_audio: [B, T] float, the noisy waveform y_n; T = frames * hop_length samples.
+      mel: [B, frames, n_mels] log-mel conditioning.
+      noise_level: [B] continuous noise level sqrt(alpha_bar) of y_n.
+    Returns:
+      [B, T] float32 predicted noise.
+    """
+    if noisy_audio.ndim != 2 or mel.ndim != 3:
+      raise ValueError(f'expected noisy_audio [B, T] and mel [B, frames, n_mels], got shapes '
+                       f'{noisy_audio.shape} and {mel.shape}')
+    batch, length = noisy_audio.shape
+    if mel.shape[0] != batch or length != mel.shape[1] * self.hop_length:
+      raise ValueError(f'noisy audio of shape {noisy_audio.shape} does not match mel of shape '
+                       f'{mel.shape}: T must equal frames * hop_length = {mel.shape[1]} * '
+                       f'{self.hop_length} = {mel.shape[1] * self.hop_length}. Crop the audio '
+                       'to a whole number of hops and compute the mel from it.')
+    noise_level = jnp.broadcast_to(jnp.asarray(noise_level, jnp.float32).reshape(-1), (batch,))
+    h = self.waveform_conv(noisy_audio[..., None])
+    stages = [h]
+    for block in self.dblocks:
+      h = block(h)
+      stages.append(h)
+    x = self.mel_conv(mel)
+    for block, film, source in zip(self.ublocks, self.films, self.film_sources):
+      shift, scale = film(stages[source], noise_level)
+      x = block(x, shift, scale)
+    return self.output_conv(x)[..., 0].astype(jnp.float32)
+
+
+def build_model(config):
+  """Builds WaveGrad from a full experiment config (uses `config.model` and `config.audio`)."""
+  return WaveGrad(config.model, config.audio.hop_length)
+
+
+def init_params(model, config, rng, frames=2):
+  """Initialises float32 parameters with a dummy batch of `frames` mel frames."""
+  hop, n_mels = config.audio.hop_length, config.audio.n_mels
+  audio = jnp.zeros((1, frames * hop), jnp.float32)
+  mel = jnp.zeros((1, frames, n_mels), jnp.float32)
+  return model.init(rng, audio, mel, jnp.ones((1,)))['params']
+
+
+def count_params(params):
+  """Number of scalar parameters in a pytree."""
+  return sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
