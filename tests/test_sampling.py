@@ -1,0 +1,164 @@
+"""The reverse-diffusion sampler against float64 numpy maths and an analytic denoiser."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from experiments.configs import common
+from tests import oracles
+from wavegrad_jax import sampling, schedules
+
+NAMED = common.sampling_config().named_schedules
+HOP = 4
+
+
+def _numpy_reference(betas, mel_frames, batch, rng, s, noise_scale, eta):
+  """The same sampler re-derived in float64 numpy, with the noise draws the sampler documents."""
+  betas = np.asarray(betas, np.float64)
+  n_steps = betas.size
+  alphas = 1 - betas
+  alpha_bar = np.cumprod(alphas)
+  alpha_bar_prev = np.concatenate([[1.0], alpha_bar[:-1]])
+  init_rng, step_rng = jax.random.split(rng)
+  shape = (batch, mel_frames * HOP)
+  y = np.asarray(jax.random.normal(init_rng, shape), np.float64)
+  keys = jax.random.split(step_rng, n_steps)
+  trajectory = []
+  for n in range(n_steps - 1, -1, -1):
+    l = np.sqrt(alpha_bar[n])
+    eps = np.sqrt(1 - l**2) * y / (l**2 * s**2 + 1 - l**2)
+    z = np.asarray(jax.random.normal(keys[n], shape), np.float64)
+    sigma_post = np.sqrt((1 - alpha_bar_prev[n]) / (1 - alpha_bar[n]) * betas[n])
+    if eta == 1.0:
+      mean = (y - betas[n] / np.sqrt(1 - alpha_bar[n]) * eps) / np.sqrt(alphas[n])
+      sigma = sigma_post if noise_scale == 'posterior' else np.sqrt(betas[n])
+      y = mean + (sigma * z if n > 0 else 0.0)
+    else:
+      y0 = (y - np.sqrt(1 - alpha_bar[n]) * eps) / np.sqrt(alpha_bar[n])
+      sigma = eta * sigma_post if n > 0 else 0.0
+      y = (np.sqrt(alpha_bar_prev[n]) * y0
+           + np.sqrt(max(1 - alpha_bar_prev[n] - sigma**2, 0)) * eps + sigma * z)
+    trajectory.append(y)
+  return np.stack(trajectory)
+
+
+@pytest.mark.parametrize('schedule, noise_scale, eta', [
+    ('6', 'posterior', 1.0), ('6_diffwave', 'beta', 1.0), ('25', 'posterior', 1.0),
+    ('50', 'posterior', 0.0), ('6', 'posterior', 0.5)])
+def test_every_step_matches_float64_numpy(schedule, noise_scale, eta):
+  betas = schedules.parse_schedule(schedule, NAMED)
+  mel = jnp.zeros((3, 8, 2))
+  rng = jax.random.key(7)
+  s = 0.5
+  _, trajectory = sampling.reverse_diffusion(
+      oracles.gaussian_eps, s, betas, mel, rng, hop_length=HOP, noise_scale=noise_scale, eta=eta,
+      return_trajectory=True)
+  expected = _numpy_reference(betas, 8, 3, rng, s, noise_scale, eta)
+  assert trajectory.shape == expected.shape == (len(betas), 3, 32)
+  scale = np.abs(expected).max(axis=(1, 2), keepdims=True)
+  np.testing.assert_allclose(np.asarray(trajectory, np.float64) / scale, expected / scale,
+                             atol=2e-5)
+
+
+def _predicted_variance(betas, s, eta):
+  """Output variance of the sampler for N(0, s^2) data and the exact denoiser, in float64.
+
+  Every step is linear in y_n for this denoiser: y_{n-1} = a_n y_n + sigma_n z, hence
+  var_{n-1} = a_n^2 var_n + sigma_n^2, starting from var_N = 1.
+  """
+  betas = np.asarray(betas, np.float64)
+  alpha_bar = np.cumprod(1 - betas)
+  alpha_bar_prev = np.concatenate([[1.0], alpha_bar[:-1]])
+  var = 1.0
+  for n in range(betas.size - 1, -1, -1):
+    l2 = alpha_bar[n]
+    c = np.sqrt(1 - l2) / (l2 * s**2 + 1 - l2)  # eps* = c * y
+    sigma_post = np.sqrt((1 - alpha_bar_prev[n]) / (1 - alpha_bar[n]) * betas[n]) if n else 0.0
+    if eta == 1.0:
+      a = (1 - betas[n] / np.sqrt(1 - l2) * c) / np.sqrt(1 - betas[n])
+      sigma = sigma_post
+    else:
+      sigma = eta * sigma_post
+      a = (np.sqrt(alpha_bar_prev[n]) * (1 - np.sqrt(1 - l2) * c) / np.sqrt(l2)
+           + np.sqrt(max(1 - alpha_bar_prev[n] - sigma**2, 0)) * c)
+    var = a**2 * var + sigma**2
+  return var
+
+
+def _sample_variance(schedule, s, eta):
+  sampler = sampling.make_sampler(oracles.gaussian_eps, hop_length=256, eta=eta)
+  audio = sampler(jnp.float32(s), schedules.parse_schedule(schedule, NAMED),
+                  jnp.zeros((16, 16, 1)), jax.random.key(0))
+  assert audio.shape == (16, 16 * 256)
+  assert abs(float(jnp.mean(audio))) < 0.02 * s + 0.005
+  return float(jnp.var(audio))
+
+
+@pytest.mark.parametrize('schedule, eta', [('1000', 1.0), ('1000', 0.0),
+                                           ('linear:1e-4:0.1:50', 0.0)])
+def test_optimal_denoiser_recovers_data_variance(schedule, eta):
+  """1000 ancestral steps, and 50 deterministic steps that reach the noise, give var = s^2."""
+  s = 0.5
+  np.testing.assert_allclose(_sample_variance(schedule, s, eta), s**2, rtol=0.03)
+
+
+@pytest.mark.parametrize('schedule', ['6', '25', '50', '1000', 'linear:1e-4:0.1:50'])
+@pytest.mark.parametrize('eta', [1.0, 0.0])
+def test_sample_variance_matches_float64_prediction(schedule, eta):
+  """Few-step ancestral sampling shrinks the variance (the posterior noise ignores the spread of
+  y0 given y_n); the empirical variance must still equal the exact float64 prediction."""
+  s = 0.5
+  expected = _predicted_variance(schedules.parse_schedule(schedule, NAMED), s, eta)
+  np.testing.assert_allclose(_sample_variance(schedule, s, eta), expected, rtol=0.03)
+
+
+def test_compiles_once_per_schedule_length():
+  sampler = sampling.make_sampler(oracles.gaussian_eps, hop_length=HOP)
+  mel = jnp.zeros((2, 4, 1))
+  for spec in ['list:1e-4,1e-3,1e-2,0.05,0.2,0.5', '6', 'linear:1e-3:0.3:6']:
+    sampler(jnp.float32(0.5), schedules.parse_schedule(spec, NAMED), mel, jax.random.key(0))
+  assert sampler._cache_size() == 1
+  sampler(jnp.float32(0.5), schedules.parse_schedule('25', NAMED), mel, jax.random.key(0))
+  assert sampler._cache_size() == 2
+
+
+def test_compiled_loop_does_not_unroll_steps():
+  """A 1000-step schedule lowers to a loop: the program is no bigger than for 6 steps."""
+  mel = jnp.zeros((1, 4, 1))
+  sizes = []
+  for spec in ['6', '1000']:
+    fn = jax.jit(lambda b: sampling.reverse_diffusion(
+        oracles.gaussian_eps, 0.5, b, mel, jax.random.key(0), hop_length=HOP))
+    sizes.append(len(fn.lower(schedules.parse_schedule(spec, NAMED)).as_text()))
+  assert abs(sizes[0] - sizes[1]) < 0.03 * sizes[0]
+  assert 'while' in fn.lower(schedules.parse_schedule('6', NAMED)).as_text()
+
+
+def test_multi_schedule_sampler_equals_separate_runs():
+  betas = np.stack([schedules.parse_schedule(s, NAMED) for s in ['6', '6_diffwave']])
+  mel = jnp.zeros((2, 4, 1))
+  rng = jax.random.key(3)
+  batched = sampling.make_multi_schedule_sampler(oracles.gaussian_eps, hop_length=HOP)(
+      jnp.float32(0.4), betas, mel, rng)
+  single = sampling.make_sampler(oracles.gaussian_eps, hop_length=HOP)
+  assert batched.shape == (2, 2, 16)
+  for k in range(2):
+    np.testing.assert_allclose(batched[k], single(jnp.float32(0.4), betas[k], mel, rng),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_clipping_bounds_every_step():
+  _, trajectory = sampling.reverse_diffusion(
+      oracles.gaussian_eps, 3.0, schedules.parse_schedule('6', NAMED), jnp.zeros((2, 8, 1)),
+      jax.random.key(0), hop_length=HOP, clip=1.0, return_trajectory=True)
+  assert float(jnp.abs(trajectory).max()) <= 1.0
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(noise_scale='cosine'), 'noise_scale must be one of'),
+    (dict(eta=1.5), r'eta must lie in \[0, 1\]'),
+    (dict(noise_scale='beta', eta=0.0), "noise_scale='beta' defines the ancestral sampler only"),
+])
+def test_bad_options(kwargs, message):
+  with pytest.raises(ValueError, match=message):
+    sampling.make_sampler(oracles.gaussian_eps, hop_length=HOP, **kwargs)
