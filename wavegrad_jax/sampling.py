@@ -3,16 +3,190 @@
 The denoiser is any function eps_fn(params, noisy [B, T], mel [B, F, M], noise_level [B]) -> [B, T],
 so the trained model and analytic oracles in tests plug in alike. Schedules are traced arrays, so a
 sampler compiles once per (schedule length, batch shape), never per step or per schedule.
+
+Options of the one sampler (all from `config.sampling`, see `sampler_options_from_config`):
+  eta: 1 is the paper's ancestral step, 0 the deterministic DDIM-style step (Song et al., 2021) on
+    the same continuous noise levels, in between DDIM with eta times the posterior noise.
+  gla: GLA-Grad phase correction (Liu et al., ICASSP 2024) inside chosen reverse steps: Griffin-Lim
+    projections that pull the waveform towards a target |STFT|, from the conditioning mel's
+    pseudo-inverse or given by the caller (copy synthesis). Which steps use it is a traced [N] mask,
+    so changing the selection never recompiles.
+
+Where the correction enters a step (`GLAOptions.placement`):
+  'clean_estimate' (default): the clean estimate
+    y0_hat = (y_n - sqrt(1 - abar_n) eps) / sqrt(abar_n) is projected, y0' = GLA(y0_hat); the
+    noise is re-derived at this step's level as eps' = (y_n - sqrt(abar_n) y0') / sqrt(1 - abar_n),
+    and the usual step (ancestral or DDIM) runs with eps'. Only the clean-signal part of the update
+    changes. GLA's target is a clean magnitude, so it is applied to the clean estimate, which is
+    also where GLA-Grad++ (Baoueb et al., arXiv 2511.22293) moved it.
+  'mean': as the GLA-Grad authors' code: the step's deterministic part (the ancestral posterior
+    mean, or DDIM's sqrt(abar_{n-1}) y0 + direction term) is replaced by its projection, rescaled
+    to `mean_peak`, before the step's noise is added. That code corrects the first (noisiest) 3
+    steps with 32 iterations, i.e. steps='first:3'.
 """
+import dataclasses
 import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from wavegrad_jax import phase
 
 NOISE_SCALES = ('posterior', 'beta')
+GLA_MAGNITUDES = ('mel_pinv', 'given')
+GLA_PLACEMENTS = ('clean_estimate', 'mean')
 
 
-def _check_options(noise_scale, eta):
+# ----------------------------------------------------------------------------------- GLA options
+
+
+def _parse_steps(steps):
+  """A GLA step selection as ('all' | 'none' | 'first' | 'last' | 'list', value); raises on junk."""
+  usage = ("GLA steps must be 'all', 'none', 'first:K' (the K noisiest steps, run first), "
+           "'last:K' (the K least noisy), 'list:i,j,...' (schedule indices, 0 = the last step "
+           f"run) or a sequence of such indices; got {steps!r}")
+  if isinstance(steps, str):
+    spec = steps.strip().lower()
+    if spec in ('all', 'none'):
+      return spec, None
+    kind, sep, value = spec.partition(':')
+    if sep and kind in ('first', 'last'):
+      try:
+        count = int(value)
+      except ValueError:
+        raise ValueError(usage) from None
+      if count < 0:
+        raise ValueError(usage)
+      return kind, count
+    if sep and kind == 'list':
+      try:
+        indices = tuple(int(v) for v in value.split(',') if v.strip())
+      except ValueError:
+        raise ValueError(usage) from None
+      return 'list', indices
+    raise ValueError(usage)
+  try:
+    indices = tuple(_step_index(v) for v in steps)
+  except TypeError:
+    raise ValueError(usage) from None
+  return 'list', indices
+
+
+def _step_index(value):
+  """int(value) for Python and numpy integers; TypeError for floats, bools, strings and the like."""
+  if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+    raise TypeError(f'{value!r} is not a step index')
+  return int(value)
+
+
+def gla_step_mask(steps, num_steps):
+  """Which reverse steps of an N-step schedule apply the GLA correction.
+
+  Args:
+    steps: 'all', 'none', 'first:K' (the K noisiest steps, which the sampler runs first: schedule
+      indices N-K .. N-1, as GLA-Grad), 'last:K' (indices 0 .. K-1), 'list:i,j,...' or a sequence
+      of schedule indices (0 <= i < N; 0 is the last step run, N - 1 the first). K >= N selects all.
+    num_steps: N, the schedule length.
+  Returns:
+    [N] float32 numpy array of 0 / 1, indexed like the schedule's betas; pass it to a sampler as
+    `gla_mask` (a traced argument: another selection of the same length does not recompile).
+  """
+  kind, value = _parse_steps(steps)
+  mask = np.zeros((int(num_steps),), np.float32)
+  if kind == 'all':
+    mask[:] = 1.0
+  elif kind == 'first':
+    mask[max(num_steps - value, 0):] = 1.0
+  elif kind == 'last':
+    mask[:min(value, num_steps)] = 1.0
+  elif kind == 'list':
+    bad = [i for i in value if not 0 <= i < num_steps]
+    if bad:
+      raise ValueError(f'GLA step indices {bad} are outside the schedule of {num_steps} steps '
+                       f'(valid: 0 .. {num_steps - 1}, 0 is the last step run)')
+    mask[list(value)] = 1.0
+  return mask
+
+
+@dataclasses.dataclass(frozen=True)
+class GLAOptions:
+  """Static settings of the GLA-Grad correction (hashable; built by `gla_options_from_config`).
+
+  Attributes:
+    griffin_lim: `phase.GriffinLimOptions`: STFT sizes, iterations per corrected step, momentum.
+    steps: default step selection when a call passes no gla_mask (see `gla_step_mask`).
+    magnitude: 'mel_pinv' (target |STFT| from the conditioning log-mel through the filterbank's
+      pseudo-inverse) or 'given' (the caller passes target_magnitude, e.g. the true |STFT| in copy
+      synthesis).
+    placement: 'clean_estimate' or 'mean' (see the module docstring).
+    mean_peak: 'mean' placement only: peak |sample| the projected mean is rescaled to, as the
+      GLA-Grad code does (0.95 there); 0 keeps its scale.
+    mel_frontend: `phase.MelFrontend` of the conditioning mels; required by 'mel_pinv', whose STFT
+      must then equal the frontend's (n_fft, hop_length, win_length, window).
+  """
+  # Defaults mirror experiments/configs/common.gla_config().
+  griffin_lim: phase.GriffinLimOptions
+  steps: object = 'first:3'
+  magnitude: str = 'mel_pinv'
+  placement: str = 'clean_estimate'
+  mean_peak: float = 0.95
+  mel_frontend: phase.MelFrontend = None
+
+  def __post_init__(self):
+    if not isinstance(self.griffin_lim, phase.GriffinLimOptions):
+      raise ValueError(f'griffin_lim must be a phase.GriffinLimOptions, got {self.griffin_lim!r}')
+    if self.magnitude not in GLA_MAGNITUDES:
+      raise ValueError(f'GLA magnitude must be one of {GLA_MAGNITUDES}, got {self.magnitude!r}')
+    if self.placement not in GLA_PLACEMENTS:
+      raise ValueError(f'GLA placement must be one of {GLA_PLACEMENTS}, got {self.placement!r}')
+    if not self.mean_peak >= 0.0:
+      raise ValueError(f'GLA mean_peak must be >= 0 (0 keeps the scale), got {self.mean_peak}')
+    _parse_steps(self.steps)
+    if not isinstance(self.steps, str):
+      # Keeps the dataclass hashable when a list of indices is given.
+      object.__setattr__(self, 'steps', tuple(_parse_steps(self.steps)[1]))
+    if self.magnitude == 'mel_pinv':
+      mel, gl = self.mel_frontend, self.griffin_lim
+      if mel is None:
+        raise ValueError("GLA magnitude='mel_pinv' needs the mel frontend (mel_frontend=...)")
+      ours = (gl.n_fft, gl.hop_length, gl.win_length, gl.window)
+      theirs = (mel.n_fft, mel.hop_length, mel.win_length, mel.window)
+      if ours != theirs:
+        raise ValueError(
+            "GLA magnitude='mel_pinv' estimates the |STFT| the mel was made from, so the GLA STFT "
+            f'(n_fft, hop_length, win_length, window) = {ours} must equal the mel frontend\'s '
+            f"{theirs}; set them to 0 / '' to inherit it, or use magnitude='given'")
+
+
+def gla_options_from_config(config):
+  """`GLAOptions` from config.sampling.gla and config.audio, or None when GLA is disabled.
+
+  Args:
+    config: a full config; gla.n_fft, hop_length, win_length (samples) of 0 and gla.window,
+      pad_mode of '' inherit config.audio's.
+  Returns:
+    `GLAOptions`, or None if config.sampling.gla.enabled is false.
+  Raises:
+    ValueError: an option value is invalid (the message names it and the valid ones).
+  """
+  g, a = config.sampling.gla, config.audio
+  if not g.enabled:
+    return None
+  griffin_lim = phase.GriffinLimOptions(
+      n_fft=int(g.n_fft or a.n_fft), hop_length=int(g.hop_length or a.hop_length),
+      win_length=int(g.win_length or a.win_length),
+      window=g.window or a.window, pad_mode=g.pad_mode or a.pad_mode,
+      iterations=int(g.iterations), momentum=float(g.momentum))
+  return GLAOptions(griffin_lim=griffin_lim, steps=g.steps, magnitude=g.magnitude,
+                    placement=g.placement, mean_peak=float(g.mean_peak),
+                    mel_frontend=phase.MelFrontend.from_config(a))
+
+
+# ------------------------------------------------------------------------------------ the sampler
+
+
+def _check_options(noise_scale, eta, clip=0.0, gla=None):
   if noise_scale not in NOISE_SCALES:
     raise ValueError(f'noise_scale must be one of {NOISE_SCALES}, got {noise_scale!r}')
   if not 0.0 <= eta <= 1.0:
@@ -20,22 +194,46 @@ def _check_options(noise_scale, eta):
   if noise_scale == 'beta' and eta != 1.0:
     raise ValueError("noise_scale='beta' defines the ancestral sampler only; use eta=1.0 or "
                      "noise_scale='posterior'")
+  if not clip >= 0.0:
+    raise ValueError(f'clip must be >= 0 (0 disables clipping), got {clip}')
+  if gla is not None and not isinstance(gla, GLAOptions):
+    raise ValueError(f'gla must be a sampling.GLAOptions or None, got {gla!r}')
 
 
 def schedule_terms(betas):
   """Per-step terms of a schedule of betas [N]: a dict of [N] float32 arrays.
 
   alpha = 1 - beta, alpha_bar = cumprod(alpha), alpha_bar_prev (1 before the first step),
-  noise_level = sqrt(alpha_bar) and sigma_posterior = sqrt((1 - ab_prev) / (1 - ab) * beta).
+  noise_level = sqrt(alpha_bar), sigma_posterior = sqrt((1 - ab_prev) / (1 - ab) * beta), and
+  one_minus_alpha_bar(_prev) = 1 - alpha_bar(_prev).
   """
   betas = jnp.asarray(betas, jnp.float32)
   alphas = 1.0 - betas
-  alpha_bar = jnp.cumprod(alphas)
+  # 1 - alpha_bar through log1p / expm1: in float32, 1 - (1 - 1e-6) is off by ~6%, and the GLA
+  # correction divides by its square root.
+  log_alpha_bar = jnp.cumsum(jnp.log1p(-betas))
+  alpha_bar = jnp.exp(log_alpha_bar)
+  one_minus = -jnp.expm1(log_alpha_bar)
   alpha_bar_prev = jnp.concatenate([jnp.ones((1,), jnp.float32), alpha_bar[:-1]])
+  one_minus_prev = jnp.concatenate([jnp.zeros((1,), jnp.float32), one_minus[:-1]])
   return dict(
       beta=betas, alpha=alphas, alpha_bar=alpha_bar, alpha_bar_prev=alpha_bar_prev,
+      one_minus_alpha_bar=one_minus, one_minus_alpha_bar_prev=one_minus_prev,
       noise_level=jnp.sqrt(alpha_bar),
-      sigma_posterior=jnp.sqrt((1.0 - alpha_bar_prev) / (1.0 - alpha_bar) * betas))
+      sigma_posterior=jnp.sqrt(one_minus_prev / one_minus * betas))
+
+
+def _step_mean_and_std(y, eps, t, noise_scale, eta):
+  """The deterministic part [B, T] of a reverse step and the std (scalar) of its added noise."""
+  keep_noise = 1.0 - t['is_last']
+  if eta == 1.0:
+    mean = (y - t['beta'] / jnp.sqrt(t['one_minus_alpha_bar']) * eps) / jnp.sqrt(t['alpha'])
+    sigma = t['sigma_posterior'] if noise_scale == 'posterior' else jnp.sqrt(t['beta'])
+    return mean, keep_noise * sigma
+  y0 = (y - jnp.sqrt(t['one_minus_alpha_bar']) * eps) / jnp.sqrt(t['alpha_bar'])
+  sigma = eta * t['sigma_posterior'] * keep_noise
+  direction = jnp.sqrt(jnp.maximum(t['one_minus_alpha_bar_prev'] - jnp.square(sigma), 0.0))
+  return jnp.sqrt(t['alpha_bar_prev']) * y0 + direction * eps, sigma
 
 
 def reverse_step(y, eps, z, t, *, noise_scale='posterior', eta=1.0):
@@ -52,19 +250,73 @@ def reverse_step(y, eps, z, t, *, noise_scale='posterior', eta=1.0):
   Returns:
     [B, T] y_{n-1}.
   """
-  keep_noise = 1.0 - t['is_last']
-  if eta == 1.0:
-    mean = (y - t['beta'] / jnp.sqrt(1.0 - t['alpha_bar']) * eps) / jnp.sqrt(t['alpha'])
-    sigma = t['sigma_posterior'] if noise_scale == 'posterior' else jnp.sqrt(t['beta'])
-    return mean + keep_noise * sigma * z
-  y0 = (y - jnp.sqrt(1.0 - t['alpha_bar']) * eps) / jnp.sqrt(t['alpha_bar'])
-  sigma = eta * t['sigma_posterior'] * keep_noise
-  direction = jnp.sqrt(jnp.maximum(1.0 - t['alpha_bar_prev'] - jnp.square(sigma), 0.0))
-  return jnp.sqrt(t['alpha_bar_prev']) * y0 + direction * eps + sigma * z
+  mean, std = _step_mean_and_std(y, eps, t, noise_scale, eta)
+  return mean + std * z
+
+
+def gla_corrected_eps(y, eps, t, target_magnitude, griffin_lim):
+  """The 'clean_estimate' GLA-Grad correction: eps re-derived from a Griffin-Lim-projected y0_hat.
+
+  Args:
+    y: [B, T] current sample y_n.
+    eps: [B, T] predicted noise.
+    t: dict of scalar schedule terms at step n (see `schedule_terms`).
+    target_magnitude: [B, T // hop, n_fft // 2 + 1] target |STFT| of the clean waveform.
+    griffin_lim: `phase.GriffinLimOptions`.
+  Returns:
+    [B, T] eps' = (y - sqrt(alpha_bar) y0') / sqrt(1 - alpha_bar), with y0' = GLA(y0_hat): the
+    noise that, at this step's level, explains y_n with the projected clean signal.
+  """
+  signal, noise = jnp.sqrt(t['alpha_bar']), jnp.sqrt(t['one_minus_alpha_bar'])
+  y0 = (y - noise * eps) / signal
+  y0 = phase.griffin_lim(y0, target_magnitude, griffin_lim)
+  return (y - signal * y0) / noise
+
+
+def _project_mean(mean, target_magnitude, gla):
+  """The 'mean' GLA-Grad correction: the step's deterministic part projected (and rescaled)."""
+  mean = phase.griffin_lim(mean, target_magnitude, gla.griffin_lim)
+  if gla.mean_peak > 0:
+    peak = jnp.max(jnp.abs(mean), axis=-1, keepdims=True)
+    mean = mean * (gla.mean_peak / jnp.maximum(peak, 1e-12))
+  return mean
+
+
+def _gla_inputs(gla, gla_mask, target_magnitude, mel, num_steps, num_samples):
+  """The [N] float32 step mask and the [B, frames, bins] target of a GLA run, checked."""
+  if gla is None:
+    if gla_mask is not None or target_magnitude is not None:
+      raise ValueError('gla_mask / target_magnitude were given but the sampler has no GLA '
+                       'options (gla=None, or config.sampling.gla.enabled=False)')
+    return None, None
+  if gla_mask is None:
+    gla_mask = gla_step_mask(gla.steps, num_steps)
+  gla_mask = jnp.asarray(gla_mask)
+  if gla_mask.shape != (num_steps,):
+    raise ValueError(f'gla_mask must have shape ({num_steps},), one entry per schedule step, got '
+                     f'{gla_mask.shape}')
+  gla_mask = gla_mask.astype(jnp.float32)
+  gl = gla.griffin_lim
+  expected = (mel.shape[0], gl.num_frames(num_samples), gl.num_bins())
+  if gla.magnitude == 'given':
+    if target_magnitude is None:
+      raise ValueError("GLA magnitude='given' needs target_magnitude [B, T // hop, n_fft // 2 + 1] "
+                       f'= {expected} (e.g. audio.stft_magnitude of the reference audio)')
+    target = jnp.asarray(target_magnitude, jnp.float32)
+  else:
+    if target_magnitude is not None:
+      raise ValueError("target_magnitude was given but GLA magnitude='mel_pinv' derives it from "
+                       "the mel; set magnitude='given' to use it")
+    target = phase.mel_pinv_magnitude(mel, gla.mel_frontend)
+  if target.shape != expected:
+    raise ValueError(f'target_magnitude has shape {target.shape}; {num_samples} samples at '
+                     f'hop_length={gl.hop_length}, n_fft={gl.n_fft} need {expected}')
+  return gla_mask, target
 
 
 def reverse_diffusion(eps_fn, params, betas, mel, rng, *, hop_length, noise_scale='posterior',
-                      clip=0.0, eta=1.0, return_trajectory=False):
+                      clip=0.0, eta=1.0, return_trajectory=False, gla=None, gla_mask=None,
+                      target_magnitude=None):
   """Samples waveforms for a batch of mels by reverse diffusion over `betas`.
 
   Args:
@@ -79,15 +331,23 @@ def reverse_diffusion(eps_fn, params, betas, mel, rng, *, hop_length, noise_scal
     clip: if > 0, y is clipped to [-clip, clip] after each step.
     eta: 1 ancestral, 0 deterministic, in between interpolates the injected noise.
     return_trajectory: also return every intermediate sample.
+    gla: `GLAOptions` for the GLA-Grad correction, or None (off).
+    gla_mask: [N] bool / float, nonzero where step n (schedule index) is corrected; None uses
+      gla.steps. Traced, so selections never recompile.
+    target_magnitude: [B, T // gla hop, gla n_fft // 2 + 1] target |STFT|, for gla.magnitude
+      'given' only.
   Returns:
     [B, T] float32 waveform y_0, or (y_0, [N, B, T] samples y_{N-1} .. y_0) with return_trajectory.
   """
-  _check_options(noise_scale, eta)
+  _check_options(noise_scale, eta, clip, gla)
   terms = schedule_terms(betas)
   num_steps = terms['beta'].shape[0]
   batch, frames = mel.shape[0], mel.shape[1]
+  num_samples = frames * hop_length
+  # Outside the loop: the mel pseudo-inverse is one matmul per call, not per step.
+  gla_mask, target = _gla_inputs(gla, gla_mask, target_magnitude, mel, num_steps, num_samples)
   init_rng, step_rng = jax.random.split(rng)
-  y = jax.random.normal(init_rng, (batch, frames * hop_length), jnp.float32)
+  y = jax.random.normal(init_rng, (batch, num_samples), jnp.float32)
   step_keys = jax.random.split(step_rng, num_steps)
 
   def body(y, n):
@@ -95,7 +355,17 @@ def reverse_diffusion(eps_fn, params, betas, mel, rng, *, hop_length, noise_scal
     t['is_last'] = (n == 0).astype(jnp.float32)
     eps = eps_fn(params, y, mel, jnp.full((batch,), t['noise_level']))
     z = jax.random.normal(step_keys[n], y.shape, jnp.float32)
-    y = reverse_step(y, eps, z, t, noise_scale=noise_scale, eta=eta)
+    # lax.cond, not a blend: unselected steps skip the STFTs at run time.
+    if gla is not None and gla.placement == 'clean_estimate':
+      eps = jax.lax.cond(
+          gla_mask[n] != 0,
+          lambda e: gla_corrected_eps(y, e, t, target, gla.griffin_lim),
+          lambda e: e, eps)
+    mean, std = _step_mean_and_std(y, eps, t, noise_scale, eta)
+    if gla is not None and gla.placement == 'mean':
+      mean = jax.lax.cond(gla_mask[n] != 0, lambda m: _project_mean(m, target, gla),
+                          lambda m: m, mean)
+    y = mean + std * z
     if clip > 0:
       y = jnp.clip(y, -clip, clip)
     return y, (y if return_trajectory else None)
@@ -104,26 +374,44 @@ def reverse_diffusion(eps_fn, params, betas, mel, rng, *, hop_length, noise_scal
   return (y, trajectory) if return_trajectory else y
 
 
-def make_sampler(eps_fn, *, hop_length, noise_scale='posterior', clip=0.0, eta=1.0):
+def make_sampler(eps_fn, *, hop_length, noise_scale='posterior', clip=0.0, eta=1.0, gla=None):
   """A jitted sampler(params, betas [N], mel [B, F, M], rng) -> [B, F * hop] waveform.
 
-  Compiled once per schedule length and mel shape.
+  The sampler also takes keyword arguments gla_mask [N] and target_magnitude (see
+  `reverse_diffusion`) when `gla` is set. Compiled once per schedule length and mel shape (and
+  whether gla_mask / target_magnitude are passed): schedules and GLA step masks are traced.
   """
-  _check_options(noise_scale, eta)
-  return jax.jit(functools.partial(reverse_diffusion, eps_fn, hop_length=hop_length,
-                                   noise_scale=noise_scale, clip=clip, eta=eta))
+  _check_options(noise_scale, eta, clip, gla)
+  fn = functools.partial(reverse_diffusion, eps_fn, hop_length=hop_length,
+                         noise_scale=noise_scale, clip=clip, eta=eta, gla=gla)
+
+  def sampler(params, betas, mel, rng, gla_mask=None, target_magnitude=None):
+    return fn(params, betas, mel, rng, gla_mask=gla_mask, target_magnitude=target_magnitude)
+
+  return jax.jit(sampler)
 
 
-def make_multi_schedule_sampler(eps_fn, *, hop_length, noise_scale='posterior', clip=0.0, eta=1.0):
+def make_multi_schedule_sampler(eps_fn, *, hop_length, noise_scale='posterior', clip=0.0, eta=1.0,
+                                gla=None):
   """A jitted sampler(params, betas [K, N], mel, rng) -> [K, B, T]: K schedules of one length.
 
   Every schedule sees the same mel and the same noise draws, so their outputs differ only by the
-  schedule (what a schedule search compares).
+  schedule (what a schedule search compares). With `gla`, the keyword arguments gla_mask [N] and
+  target_magnitude are shared by the K schedules.
   """
-  _check_options(noise_scale, eta)
+  _check_options(noise_scale, eta, clip, gla)
   fn = functools.partial(reverse_diffusion, eps_fn, hop_length=hop_length,
-                         noise_scale=noise_scale, clip=clip, eta=eta)
-  return jax.jit(jax.vmap(fn, in_axes=(None, 0, None, None)))
+                         noise_scale=noise_scale, clip=clip, eta=eta, gla=gla)
+
+  def one(params, betas, mel, rng, gla_mask, target_magnitude):
+    return fn(params, betas, mel, rng, gla_mask=gla_mask, target_magnitude=target_magnitude)
+
+  batched = jax.vmap(one, in_axes=(None, 0, None, None, None, None))
+
+  def sampler(params, betas, mel, rng, gla_mask=None, target_magnitude=None):
+    return batched(params, betas, mel, rng, gla_mask, target_magnitude)
+
+  return jax.jit(sampler)
 
 
 def model_eps_fn(model):
@@ -133,8 +421,25 @@ def model_eps_fn(model):
   return eps_fn
 
 
-def sampler_from_config(model, config):
-  """The jitted model sampler with the options of `config.sampling`."""
+def sampler_options_from_config(config):
+  """The keyword options of `make_sampler` / `make_multi_schedule_sampler` from a config.
+
+  Args:
+    config: a full config (uses config.audio.hop_length and config.sampling: noise_scale, clip,
+      eta, gla.*).
+  Returns:
+    dict(hop_length, noise_scale, clip, eta, gla) with gla a `GLAOptions` or None.
+  """
   s = config.sampling
-  return make_sampler(model_eps_fn(model), hop_length=config.audio.hop_length,
-                      noise_scale=s.noise_scale, clip=s.clip, eta=s.eta)
+  return dict(hop_length=int(config.audio.hop_length), noise_scale=s.noise_scale,
+              clip=float(s.clip), eta=float(s.eta), gla=gla_options_from_config(config))
+
+
+def sampler_from_config(model, config):
+  """The jitted model sampler with the options of `config.sampling` (GLA included)."""
+  return make_sampler(model_eps_fn(model), **sampler_options_from_config(config))
+
+
+def multi_schedule_sampler_from_config(model, config):
+  """`make_multi_schedule_sampler` for a Flax model with the options of `config.sampling`."""
+  return make_multi_schedule_sampler(model_eps_fn(model), **sampler_options_from_config(config))

@@ -50,6 +50,37 @@ def diffusion_config():
   return c
 
 
+def gla_config():
+  """GLA-Grad phase correction inside the reverse steps (Liu et al., ICASSP 2024); off by default.
+
+  Chosen steps pull the waveform towards a target |STFT| with Griffin-Lim projections. STFT sizes
+  are in samples; 0 (or '' for strings) inherits the `audio` section's value.
+  """
+  c = ml_collections.ConfigDict()
+  c.enabled = False
+  # 'all', 'none', 'first:K' (the K noisiest steps, run first; GLA-Grad uses 'first:3'),
+  # 'last:K', or 'list:i,j,...' of schedule indices (0 = the last step run, N - 1 the first).
+  c.steps = 'first:3'
+  c.iterations = 32             # Griffin-Lim projections per corrected step (GLA-Grad: 32).
+  # Fast Griffin-Lim acceleration; 0 is plain GLA, whose spectral error never increases. The
+  # GLA-Grad code's momentum 0.1 is 0.11 in this (Perraudin et al.) parameterisation.
+  c.momentum = 0.0
+  # Target |STFT|: 'mel_pinv' (conditioning log-mel through the filterbank pseudo-inverse; needs
+  # the GLA STFT to be the audio frontend's) or 'given' (the caller passes target_magnitude,
+  # e.g. the reference audio's |STFT| in copy synthesis).
+  c.magnitude = 'mel_pinv'
+  # 'clean_estimate': project y0_hat and re-derive eps at the step's noise level (default);
+  # 'mean': project the step's deterministic update before its noise, as the GLA-Grad code.
+  c.placement = 'clean_estimate'
+  c.mean_peak = 0.95            # 'mean' only: rescale the projection to this peak; 0 keeps scale.
+  c.n_fft = 0
+  c.hop_length = 0
+  c.win_length = 0
+  c.window = ''
+  c.pad_mode = ''
+  return c
+
+
 def sampling_config():
   """Reverse-diffusion options and the named inference schedules.
 
@@ -60,7 +91,11 @@ def sampling_config():
   c.schedule = '6'
   c.noise_scale = 'posterior'   # 'posterior' (sigma~) or 'beta' (sqrt(beta_n)).
   c.clip = 0.0                  # >0 clips y_n to [-clip, clip] after every step.
-  c.eta = 1.0                   # 1: ancestral sampler, 0: deterministic (DDIM-style).
+  # The sampler: 1 is the paper's ancestral step; 0 the deterministic DDIM-style step on the same
+  # continuous noise levels (fewer steps, same output for the same y_N); in between, DDIM with
+  # eta * sigma_posterior noise. Below 1 needs noise_scale='posterior'.
+  c.eta = 1.0
+  c.gla = gla_config()
   c.named_schedules = ml_collections.ConfigDict({
       '6': 'list:1e-6,1.893e-5,1.194e-4,1.005e-3,1.109e-2,0.06',
       '6_diffwave': 'list:1e-4,1e-3,1e-2,0.05,0.2,0.5',
@@ -75,22 +110,158 @@ def data_config():
   """Where training audio comes from and how it is cut (owned by the input pipeline)."""
   c = ml_collections.ConfigDict()
   c.source = 'fillets'          # 'fillets' (embedded corpus), 'ljspeech', 'folder'.
-  c.dir = '/usr/share/games/fillets-ng/sound'
+  c.dir = '/usr/share/games/fillets-ng/sound'  # the source's folder (fillets: its sound/ folder).
+  # Prepared datasets go to <tfds_dir>/<source builder>/<config name>/<version>/; the config name
+  # encodes every value that changes the stored data, so edits build anew instead of reusing.
+  c.tfds_dir = '~/tensorflow_datasets'
   c.segment_frames = 24         # mel frames per training crop (x hop = samples).
-  c.heldout_fraction = 0.02
-  c.shuffle_seed = 0
+  c.heldout_fraction = 0.02     # share of the training speakers' files held out, by id hash.
+  c.shuffle_seed = 0            # epoch permutations and crop offsets of the training batches.
+  c.max_files = 0               # >0: build from at most this many files per speaker pool (tests).
+  c.unseen_speakers = ()        # ljspeech/folder: speaker ids kept out of training ('unseen').
+  c.speaker_level = 1           # folder: speaker id = the directory this many levels above a file.
+  c.extensions = ('wav', 'flac', 'ogg')  # folder: audio file endings searched for.
+  # Build and read speed only; they never change the stored data.
+  c.build_threads = 2           # threads decoding and resampling files during a build.
+  c.build_chunk_samples = 2**24  # samples loaded at once during a build, grouped into mel batches.
+  c.mel_batch_samples = 2**19   # samples per jitted mel call during a build (windows x length).
+  c.mel_window_frames = 64      # build: mels are computed on windows of this many frames.
+  c.prefetch_batches = 4        # training batches read ahead by TrainBatches.iterate's thread.
+  c.read_threads = 4            # threads reading one training batch's records.
   return c
 
 
 def train_config():
-  """Optimisation and run-length settings (owned by train.py)."""
+  """Optimisation, run-length, evaluation and checkpoint cadence (owned by train.py).
+
+  Steps count optimiser updates; batch sizes are global (summed over every device and host).
+  """
   c = ml_collections.ConfigDict()
-  c.batch_size = 256
+  c.batch_size = 256            # global batch; must divide evenly over the mesh's batch axes.
   c.num_steps = 1_000_000
-  c.learning_rate = 2e-4
+  c.learning_rate = 2e-4        # peak Adam learning rate, reached after warm-up.
+  c.lr_schedule = 'constant'    # after the linear warm-up: 'constant' or 'cosine'.
   c.warmup_steps = 1000
-  c.grad_clip_norm = 1.0
+  c.end_lr_factor = 0.0         # 'cosine': final learning rate / peak.
+  c.adam_b1 = 0.9
+  c.adam_b2 = 0.999
+  c.adam_eps = 1e-8
+  c.grad_clip_norm = 1.0        # global-norm clipping; 0 disables.
   c.ema_decay = 0.9999
+  # Ramps the EMA decay as min(ema_decay, (1 + step) / (10 + step)) so that short runs do not
+  # evaluate an average dominated by the random initialisation.
+  c.ema_warmup = True
+  c.log_every_steps = 100       # train scalars (means over the interval) to TensorBoard + JSONL.
+  c.eval_every_steps = 10_000   # held-out loss, audio samples and the best checkpoint; 0 disables.
+  c.checkpoint_every_steps = 5_000
+  c.keep_checkpoints = 3        # latest K periodic checkpoints; the best one is kept separately.
+  c.eval_batch_size = 0         # held-out loss batch size; 0: train.batch_size.
+  c.heldout_loss_batches = 8    # fixed held-out crops = heldout_loss_batches * eval_batch_size.
+  c.eval_seed = 1234            # noise of the held-out loss, fixed so evaluations are comparable.
+  c.num_audio_examples = 4      # held-out utterances vocoded (EMA params) at each evaluation.
+  c.audio_example_seconds = 3.0 # ... each cut to at most this many seconds.
+  c.sample_seed = 4321          # reverse-diffusion noise of those examples, fixed across evals.
+  c.sample_schedule = ''        # their inference schedule; '': sampling.schedule.
+  c.heldout_loss_utterances = 64  # held-out utterances the crops come from; 0: all.
+  return c
+
+
+def mesh_config():
+  """The device mesh of `jax.jit` training; adding an axis here is all data/FSDP parallelism needs.
+
+  `shape` lists one size per axis; one entry may be -1 (all remaining devices). The batch is split
+  over `batch_axes` (their product must divide the global batch size). Parameters, optimiser state
+  and EMA are replicated unless `fsdp_axis` names a mesh axis, in which case each array's largest
+  dimension divisible by that axis's size is sharded over it (ZeRO-3 style).
+  """
+  c = ml_collections.ConfigDict()
+  c.axis_names = ('data',)
+  c.shape = (-1,)
+  c.batch_axes = ('data',)
+  c.fsdp_axis = ''
+  # Multi-process runs: 'auto' calls jax.distributed.initialize() when the environment shows more
+  # than one process (JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES, SLURM_NTASKS > 1,
+  # OMPI_COMM_WORLD_SIZE > 1, TPU_WORKER_HOSTNAMES with several hosts); 'always' / 'never' force it.
+  c.distributed = 'auto'
+  return c
+
+
+def checkpoint_config():
+  """Orbax checkpointing (owned by checkpoints.py); directories are relative to the workdir."""
+  c = ml_collections.ConfigDict()
+  c.directory = 'checkpoints'       # periodic checkpoints, the latest train.keep_checkpoints kept.
+  c.best_directory = 'checkpoints_best'  # the single best by held-out loss (written at evals).
+  c.keep_best = True
+  c.async_save = True               # write in a background thread while training continues.
+  return c
+
+
+def logging_config():
+  """Where and how a run reports (owned by train.py); paths are relative to the workdir."""
+  c = ml_collections.ConfigDict()
+  c.tensorboard_dir = 'tensorboard'
+  c.metrics_file = 'metrics.jsonl'  # one JSON object per log/eval step, for scripts and tests.
+  c.samples_dir = 'samples'         # samples/step_<N>/<utterance id>.wav
+  c.progress_bar = True             # tqdm on the console (process 0 only).
+  return c
+
+
+def eval_config():
+  """Evaluation and synthesis settings (owned by evaluate.py and synthesize.py)."""
+  c = ml_collections.ConfigDict()
+  c.schedules = '6,25,50,1000'  # comma-separated schedule specs, names or .json paths.
+  c.split = 'heldout'           # 'heldout' (seen speakers) or 'unseen' (held-out speakers).
+  c.max_utterances = 0          # 0: every utterance of the split.
+  c.max_seconds = 0.0           # >0: cut each utterance to at most this many seconds.
+  c.ema = True                  # vocode with the EMA weights.
+  c.seed = 0                    # noise of the reverse diffusion.
+  # Long inputs are vocoded as equal chunks so a sampler compiles once per (steps, chunk shape).
+  c.chunk_frames = 128          # mel frames per chunk (x hop = samples).
+  c.overlap_frames = 8          # frames shared by neighbouring chunks, cross-faded.
+  c.batch_size = 16             # chunks per sampler call.
+  c.files_per_group = 64        # synthesis: files whose chunks are batched together.
+  # LS-MSE frontend: n_fft = win = window_hops * hop, hop / hop_divisor, log(mel + eps).
+  c.ls_mse_window_hops = 4
+  c.ls_mse_hop_divisor = 2
+  c.ls_mse_eps = 1e-5
+  c.mrstft_resolutions = ((512, 128, 512), (1024, 256, 1024), (2048, 512, 2048))  # (n_fft, hop, win)
+  c.pesq = True                 # wideband PESQ at 16 kHz (slow-ish: host C code).
+  c.stoi = True
+  c.write_wavs = True
+  c.write_references = True     # also write the reference audio, for listening side by side.
+  c.wav_subtype = 'PCM_16'      # soundfile subtype of written wavs.
+  c.check_mel_range = True      # synthesis: reject .npy mels that do not look like natural-log mels.
+  return c
+
+
+def search_config():
+  """Noise-schedule search settings (owned by schedule_search.py).
+
+  Candidates are beta_n = m_n * 10^(e_n): exponents spread from exponent_low to exponent_high over
+  the N steps, mantissas from `mantissas`; each is scored by LS-MSE on held-out mel segments.
+  """
+  c = ml_collections.ConfigDict()
+  c.steps = '6'                 # comma-separated step budgets N.
+  c.method = 'coordinate'       # 'grid' (every candidate), 'coordinate' or 'evolution'.
+  c.mantissas = (1, 2, 3, 4, 5, 6, 7, 8, 9)
+  c.exponent_low = -6.0
+  c.exponent_high = -1.0
+  c.round_exponents = True      # integer exponents (10^-3.5 is not on anyone's grid).
+  c.exponent_moves = (0,)       # coordinate/evolution may shift e_n by these; (-1, 0, 1) widens.
+  c.max_candidates = 0          # grid: score a seeded random subset this large; 0 = all.
+  c.chunk_size = 32             # candidates per vmapped sampler call (padded to the device count).
+  c.split = 'heldout'
+  c.num_utterances = 2          # held-out utterances scored per candidate.
+  c.segment_frames = 32         # mel frames cut from each (the loudest segment).
+  c.seed = 0                    # noise shared by every candidate, and the evolution's draws.
+  c.init_mantissa = 1           # coordinate/evolution start: every m_n = this.
+  c.coordinate_max_sweeps = 4
+  c.evolution_population = 16
+  c.evolution_generations = 10
+  c.evolution_elite = 4
+  c.evolution_mutation_rate = 0.3
+  c.table_size = 100            # rows in the ranked table; 0 = every scored candidate.
+  c.compare_named = True        # also score the named schedules of each budget, for reference.
   return c
 
 
@@ -104,4 +275,9 @@ def get_common_config():
   c.sampling = sampling_config()
   c.data = data_config()
   c.train = train_config()
+  c.mesh = mesh_config()
+  c.checkpoint = checkpoint_config()
+  c.logging = logging_config()
+  c.eval = eval_config()
+  c.search = search_config()
   return c

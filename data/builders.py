@@ -1,0 +1,685 @@
+"""TFDS builders for the vocoder's corpora, written as array_record without TensorFlow.
+
+Three sources, picked by `config.data.source`:
+  'fillets':  the embedded default corpus, Debian package fillets-ng-data-cs (Czech voice acting of
+              Fish Fillets). `config.data.dir` is its `sound` folder (`*/cs/*.ogg`). The two fish
+              (files named `^[a-z0-9]+-[mv]-`, 'm' male, 'v' female) give 'train' and 'heldout'; the
+              other characters, resampled to the config's rate, give 'unseen' (files with an 'm'
+              or 'v' name part outside that pattern may be fish too and are left out). Building
+              all 1665 files (94 min) takes about 20 s on 2 idle CPU cores and 0.6 GB of disk.
+  'ljspeech': an LJSpeech-1.1 folder (metadata.csv `id|text|normalized` and wavs/), one speaker.
+  'folder':   any folder of audio files, searched recursively; the speaker id of a file is the
+              directory `config.data.speaker_level` levels above it.
+
+Each example holds one utterance: 'audio' [T] float32 at audio.sample_rate, peak-normalised as
+`audio.load_audio` does and trimmed to T = frames * hop_length samples; 'mel' [frames, n_mels]
+float32, `audio.log_mel_spectrogram` of that whole trimmed utterance; 'speaker' and 'id' strings.
+Examples are stored in utterance-id order (shuffling disabled), so record i of a split is the i-th
+utterance id of that split and `info.metadata['frames'][split][i]` is its frame count. Read them
+with `wavegrad_jax.input_pipeline`, or without this code through
+`tfds.builder_from_directory(<dataset folder>).as_data_source()`.
+
+Where the data go: `<config.data.tfds_dir>/<builder name>/<config name>/<version>/` (builder names
+fillets_speech, ljspeech_folder and audio_folder), e.g.
+`~/tensorflow_datasets/fillets_speech/sr22050-hop256-...-1a2b3c4d5e/1.0.0/`. The config name spells
+out the audio values that shape the stored arrays and ends in a hash of every value that affects
+the stored data (the audio section's frontend values, the source, its folder, the split and subset
+settings), so changing any of them builds a new dataset beside the old one instead of reusing stale
+arrays. Files edited in place under the same folder are not detected: delete the prepared folder.
+
+Splits: 'train', 'heldout' (a deterministic `heldout_fraction` of the training speakers' files,
+chosen by a hash of the utterance id) and 'unseen' (speakers never trained on). A split with no
+utterances is not written; `wavegrad_jax.input_pipeline` presents it as empty.
+
+Unreadable files are logged by path, skipped and counted in a summary printed at the end of the
+build (also kept in `info.metadata['summary']`); a build where no file could be read, or whose
+folder is missing or empty, raises `DataSourceError` naming the folder and what was expected.
+"""
+import collections
+import concurrent.futures
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import pathlib
+import re
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+
+from absl import logging
+from etils import epath
+import jax
+import ml_collections
+import numpy as np
+import tensorflow_datasets as tfds
+from tensorflow_datasets.core import utils as tfds_utils
+
+from wavegrad_jax import audio as audio_lib
+
+# Bump when the stored layout or its computation changes: it is part of every config's hash.
+_FORMAT_VERSION = '1.0.0'
+
+SPLITS = ('train', 'heldout', 'unseen')
+
+_FILLETS_FISH = re.compile(r'^[a-z0-9]+-[mv]-')
+_FILLETS_FISH_SPEAKERS = {'m': 'fish_m', 'v': 'fish_v'}
+
+
+class DataSourceError(ValueError):
+  """The source folder is missing, empty, in the wrong layout, or none of its files can be read."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceFile:
+  """One audio file of a corpus before reading.
+
+  Attributes:
+    uid: utterance id, unique within the corpus.
+    path: the audio file.
+    speaker: speaker id.
+    unseen: True for speakers kept out of training (they go to the 'unseen' split).
+  """
+  uid: str
+  path: str
+  speaker: str
+  unseen: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Utterance:
+  """A readable file assigned to a split, with its trimmed length in frames (x hop = samples)."""
+  uid: str
+  path: str
+  speaker: str
+  split: str
+  frames: int
+
+
+# ----------------------------------------------------------------------------------- config values
+
+
+def stored_audio_values(audio_cfg) -> Dict[str, Any]:
+  """The `audio` config values that change the stored arrays, as plain JSON-able Python values.
+
+  Args:
+    audio_cfg: the `audio` config section.
+  Returns:
+    dict of sample_rate (Hz), n_fft, win_length, hop_length (samples), n_mels, fmin, fmax (Hz),
+    window, power, log_floor, pad_mode and peak_normalize.
+  """
+  fmax = audio_cfg.fmax
+  return {
+      'sample_rate': int(audio_cfg.sample_rate),
+      'n_fft': int(audio_cfg.n_fft),
+      'win_length': int(audio_cfg.win_length),
+      'hop_length': int(audio_cfg.hop_length),
+      'n_mels': int(audio_cfg.n_mels),
+      'fmin': float(audio_cfg.fmin),
+      'fmax': None if fmax is None else float(fmax),
+      'window': audio_cfg.window if isinstance(audio_cfg.window, str) else list(audio_cfg.window),
+      'power': float(audio_cfg.power),
+      'log_floor': float(audio_cfg.log_floor),
+      'pad_mode': str(audio_cfg.pad_mode),
+      'peak_normalize': float(audio_cfg.peak_normalize),
+  }
+
+
+def stored_data_values(data_cfg, audio_cfg) -> Dict[str, Any]:
+  """Every config value that affects the stored dataset (and nothing that does not).
+
+  Args:
+    data_cfg: the `data` config section.
+    audio_cfg: the `audio` config section.
+  Returns:
+    dict with the format version, the source, its folder (absolute), the split and subset settings
+    and `stored_audio_values`.
+  """
+  source = str(data_cfg.source)
+  values = {
+      'format': _FORMAT_VERSION,
+      'source': source,
+      'dir': os.path.abspath(os.path.expanduser(str(data_cfg.dir))),
+      'heldout_fraction': float(data_cfg.heldout_fraction),
+      'max_files': int(data_cfg.max_files),
+      'audio': stored_audio_values(audio_cfg),
+  }
+  if source in ('ljspeech', 'folder'):
+    values['unseen_speakers'] = sorted(str(s) for s in data_cfg.unseen_speakers)
+  if source == 'folder':
+    values['speaker_level'] = int(data_cfg.speaker_level)
+    values['extensions'] = sorted(e.lower().lstrip('.') for e in data_cfg.extensions)
+  return values
+
+
+def _name_part(value) -> str:
+  text = f'{value:g}' if isinstance(value, float) else str(value)
+  return re.sub(r'[^a-zA-Z0-9.+-]+', '', text)
+
+
+def config_name(values: Dict[str, Any]) -> str:
+  """A readable, unique TFDS config name for `stored_data_values` output.
+
+  Args:
+    values: the dict `stored_data_values` returns.
+  Returns:
+    e.g. 'sr22050-hop256-fft1024-win1024-hann-mel80-f0-11025-pow1-floor1e-05-<10 hex digits>'; the
+    hash covers every value, including those not spelled out.
+  """
+  a = values['audio']
+  digest = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:10]
+  fmax = 'nyq' if a['fmax'] is None else _name_part(a['fmax'])
+  parts = [f"sr{a['sample_rate']}", f"hop{a['hop_length']}", f"fft{a['n_fft']}",
+           f"win{a['win_length']}", _name_part(a['window']), f"mel{a['n_mels']}",
+           f"f{_name_part(a['fmin'])}", fmax, f"pow{_name_part(a['power'])}",
+           f"floor{_name_part(a['log_floor'])}", digest]
+  return '-'.join(parts)
+
+
+# ------------------------------------------------------------------------------------ file listing
+
+
+def list_fillets_files(folder: str) -> Tuple[List[SourceFile], Dict[str, str]]:
+  """Lists the Fish Fillets Czech speech files (`<level>/cs/*.ogg`) under the `sound` folder.
+
+  Files whose names mark another character go to 'unseen' with a speaker id made of the level and
+  the name's character prefix. Files that carry an 'm' or 'v' name part outside the fish pattern
+  (e.g. 'hanoi/cs/m-bude.ogg', 'fdto/cs/agenti-m.ogg') are probably the fish speaking in other
+  naming schemes, so they are left out rather than risk fish voices in 'unseen'.
+
+  Args:
+    folder: the package's `sound` folder, e.g. /usr/share/games/fillets-ng/sound.
+  Returns:
+    (files sorted by id, {path: reason} of files left out).
+  Raises:
+    DataSourceError: the folder is missing or holds no `*/cs/*.ogg`.
+  """
+  root = pathlib.Path(folder)
+  hint = ('install the Debian package fillets-ng-data-cs (apt-get install fillets-ng-data-cs) or '
+          'pass --config.data.dir=<its fillets-ng/sound folder>')
+  if not root.is_dir():
+    raise DataSourceError(f'Fillets sound folder {folder} does not exist; {hint}')
+  paths = sorted(root.glob('*/cs/*.ogg'))
+  if not paths:
+    raise DataSourceError(f'Fillets sound folder {folder} has no <level>/cs/*.ogg files; {hint}')
+  files, left_out = [], {}
+  for path in paths:
+    level, stem = path.parent.parent.name, path.stem
+    uid = f'{level}/{stem}'
+    fish = _FILLETS_FISH.match(stem)
+    if fish:
+      speaker = _FILLETS_FISH_SPEAKERS[stem.split('-')[1]]
+      files.append(SourceFile(uid, str(path), speaker, unseen=False))
+      continue
+    tokens = stem.split('-')
+    if {'m', 'v'} & set(tokens[:-1] + tokens[1:]):
+      left_out[str(path)] = 'may be a fish voice outside the fish naming pattern'
+      continue
+    character = '-'.join(tokens[:-1]) if len(tokens) > 1 else re.sub(r'[0-9]+$', '', stem)
+    files.append(SourceFile(uid, str(path), f'{level}/{character or stem}', unseen=True))
+  return files, left_out
+
+
+def list_ljspeech_files(folder: str, unseen_speakers: Sequence[str] = ()) -> List[SourceFile]:
+  """Lists an LJSpeech-1.1 folder: metadata.csv (`id|text|normalized`, no header) and wavs/.
+
+  Quotes in metadata.csv are literal text, so lines are split on '|' rather than parsed as CSV.
+  Ids listed whose wav is missing are kept: reading them fails and is reported like any bad file.
+
+  Args:
+    folder: the LJSpeech-1.1 folder.
+    unseen_speakers: speaker ids for 'unseen'; LJSpeech has one speaker, 'ljspeech'.
+  Returns:
+    files sorted by id, all with speaker 'ljspeech'.
+  Raises:
+    DataSourceError: the folder or its metadata.csv is missing, or metadata.csv lists no ids.
+  """
+  hint = 'pass --config.data.dir=<path to LJSpeech-1.1>'
+  root = pathlib.Path(folder)
+  if not root.is_dir():
+    raise DataSourceError(f'LJSpeech folder {folder} does not exist; {hint}')
+  metadata = root / 'metadata.csv'
+  if not metadata.is_file():
+    raise DataSourceError(f'LJSpeech folder {folder} has no metadata.csv; {hint}')
+  uids = []
+  for line in metadata.read_text(encoding='utf-8').splitlines():
+    uid = line.split('|', 1)[0].strip()
+    if uid:
+      uids.append(uid)
+  if not uids:
+    raise DataSourceError(f'LJSpeech metadata {metadata} lists no utterances; {hint}')
+  if len(set(uids)) != len(uids):
+    dupes = sorted(u for u, n in collections.Counter(uids).items() if n > 1)
+    raise DataSourceError(f'LJSpeech metadata {metadata} repeats ids {dupes[:10]}')
+  unseen = 'ljspeech' in set(unseen_speakers)
+  return [SourceFile(u, str(root / 'wavs' / f'{u}.wav'), 'ljspeech', unseen) for u in sorted(uids)]
+
+
+def list_folder_files(folder: str, extensions: Sequence[str], speaker_level: int = 1,
+                      unseen_speakers: Sequence[str] = ()) -> List[SourceFile]:
+  """Lists every audio file under `folder`, recursively.
+
+  Args:
+    folder: the corpus folder.
+    extensions: file name endings without the dot, matched case-insensitively, e.g. ('wav',).
+    speaker_level: the speaker id is the directory this many levels above the file (1: its parent,
+      as in VCTK's pXXX/; 2: the grandparent, as in LibriTTS's <speaker>/<chapter>/); files too
+      close to the root get the root folder's name.
+    unseen_speakers: speaker ids kept out of training, written to 'unseen'.
+  Returns:
+    files sorted by id; the id is the path relative to `folder`, extension included.
+  Raises:
+    DataSourceError: the folder is missing or holds no file with one of `extensions`.
+  """
+  root = pathlib.Path(folder)
+  wanted = {('.' + e.lower().lstrip('.')) for e in extensions}
+  hint = (f'pass --config.data.dir=<a folder of {"/".join(sorted(wanted))} files> '
+          '(searched recursively)')
+  if not root.is_dir():
+    raise DataSourceError(f'Audio folder {folder} does not exist; {hint}')
+  paths = sorted(p for p in root.rglob('*') if p.suffix.lower() in wanted and p.is_file())
+  if not paths:
+    raise DataSourceError(f'Audio folder {folder} holds no {"/".join(sorted(wanted))} files; '
+                          f'{hint}')
+  unseen = set(unseen_speakers)
+  files = []
+  for path in paths:
+    rel = path.relative_to(root)
+    dirs = rel.parts[:-1]
+    speaker = dirs[-speaker_level] if 0 < speaker_level <= len(dirs) else root.name
+    files.append(SourceFile(rel.as_posix(), str(path), speaker, speaker in unseen))
+  return files
+
+
+def list_source_files(data_cfg) -> Tuple[List[SourceFile], Dict[str, str]]:
+  """Lists the files of the source `data_cfg.source` in `data_cfg.dir`.
+
+  Args:
+    data_cfg: the `data` config section.
+  Returns:
+    (files sorted by id, {path: reason} of files the layout rules leave out).
+  Raises:
+    DataSourceError: the folder is missing or empty, or the source is unknown.
+  """
+  folder = os.path.expanduser(str(data_cfg.dir))
+  source = str(data_cfg.source)
+  if source == 'fillets':
+    return list_fillets_files(folder)
+  if source == 'ljspeech':
+    return list_ljspeech_files(folder, data_cfg.unseen_speakers), {}
+  if source == 'folder':
+    return list_folder_files(folder, data_cfg.extensions, int(data_cfg.speaker_level),
+                             data_cfg.unseen_speakers), {}
+  raise DataSourceError(f"config.data.source must be 'fillets', 'ljspeech' or 'folder', "
+                        f'got {source!r}')
+
+
+def _unit_hash(salt: str, uid: str) -> float:
+  """A stable pseudo-random number in [0, 1) for an id (Python's hash() varies per process)."""
+  digest = hashlib.sha256(f'{salt}:{uid}'.encode()).digest()
+  return int.from_bytes(digest[:8], 'big') / 2.0**64
+
+
+def is_heldout(uid: str, heldout_fraction: float) -> bool:
+  """Whether a training speaker's utterance `uid` belongs to 'heldout' (same on every machine)."""
+  return _unit_hash('heldout', uid) < heldout_fraction
+
+
+def subset_files(files: Sequence[SourceFile], max_files: int) -> List[SourceFile]:
+  """At most `max_files` of the training-speaker files and as many unseen ones (0: all).
+
+  The subset is the files with the smallest hash of their id (salted apart from the held-out
+  hash), so it spreads across levels and speakers instead of taking the first folder.
+
+  Args:
+    files: files sorted by id.
+    max_files: cap per pool (training speakers, unseen speakers); 0 keeps everything.
+  Returns:
+    the kept files, sorted by id.
+  """
+  if max_files <= 0:
+    return list(files)
+  kept = []
+  for unseen in (False, True):
+    pool = [f for f in files if f.unseen == unseen]
+    kept += sorted(pool, key=lambda f: _unit_hash('subset', f.uid))[:max_files]
+  return sorted(kept, key=lambda f: f.uid)
+
+
+# ----------------------------------------------------------------------------------- audio and mel
+
+
+def _load_trimmed(path: str, audio_cfg) -> np.ndarray:
+  """`load_audio_for_config`, cut to whole frames: [frames * hop_length] float32."""
+  samples = audio_lib.load_audio_for_config(path, audio_cfg)
+  hop = int(audio_cfg.hop_length)
+  return samples[:(samples.shape[0] // hop) * hop]
+
+
+def make_mel_fn(audio_cfg):
+  """The jitted frontend for builds: [rows, L] float32 -> [rows, L // hop, n_mels] float32.
+
+  Args:
+    audio_cfg: the `audio` config section; frozen here so later edits cannot reach the trace.
+  Returns:
+    a jitted function; it compiles once per input shape.
+  """
+  frozen = ml_collections.FrozenConfigDict(audio_cfg)
+  return jax.jit(functools.partial(audio_lib.log_mel_spectrogram, audio_cfg=frozen))
+
+
+def batched_log_mels(waveforms: Sequence[np.ndarray], audio_cfg, mel_fn, batch_samples: int,
+                     window_frames: int) -> List[np.ndarray]:
+  """`audio.log_mel_spectrogram` of each whole waveform, computed as batches of equal windows.
+
+  Every waveform is padded at both ends as the STFT's centring pad does (`audio_cfg.pad_mode`), by
+  c = ceil(n_fft / 2 / hop) frames, and cut into windows of window_frames + 2c frames that step by
+  window_frames. Frames c .. c + window_frames - 1 of a window's log-mel read only samples inside
+  the window, the same samples the frame reads in the whole-utterance STFT, so they are that STFT's
+  frames; the context frames and the frames past each waveform's end are dropped. All windows have
+  one shape, so a build compiles the frontend once whatever the utterance lengths.
+
+  Args:
+    waveforms: [T_i] float32 arrays with T_i a positive multiple of hop_length.
+    audio_cfg: the `audio` config section.
+    mel_fn: `make_mel_fn(audio_cfg)`.
+    batch_samples: samples per jitted call (windows x window length); bounds memory.
+    window_frames: output frames per window (x hop_length = samples).
+  Returns:
+    [T_i // hop_length, n_mels] float32 per waveform, in input order.
+  """
+  hop = int(audio_cfg.hop_length)
+  context = -(-(int(audio_cfg.n_fft) // 2) // hop)
+  length = (window_frames + 2 * context) * hop
+  windows, owners = [], []
+  for i, w in enumerate(waveforms):
+    frames = w.shape[0] // hop
+    count = -(-frames // window_frames)
+    padded = np.pad(w, (context * hop,) * 2, mode=audio_cfg.pad_mode)
+    # Zeros past the end pad fill the last window; only frames past the waveform's end read them.
+    padded = np.pad(padded, (0, count * window_frames * hop + 2 * context * hop - padded.shape[0]))
+    for j in range(count):
+      windows.append(padded[j * window_frames * hop:j * window_frames * hop + length])
+      owners.append(i)
+  rows = max(1, batch_samples // length)
+  pieces = [[] for _ in waveforms]
+  for start in range(0, len(windows), rows):
+    batch = np.zeros((rows, length), np.float32)  # a fixed row count: one compiled shape.
+    chunk = windows[start:start + rows]
+    batch[:len(chunk)] = chunk
+    out = np.asarray(mel_fn(batch))[:len(chunk), context:context + window_frames]
+    for r in range(len(chunk)):
+      pieces[owners[start + r]].append(out[r])
+  return [np.concatenate(p)[:w.shape[0] // hop] for p, w in zip(pieces, waveforms)]
+
+
+# -------------------------------------------------------------------------------------- the plan
+
+
+@dataclasses.dataclass
+class BuildPlan:
+  """What a build will write, decided by reading every listed file once.
+
+  Attributes:
+    folder: the source folder.
+    utterances: per split, the readable utterances sorted by id.
+    summary: JSON-able counts and the paths of skipped files.
+  """
+  folder: str
+  utterances: Dict[str, List[Utterance]]
+  summary: Dict[str, Any]
+
+  def summary_text(self) -> str:
+    """One paragraph for people: files read, skipped (with paths), and what each split holds."""
+    s = self.summary
+    unreadable, short, left_out = s['unreadable'], s['too_short'], s['left_out']
+    text = (f"{s['source']} corpus {self.folder}: {s['files_read']} files read, "
+            f'{len(unreadable)} skipped as unreadable')
+    text += f': {sorted(unreadable)}' if unreadable else ''
+    if short:
+      text += f", {len(short)} skipped as shorter than one hop ({s['hop_length']} samples): {short}"
+    if left_out:
+      examples = sorted(left_out)[:3]
+      text += (f', {len(left_out)} left out by the layout rules (e.g. {examples}: '
+               f'{left_out[examples[0]]})')
+    splits = ', '.join(f"{k} {s['utterances'][k]} utterances ({s['seconds'][k] / 60:.1f} min)"
+                       for k in SPLITS)
+    return f'{text}. {splits}.'
+
+
+def make_plan(data_cfg, audio_cfg) -> BuildPlan:
+  """Lists the source, reads every file once, and assigns the readable ones to splits.
+
+  Unreadable files are logged (absl warning, by path) and counted, never fatal on their own.
+
+  Args:
+    data_cfg: the `data` config section.
+    audio_cfg: the `audio` config section.
+  Returns:
+    the plan.
+  Raises:
+    DataSourceError: the folder is missing or empty, no file could be read, or no readable file
+      is left for 'train'.
+  """
+  folder = os.path.expanduser(str(data_cfg.dir))
+  listed, left_out = list_source_files(data_cfg)
+  files = subset_files(listed, int(data_cfg.max_files))
+  hop = int(audio_cfg.hop_length)
+  unreadable, too_short = {}, []
+  utterances = {k: [] for k in SPLITS}
+
+  def frames_of(f):
+    try:
+      return _load_trimmed(f.path, audio_cfg).shape[0] // hop
+    except audio_lib.AudioLoadError as e:
+      return e
+    except Exception as e:  # pylint: disable=broad-except
+      # A decoder failing some other way is still one bad file, not a reason to stop the build.
+      return audio_lib.AudioLoadError(f'{f.path}: {type(e).__name__}: {e}')
+
+  with concurrent.futures.ThreadPoolExecutor(max(1, int(data_cfg.build_threads))) as pool:
+    for f, frames in zip(files, pool.map(frames_of, files)):
+      if isinstance(frames, Exception):
+        logging.warning('Skipping unreadable audio file %s: %s', f.path, frames)
+        unreadable[f.path] = str(frames)
+      elif frames < 1:
+        logging.warning('Skipping %s: shorter than one hop (%d samples)', f.path, hop)
+        too_short.append(f.path)
+      else:
+        split = ('unseen' if f.unseen else
+                 'heldout' if is_heldout(f.uid, float(data_cfg.heldout_fraction)) else 'train')
+        utterances[split].append(Utterance(f.uid, f.path, f.speaker, split, frames))
+
+  read = len(files) - len(unreadable)
+  if read == 0:
+    raise DataSourceError(
+        f'None of the {len(files)} audio files of the {data_cfg.source} corpus in {folder} could '
+        f'be read (e.g. {next(iter(unreadable.values()))}); expected readable '
+        'wav/flac/ogg audio files: check config.data.dir and config.data.source')
+  if not utterances['train']:
+    raise DataSourceError(
+        f'The {data_cfg.source} corpus in {folder} leaves no utterance for training '
+        f'({read} files read, {len(too_short)} too short, heldout_fraction '
+        f'{data_cfg.heldout_fraction}, unseen speakers {list(data_cfg.unseen_speakers)}); '
+        'lower config.data.heldout_fraction or list fewer config.data.unseen_speakers')
+  sample_rate = int(audio_cfg.sample_rate)
+  summary = {
+      'source': str(data_cfg.source),
+      'folder': folder,
+      'hop_length': hop,
+      'files_listed': len(listed),
+      'files_selected': len(files),
+      'files_read': read,
+      'unreadable': unreadable,
+      'too_short': too_short,
+      'left_out': left_out,
+      'utterances': {k: len(v) for k, v in utterances.items()},
+      'seconds': {k: sum(u.frames for u in v) * hop / sample_rate for k, v in utterances.items()},
+  }
+  return BuildPlan(folder, utterances, summary)
+
+
+# ---------------------------------------------------------------------------------------- builders
+
+
+@dataclasses.dataclass(eq=False)
+class SpeechBuilderConfig(tfds.core.BuilderConfig):
+  """A builder config whose name encodes `values` (from `stored_data_values`)."""
+  values: Dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+class _SpeechBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+  """Shared logic of the three sources; see the module docstring."""
+
+  VERSION = tfds.core.Version(_FORMAT_VERSION)
+  RELEASE_NOTES = {'1.0.0': 'audio, log-mel, speaker and id per utterance, in id order.'}
+
+  @tfds_utils.classproperty
+  @classmethod
+  def code_path(cls) -> epath.Path:
+    # TFDS's own lookup probes the `importlib_resources` backport, which is not installed.
+    return epath.Path(__file__)
+
+  def __init__(self, *, data_cfg, audio_cfg, plan: Optional[BuildPlan] = None, **kwargs):
+    """Opens (or gets ready to build) the dataset of `data_cfg` and `audio_cfg`.
+
+    Args:
+      data_cfg: the `data` config section.
+      audio_cfg: the `audio` config section.
+      plan: a `make_plan` result to build from; made on demand when None.
+      **kwargs: passed to `tfds.core.GeneratorBasedBuilder` (data_dir, file_format).
+    """
+    self._data_cfg = data_cfg
+    self._audio_cfg = audio_cfg
+    self._plan = plan
+    values = stored_data_values(data_cfg, audio_cfg)
+    config = SpeechBuilderConfig(name=config_name(values), version=_FORMAT_VERSION,
+                                 description=json.dumps(values, sort_keys=True), values=values)
+    super().__init__(config=config, **kwargs)
+
+  def _create_builder_config(self, builder_config, version):
+    # Every config here is made from the run's config, never from a registered list; TFDS would
+    # log a warning with the whole config on each open for such "custom" configs.
+    if isinstance(builder_config, SpeechBuilderConfig):
+      return builder_config
+    return super()._create_builder_config(builder_config, version)
+
+  def is_built(self) -> bool:
+    """Whether the dataset is fully written (TFDS renames it into place only when complete)."""
+    return os.path.isfile(os.path.join(self.data_dir, 'dataset_info.json'))
+
+  @property
+  def plan(self) -> BuildPlan:
+    """The build plan (reads every source file the first time)."""
+    if self._plan is None:
+      self._plan = make_plan(self._data_cfg, self._audio_cfg)
+    return self._plan
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    n_mels = int(self._audio_cfg.n_mels)
+    raw = tfds.features.Encoding.BYTES  # raw float32 bytes: fastest to write and to read back.
+    return tfds.core.DatasetInfo(
+        builder=self,
+        description=(__doc__ or '').split('\n', 1)[0],
+        features=tfds.features.FeaturesDict({
+            'id': tfds.features.Text(),
+            'speaker': tfds.features.Text(),
+            'audio': tfds.features.Tensor(shape=(None,), dtype=np.float32, encoding=raw),
+            'mel': tfds.features.Tensor(shape=(None, n_mels), dtype=np.float32, encoding=raw),
+        }),
+        metadata=tfds.core.MetadataDict(),
+        # Id order makes record i predictable (metadata frames, fixed held-out examples).
+        disable_shuffling=True,
+    )
+
+  def _split_generators(self, dl_manager):
+    del dl_manager  # Nothing to download: the source is a local folder.
+    plan = self.plan
+    self.info.metadata['summary'] = plan.summary
+    self.info.metadata['frames'] = {k: [u.frames for u in v] for k, v in plan.utterances.items()}
+    # TFDS cannot write an empty split; readers treat an absent split as empty.
+    return {k: self._generate_examples(v) for k, v in plan.utterances.items() if v}
+
+  def _generate_examples(self, utterances: Sequence[Utterance]) -> Iterator[Tuple[str, dict]]:
+    cfg, audio_cfg = self._data_cfg, self._audio_cfg
+    hop = int(audio_cfg.hop_length)
+    mel_fn = make_mel_fn(audio_cfg)
+    chunk_samples = int(cfg.build_chunk_samples)
+    with concurrent.futures.ThreadPoolExecutor(max(1, int(cfg.build_threads))) as pool:
+      start = 0
+      while start < len(utterances):
+        # Loading a chunk of files at once fills the mel batches with many windows.
+        stop, total = start, 0
+        while stop < len(utterances) and (stop == start or total < chunk_samples):
+          total += utterances[stop].frames * hop
+          stop += 1
+        chunk = utterances[start:stop]
+        waves = list(pool.map(lambda u: _load_trimmed(u.path, audio_cfg), chunk))
+        for u, w in zip(chunk, waves):
+          if w.shape[0] != u.frames * hop:
+            raise DataSourceError(f'{u.path} changed while the dataset was being built '
+                                  f'({u.frames * hop} samples, now {w.shape[0]}); build again')
+        mels = batched_log_mels(waves, audio_cfg, mel_fn, int(cfg.mel_batch_samples),
+                                int(cfg.mel_window_frames))
+        for u, w, m in zip(chunk, waves, mels):
+          yield u.uid, {'id': u.uid, 'speaker': u.speaker, 'audio': w, 'mel': m}
+        start = stop
+
+
+class FilletsSpeech(_SpeechBuilder):
+  """Fish Fillets Czech voice acting (Debian fillets-ng-data-cs): two fish + other characters."""
+
+
+class LjspeechFolder(_SpeechBuilder):
+  """An LJSpeech-1.1 folder on disk (metadata.csv + wavs/), read without TensorFlow."""
+
+
+class AudioFolder(_SpeechBuilder):
+  """Any folder of wav/flac/ogg files, searched recursively."""
+
+
+_BUILDERS = {'fillets': FilletsSpeech, 'ljspeech': LjspeechFolder, 'folder': AudioFolder}
+
+
+def make_builder(data_cfg, audio_cfg) -> _SpeechBuilder:
+  """The builder for `data_cfg.source`, rooted at `data_cfg.tfds_dir`; builds nothing.
+
+  Args:
+    data_cfg: the `data` config section.
+    audio_cfg: the `audio` config section.
+  Returns:
+    a builder whose `is_built()` says whether the data are already there.
+  Raises:
+    DataSourceError: the source is unknown.
+  """
+  source = str(data_cfg.source)
+  if source not in _BUILDERS:
+    raise DataSourceError(f"config.data.source must be one of {sorted(_BUILDERS)}, got {source!r}")
+  return _BUILDERS[source](data_cfg=data_cfg, audio_cfg=audio_cfg,
+                           data_dir=os.path.expanduser(str(data_cfg.tfds_dir)),
+                           file_format='array_record')
+
+
+def prepare(data_cfg, audio_cfg) -> _SpeechBuilder:
+  """Builds the dataset if it is not there yet; prints the build summary when it builds.
+
+  Args:
+    data_cfg: the `data` config section.
+    audio_cfg: the `audio` config section.
+  Returns:
+    a prepared builder (`builder.as_data_source()` opens its splits).
+  Raises:
+    DataSourceError: the source folder is missing or empty, or none of its files can be read.
+  """
+  builder = make_builder(data_cfg, audio_cfg)
+  if builder.is_built():
+    return builder
+  # Listing and reading first raises folder errors before TFDS creates any directory.
+  plan = builder.plan
+  logging.info('Building %s into %s', builder.name, builder.data_dir)
+  builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+  text = plan.summary_text()
+  logging.info('%s', text)
+  print(text, flush=True)
+  # A fresh builder reads the info (splits, metadata) back from what was written.
+  return make_builder(data_cfg, audio_cfg)

@@ -1,0 +1,69 @@
+r"""Evaluates a training run's checkpoint: vocodes held-out utterances with several schedules.
+
+Writes <output_dir>/metrics.json (mean LS-MSE, MR-STFT, mel L1, PESQ, STOI, RTF per schedule),
+per_utterance.jsonl, TensorBoard scalars in tb/ and the wavs in wavs/<schedule>/.
+
+  python -m experiments.evaluate --workdir=runs/tiny
+  python -m experiments.evaluate --workdir=runs/tiny --schedules=6,25,50,1000 --split=unseen \
+      --max_utterances=8
+  python -m experiments.evaluate --workdir=runs/tiny --step=best \
+      --schedules=runs/tiny/search/best_N6.json,6
+  python -m experiments.evaluate --workdir=runs/tiny --config=experiments/configs/tiny.py \
+      --config.eval.chunk_frames=64 --config.eval.pesq=False
+
+The model, frontend and data come from the checkpoint; --config (optional) only supplies the
+sampling / eval / search sections.
+"""
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from experiments.configs import common
+from wavegrad_jax import evaluate
+from wavegrad_jax import model as model_lib
+from wavegrad_jax import sampling
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string('workdir', None, 'Training run directory holding the checkpoints.')
+flags.DEFINE_string('step', '', "Checkpoint step: '' for the latest, 'best', or a number.")
+flags.DEFINE_bool('ema', None, 'Use the EMA weights (default: config.eval.ema, True).')
+flags.DEFINE_string('schedules', None, "Comma-separated schedules ('6,25,50,1000', names, "
+                    "'linear:..', .json paths; use ';' between them if one is 'list:a,b').")
+flags.DEFINE_enum('split', None, ['heldout', 'unseen'],
+                  'Held-out split (default config.eval.split).')
+flags.DEFINE_integer('max_utterances', None, 'At most this many utterances (0: all).')
+flags.DEFINE_float('max_seconds', None, 'Cut each utterance to at most this many seconds '
+                   '(0: whole).')
+flags.DEFINE_string('output_dir', None, 'Default: <workdir>/eval/step_<step>.')
+config_flags.DEFINE_config_file('config', None, 'Optional experiment config whose sampling / eval '
+                                '/ search sections replace the checkpoint\'s.', lock_config=False)
+flags.mark_flag_as_required('workdir')
+
+
+def main(argv):
+  del argv
+  from wavegrad_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+  params, config, step = evaluate.load_for_inference(
+      FLAGS.workdir, common.get_common_config(), FLAGS.step, FLAGS.ema, FLAGS.config)
+  e = config.eval
+  for name in ('schedules', 'split', 'max_utterances', 'max_seconds'):
+    if getattr(FLAGS, name) is not None:
+      e[name] = getattr(FLAGS, name)
+  utterances = input_pipeline.heldout_utterances(
+      config, split=e.split, max_count=int(e.max_utterances) or None,
+      max_seconds=float(e.max_seconds) or None)
+  schedule_list = evaluate.parse_schedule_list(e.schedules, config.sampling.named_schedules)
+  output_dir = FLAGS.output_dir or evaluate.default_output_dir(FLAGS.workdir, step)
+  logging.info('step %s, %d %s utterances, schedules %s -> %s', step, len(utterances), e.split,
+               [n for n, _ in schedule_list], output_dir)
+  model = model_lib.build_model(config)
+  results = evaluate.evaluate_utterances(
+      sampling.model_eps_fn(model), params, config, utterances, schedule_list,
+      evaluate.evaluation_rng(config), output_dir=output_dir, step=step)
+  print(evaluate.format_table(results))
+  print(f'wrote {output_dir}/metrics.json')
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,86 @@
+r"""Searches inference noise schedules for one or more step budgets, scored by LS-MSE.
+
+  python -m experiments.search_schedules --workdir=runs/tiny --steps=6
+  python -m experiments.search_schedules --workdir=runs/tiny --steps=3,6 --method=evolution
+  python -m experiments.search_schedules --workdir=runs/tiny --steps=6 \
+      --config=experiments/configs/tiny.py --config.search.method=grid \
+      --config.search.max_candidates=2000 --config.search.chunk_size=64
+
+Writes to <output_dir> (default <workdir>/search): candidates_N<N>.jsonl (every score as it is
+made: rerun the same command after a kill and nothing is scored twice), ranked_N<N>.csv/.json,
+best_N<N>.json (pass it to evaluate --schedules or synthesize --schedule), summary.json and, for
+several budgets, best_score_vs_steps.png. Candidates are sharded over every local device.
+"""
+from absl import app
+from absl import flags
+from absl import logging
+import jax
+from ml_collections import config_flags
+import numpy as np
+
+from experiments.configs import common
+from wavegrad_jax import evaluate
+from wavegrad_jax import model as model_lib
+from wavegrad_jax import sampling
+from wavegrad_jax import schedule_search
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string('workdir', None, 'Training run directory holding the checkpoints.')
+flags.DEFINE_string('steps', None, "Comma-separated step budgets, e.g. '3,6' "
+                    '(default config.search.steps).')
+flags.DEFINE_enum('method', None, list(schedule_search.METHODS),
+                  'Search method (default config.search.method).')
+flags.DEFINE_string('output_dir', None, 'Default: <workdir>/search.')
+flags.DEFINE_string('step', '', "Checkpoint step: '' for the latest, 'best', or a number.")
+flags.DEFINE_bool('ema', None, 'Use the EMA weights (default: config.eval.ema, True).')
+config_flags.DEFINE_config_file('config', None, 'Optional experiment config whose sampling / eval '
+                                '/ search sections replace the checkpoint\'s.', lock_config=False)
+flags.mark_flag_as_required('workdir')
+
+
+def main(argv):
+  del argv
+  from wavegrad_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+  params, config, step = evaluate.load_for_inference(
+      FLAGS.workdir, common.get_common_config(), FLAGS.step, FLAGS.ema, FLAGS.config)
+  s = config.search
+  if FLAGS.steps is not None:
+    s.steps = FLAGS.steps
+  if FLAGS.method is not None:
+    s.method = FLAGS.method
+  steps = [int(n) for n in str(s.steps).split(',') if n.strip()]
+  utterances = input_pipeline.heldout_utterances(config, split=s.split,
+                                                 max_count=int(s.num_utterances))
+  hop = int(config.audio.hop_length)
+  mels, refs, ids = schedule_search.search_segments(
+      utterances, int(s.num_utterances), int(s.segment_frames), hop,
+      float(np.log(config.audio.log_floor)))
+  model = model_lib.build_model(config)
+  rng = jax.random.PRNGKey(int(s.seed))
+  scorer = schedule_search.make_ls_mse_scorer(sampling.model_eps_fn(model), params, mels, refs,
+                                              rng, config)
+  # Everything a score depends on: a results file with another fingerprint is not resumed.
+  fingerprint = dict(step=step, ema=bool(config.eval.ema), split=s.split, utterances=ids,
+                     segment_frames=int(s.segment_frames), seed=int(s.seed),
+                     sampling={k: v for k, v in config.sampling.to_dict().items()
+                               if k not in ('schedule', 'named_schedules')},
+                     ls_mse=[int(config.eval.ls_mse_window_hops),
+                             int(config.eval.ls_mse_hop_divisor), float(config.eval.ls_mse_eps)])
+  output_dir = FLAGS.output_dir or f'{FLAGS.workdir}/search'
+  logging.info('searching %s steps with %s on %d devices, %d segments of %d frames -> %s', steps,
+               s.method, jax.device_count(), len(ids), s.segment_frames, output_dir)
+  out = schedule_search.search_budgets(scorer, steps, s, output_dir, fingerprint=fingerprint,
+                                       named=config.sampling.named_schedules.to_dict())
+  for r in out['budgets']:
+    named = ', '.join(f'{k}: {v:.4g}' for k, v in r['named_scores'].items() if v is not None)
+    best = 'none finite' if r['best_score'] is None else f'{r["best_score"]:.4g}'
+    print(f'N={r["num_steps"]} {r["method"]}: best LS-MSE {best} with betas '
+          f'{["%.3g" % b for b in r["best_betas"]]} ({r["scorings"]} scored, {r["reused"]} '
+          f'reused from earlier scores){"; named " + named if named else ""}')
+    print(f'  -> {r["paths"]["best"]}')
+  if out['plot']:
+    print(f'plot: {out["plot"]}')
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,296 @@
+"""Tests of the TFDS builders (data/builders.py) and the input pipeline; about 20 s on 2 cores."""
+import logging
+import os
+import pathlib
+
+import jax
+import numpy as np
+import pytest
+import soundfile
+
+from data import builders
+from experiments.configs import tiny
+from wavegrad_jax import audio
+from wavegrad_jax import input_pipeline
+
+_FILLETS = '/usr/share/games/fillets-ng/sound'
+
+
+def _voice(seconds, rate, f0, seed):
+  """A harmonic tone with a gliding pitch and a syllable-like envelope: [seconds * rate]."""
+  rng = np.random.default_rng(seed)
+  t = np.arange(int(seconds * rate)) / rate
+  phase = 2 * np.pi * np.cumsum(f0 * (1 + 0.1 * np.sin(2 * np.pi * 1.5 * t))) / rate
+  tone = sum(np.sin(k * phase) / k for k in range(1, 8))
+  envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 3 * t) ** 2
+  return (0.3 * tone * envelope + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+def _config(tfds_dir, source, folder, **data):
+  c = tiny.get_config()
+  c.data.source = source
+  c.data.dir = str(folder)
+  c.data.tfds_dir = str(tfds_dir)
+  c.data.segment_frames = 16
+  c.data.build_threads = 1
+  c.data.read_threads = 2
+  c.train.batch_size = 4
+  for key, value in data.items():
+    c.data[key] = value
+  return c
+
+
+@pytest.fixture(scope='module')
+def folder_corpus(tmp_path_factory):
+  """A recursive folder of wav/flac/ogg files: speakers spk_a and spk_b train, spk_c unseen."""
+  root = tmp_path_factory.mktemp('corpus')
+  lengths = {'spk_a': (0.7, 1.3, 0.9, 2.1, 0.05, 1.0), 'spk_b': (1.1, 0.6, 1.7, 0.8, 1.2, 0.4),
+             'spk_c': (0.9, 1.4)}
+  for s, (speaker, seconds) in enumerate(sorted(lengths.items())):
+    (root / speaker).mkdir()
+    for i, length in enumerate(seconds):
+      rate = 16000 if i == 1 else 22050  # one resampled file per speaker.
+      fmt = {2: 'flac', 3: 'ogg'}.get(i, 'wav')
+      soundfile.write(str(root / speaker / f'utt{i}.{fmt}'), _voice(length, rate, 110 + 60 * s, i),
+                      rate)
+  # Shorter than one hop: can have no mel frame, so it is skipped and counted.
+  soundfile.write(str(root / 'spk_a' / 'click.wav'), _voice(0.004, 22050, 200, 9), 22050)
+  config = _config(tmp_path_factory.mktemp('tfds'), 'folder', root, heldout_fraction=0.3,
+                   unseen_speakers=('spk_c',))
+  splits = input_pipeline.prepare_dataset(config)
+  return config, splits
+
+
+def test_shapes_dtypes_and_determinism(folder_corpus):
+  config, splits = folder_corpus
+  batches = input_pipeline.TrainBatches(config, splits=splits)
+  first = batches.batch(3)
+  hop, frames = config.audio.hop_length, config.data.segment_frames
+  assert set(first) == {'audio', 'mel'}
+  assert first['audio'].shape == (4, frames * hop) and first['audio'].dtype == np.float32
+  assert first['mel'].shape == (4, frames, config.audio.n_mels) and first['mel'].dtype == np.float32
+  again = input_pipeline.TrainBatches(config, splits=splits).batch(3)  # a "resumed" run.
+  for key in first:
+    np.testing.assert_array_equal(first[key], again[key])
+    np.testing.assert_array_equal(first[key], batches.batch(3)[key])
+  assert not np.array_equal(first['audio'], batches.batch(4)['audio'])
+  config.data.shuffle_seed = 1
+  try:
+    other_seed = input_pipeline.TrainBatches(config, splits=splits).batch(3)
+  finally:
+    config.data.shuffle_seed = 0
+  assert not np.array_equal(first['audio'], other_seed['audio'])
+
+
+def test_host_shards_concatenate_to_global_batch(folder_corpus):
+  config, splits = folder_corpus
+  whole = input_pipeline.TrainBatches(config, splits=splits)
+  hosts = [input_pipeline.TrainBatches(config, p, 2, splits=splits) for p in range(2)]
+  assert hosts[0].local_batch == 2 and whole.local_batch == 4
+  for step in (0, 2, 5):  # 5 x 4 examples crosses an epoch boundary of the ~9 utterances.
+    shards = [h.batch(step) for h in hosts]
+    expected = whole.batch(step)
+    for key in expected:
+      np.testing.assert_array_equal(np.concatenate([s[key] for s in shards]), expected[key])
+
+
+def test_epochs_visit_every_utterance_once(folder_corpus):
+  config, splits = folder_corpus
+  batches = input_pipeline.TrainBatches(config, splits=splits)
+  n = batches.num_utterances
+  steps = -(-2 * n // batches.global_batch)
+  used = [u for step in range(steps) for u, _ in batches.plan(step)]
+  assert sorted(used[:n]) == list(range(n)) and sorted(used[n:2 * n]) == list(range(n))
+
+
+def test_crops_match_the_full_utterance_mel(folder_corpus):
+  config, splits = folder_corpus
+  batches = input_pipeline.TrainBatches(config, splits=splits)
+  hop, size = config.audio.hop_length, config.data.segment_frames
+  whole = jax.jit(lambda x: audio.log_mel_spectrogram(x, config.audio))  # jit: fewer compiles.
+  full_mels = {}  # one unbatched frontend call per utterance: each length compiles anew.
+  padded = 0
+  for step in range(4):
+    batch = batches.batch(step)
+    for j, (index, start) in enumerate(batches.plan(step)):
+      example = splits['train'][index]
+      if index not in full_mels:
+        full_mels[index] = np.asarray(whole(example['audio']))
+        np.testing.assert_allclose(example['mel'], full_mels[index], atol=2e-4)
+      full = full_mels[index]
+      frames = full.shape[0]
+      assert example['audio'].shape[0] == frames * hop
+      used = min(size, frames - start)
+      np.testing.assert_allclose(batch['mel'][j, :used], full[start:start + used], atol=2e-4)
+      np.testing.assert_array_equal(batch['audio'][j, :used * hop],
+                                    example['audio'][start * hop:(start + used) * hop])
+      if used < size:  # shorter than the segment: zero audio, log-floor mel after its end.
+        padded += 1
+        assert start == 0
+        assert not batch['audio'][j, used * hop:].any()
+        np.testing.assert_array_equal(batch['mel'][j, used:], np.log(np.float32(1e-5)))
+  assert padded, 'spk_a/utt4.wav (0.05 s) should have been drawn and padded'
+
+
+def test_stored_audio_is_loaded_normalised_and_trimmed(folder_corpus):
+  config, splits = folder_corpus
+  hop = config.audio.hop_length
+  examples = {e['id'].decode(): e for k in builders.SPLITS for e in splits[k]}
+  loaded = audio.load_audio_for_config(os.path.join(config.data.dir, 'spk_b/utt1.wav'),
+                                       config.audio)  # the resampled 16 kHz file.
+  stored = examples['spk_b/utt1.wav']['audio']
+  assert stored.shape[0] == (loaded.shape[0] // hop) * hop
+  np.testing.assert_array_equal(stored, loaded[:stored.shape[0]])
+  assert 'spk_b/utt3.ogg' in examples and 'spk_a/utt2.flac' in examples
+
+
+def test_splits_and_summary(folder_corpus):
+  config, splits = folder_corpus
+  ids = {k: [e['id'].decode() for e in splits[k]] for k in builders.SPLITS}
+  speakers = {k: {e['speaker'].decode() for e in splits[k]} for k in builders.SPLITS}
+  assert ids['train'] and ids['heldout'] and ids['unseen']
+  assert not set(ids['train']) & set(ids['heldout'])
+  assert speakers['unseen'] == {'spk_c'} and 'spk_c' not in speakers['train'] | speakers['heldout']
+  assert all(v == sorted(v) for v in ids.values())  # stored in id order.
+  assert all(builders.is_heldout(i, 0.3) for i in ids['heldout'])
+  summary = splits.info.metadata['summary']
+  assert summary['files_read'] == 15 and not summary['unreadable']
+  assert summary['too_short'] == [os.path.join(config.data.dir, 'spk_a', 'click.wav')]
+  assert sum(summary['utterances'].values()) == 14
+
+
+def test_heldout_utterances(folder_corpus):
+  config, splits = folder_corpus
+  hop = config.audio.hop_length
+  everything = input_pipeline.heldout_utterances(config, splits=splits)
+  assert [u['id'] for u in everything] == [e['id'].decode() for e in splits['heldout']]
+  first = input_pipeline.heldout_utterances(config, max_count=1, max_seconds=0.2, splits=splits)
+  assert len(first) == 1 and first[0]['id'] == everything[0]['id']
+  frames = int(0.2 * config.audio.sample_rate) // hop
+  assert first[0]['mel'].shape == (frames, config.audio.n_mels)
+  assert first[0]['audio'].shape == (frames * hop,)
+  np.testing.assert_array_equal(first[0]['mel'], everything[0]['mel'][:frames])
+  unseen = input_pipeline.heldout_utterances(config, 'unseen', splits=splits)
+  assert {u['speaker'] for u in unseen} == {'spk_c'}
+  with pytest.raises(ValueError, match='split'):
+    input_pipeline.heldout_utterances(config, 'test', splits=splits)
+
+
+def test_iterate_prefetches_the_same_batches(folder_corpus):
+  config, splits = folder_corpus
+  batches = input_pipeline.TrainBatches(config, splits=splits)
+  stream = batches.iterate(start_step=5)
+  for step in (5, 6, 7):
+    got = next(stream)
+    np.testing.assert_array_equal(got['mel'], batches.batch(step)['mel'])
+  stream.close()
+
+
+def test_batch_size_checks(folder_corpus):
+  config, splits = folder_corpus
+  assert input_pipeline.global_batch_size(config, 2, num_data_devices=4) == 4
+  with pytest.raises(ValueError, match=r'config.train.batch_size=4 .*process count \(3\)'):
+    input_pipeline.TrainBatches(config, 0, 3, splits=splits)
+  with pytest.raises(ValueError, match=r'config.train.batch_size=4 .*data mesh axis \(8\)'):
+    input_pipeline.global_batch_size(config, 1, num_data_devices=8)
+  with pytest.raises(ValueError, match='process_index'):
+    input_pipeline.TrainBatches(config, 2, 2, splits=splits)
+
+
+def test_config_changes_name_a_new_dataset(folder_corpus):
+  config, _ = folder_corpus
+  names = set()
+  for field, value in [('n_mels', 64), ('log_floor', 1e-4), ('hop_length', 128),
+                       ('fmax', 8000.0), ('peak_normalize', 0.5), ('sample_rate', 16000)]:
+    changed = config.audio.copy_and_resolve_references()
+    changed[field] = value
+    names.add(builders.make_builder(config.data, changed).data_dir)
+  same = builders.make_builder(config.data, config.audio).data_dir
+  names.add(same)
+  assert len(names) == 7
+  config.data.segment_frames = 24  # cut at read time: the stored data stay valid.
+  try:
+    assert builders.make_builder(config.data, config.audio).data_dir == same
+  finally:
+    config.data.segment_frames = 16
+  assert 'sr22050-hop256-fft1024-win1024-hann-mel80' in same
+
+
+def _write_ljspeech(root, corrupt):
+  (root / 'wavs').mkdir(parents=True)
+  lines = []
+  for i in range(3):
+    uid = f'LJ001-000{i + 1}'
+    lines.append(f'{uid}|He said "hello", {i}.|He said "hello", {i}.')
+    path = root / 'wavs' / f'{uid}.wav'
+    if i == corrupt:
+      path.write_bytes(b'RIFF\x24\x00\x00\x00WAVEjunk' + bytes(40))
+    else:
+      soundfile.write(str(path), _voice(0.8 + 0.2 * i, 22050, 150, i), 22050)
+  (root / 'metadata.csv').write_text('\n'.join(lines) + '\n', encoding='utf-8')
+
+
+def test_ljspeech_layout_reports_a_corrupt_file(tmp_path, caplog, capsys):
+  root = tmp_path / 'LJSpeech-1.1'
+  _write_ljspeech(root, corrupt=1)
+  config = _config(tmp_path / 'tfds', 'ljspeech', root, heldout_fraction=0.0)
+  with caplog.at_level(logging.WARNING):
+    splits = input_pipeline.prepare_dataset(config)
+  bad = str(root / 'wavs' / 'LJ001-0002.wav')
+  assert any(bad in r.getMessage() for r in caplog.records)
+  printed = capsys.readouterr().out
+  assert '2 files read, 1 skipped as unreadable' in printed and bad in printed
+  assert list(splits.info.metadata['summary']['unreadable']) == [bad]
+  assert [e['id'].decode() for e in splits['train']] == ['LJ001-0001', 'LJ001-0003']
+  assert {e['speaker'].decode() for e in splits['train']} == {'ljspeech'}
+  assert len(splits['heldout']) == 0 and len(splits['unseen']) == 0
+  assert input_pipeline.heldout_utterances(config, splits=splits) == []
+  # Opening again reuses the prepared data without reading the folder.
+  again = input_pipeline.prepare_dataset(config)
+  assert again.info.data_dir == splits.info.data_dir
+  assert 'skipped' not in capsys.readouterr().out
+
+
+def test_missing_and_empty_sources_raise(tmp_path):
+  tfds_dir = tmp_path / 'tfds'
+  missing = tmp_path / 'nowhere'
+  cases = [
+      ('ljspeech', missing, r'LJSpeech folder .*nowhere does not exist.*--config.data.dir'),
+      ('folder', missing, r'Audio folder .*nowhere does not exist'),
+      ('fillets', missing, r'Fillets sound folder .*nowhere does not exist.*fillets-ng-data-cs'),
+  ]
+  empty = tmp_path / 'empty'
+  empty.mkdir()
+  cases += [
+      ('ljspeech', empty, r'LJSpeech folder .*empty has no metadata.csv; pass '
+                          r'--config.data.dir=<path to LJSpeech-1.1>'),
+      ('folder', empty, r'Audio folder .*empty holds no .flac/.ogg/.wav files'),
+      ('fillets', empty, r'Fillets sound folder .*empty has no <level>/cs/\*.ogg'),
+  ]
+  broken = tmp_path / 'broken'
+  broken.mkdir()
+  (broken / 'a.wav').write_bytes(b'')
+  (broken / 'b.flac').write_bytes(b'not audio at all')
+  cases.append(('folder', broken, r'None of the 2 audio files .*broken could be read'))
+  for source, folder, message in cases:
+    with pytest.raises(builders.DataSourceError, match=message):
+      input_pipeline.prepare_dataset(_config(tfds_dir, source, folder))
+  assert not list(pathlib.Path(tfds_dir).glob('*/*/*/*.array_record*'))
+
+
+@pytest.mark.skipif(not os.path.isdir(_FILLETS), reason='Debian fillets-ng-data-cs not installed')
+def test_fillets_source_with_max_files(tmp_path):
+  config = _config(tmp_path, 'fillets', _FILLETS, max_files=3, heldout_fraction=0.0)
+  splits = input_pipeline.prepare_dataset(config)
+  train = input_pipeline.heldout_utterances(config, 'train', splits=splits)
+  unseen = input_pipeline.heldout_utterances(config, 'unseen', splits=splits)
+  assert len(train) == 3 and len(unseen) == 3
+  assert {u['speaker'] for u in train} <= {'fish_m', 'fish_v'}
+  assert not {u['speaker'] for u in unseen} & {'fish_m', 'fish_v'}
+  for u in train + unseen:
+    assert u['audio'].shape[0] == u['mel'].shape[0] * config.audio.hop_length
+    assert 0.5 < np.abs(u["audio"]).max() <= 0.9 + 1e-6
+  summary = splits.info.metadata['summary']
+  assert summary['files_listed'] > 1500 and summary['files_read'] == 6
+  batch = input_pipeline.TrainBatches(config, splits=splits).batch(0)
+  assert batch['mel'].shape == (4, 16, config.audio.n_mels)

@@ -1,0 +1,355 @@
+"""GLA-Grad phase correction (wavegrad_jax/phase.py) and the sampler options that select it."""
+import glob
+import os
+import re
+
+from absl import flags
+import jax
+import jax.numpy as jnp
+from ml_collections import config_flags
+import numpy as np
+import pytest
+import soundfile
+
+from experiments.configs import base, common, ljspeech, tiny
+from tests import oracles
+from wavegrad_jax import audio, phase, sampling, schedules
+
+NAMED = common.sampling_config().named_schedules
+ALSA_CLIP = '/usr/share/sounds/alsa/Front_Center.wav'  # Debian package alsa-utils.
+FILLETS_GLOB = '/usr/share/games/fillets-ng/sound/*/cs/*.ogg'  # package fillets-ng-data-cs.
+FILLETS_NAME = re.compile(r'^[a-z0-9]+-[mv]-')
+FRAMES = 16  # mel frames of the sampler tests: 4096 samples at hop 256.
+
+
+def _speech(name, audio_cfg, max_frames=None):
+  """A real speech clip at audio_cfg's rate, cut to whole hops: [1, T] float32."""
+  if name == 'alsa':
+    path = ALSA_CLIP
+  else:
+    paths = sorted(p for p in glob.glob(FILLETS_GLOB) if FILLETS_NAME.match(os.path.basename(p))
+                   and soundfile.info(p).duration > 1.0)
+    path = paths[0] if paths else ALSA_CLIP + '.missing'
+  if not os.path.exists(path):
+    pytest.skip(f'no {name} speech clip: install alsa-utils / fillets-ng-data-cs')
+  x = audio.load_audio_for_config(path, audio_cfg)
+  frames = x.shape[0] // audio_cfg.hop_length
+  if max_frames:
+    # The loudest stretch, so a short cut still holds speech.
+    hop = audio_cfg.hop_length
+    cumulative = np.concatenate([[0.0], np.cumsum(x[:frames * hop].astype(np.float64)**2)])
+    starts = np.arange(0, max(frames - max_frames, 0) + 1) * hop
+    energy = cumulative[np.minimum(starts + max_frames * hop, frames * hop)] - cumulative[starts]
+    start = int(starts[np.argmax(energy)])
+    x, frames = x[start:], min(frames, max_frames)
+  return jnp.asarray(x[:frames * audio_cfg.hop_length])[None]
+
+
+def _gl_opts(audio_cfg, **kwargs):
+  return phase.GriffinLimOptions(n_fft=audio_cfg.n_fft, hop_length=audio_cfg.hop_length,
+                                 win_length=audio_cfg.win_length, window=audio_cfg.window,
+                                 pad_mode=audio_cfg.pad_mode, **kwargs)
+
+
+def _gla(audio_cfg, **kwargs):
+  gl_kwargs = {k: kwargs.pop(k) for k in ('iterations', 'momentum') if k in kwargs}
+  return sampling.GLAOptions(griffin_lim=_gl_opts(audio_cfg, **gl_kwargs),
+                             mel_frontend=phase.MelFrontend.from_config(audio_cfg), **kwargs)
+
+
+# ------------------------------------------------------------------------------- phase.py maths
+
+
+@pytest.mark.parametrize('clip, audio_cfg', [
+    ('alsa', tiny.get_config().audio),
+    ('fillets', base.get_config().audio)])   # n_fft 2048, window 1200, hop 300: no multiple.
+def test_griffin_lim_never_increases_spectral_convergence(clip, audio_cfg):
+  """Copy synthesis from a noisy estimate: each plain GLA projection lowers || |STFT| - M ||."""
+  x = _speech(clip, audio_cfg, max_frames=64)
+  magnitude = audio.stft_magnitude(x, audio_cfg.n_fft, audio_cfg.hop_length,
+                                   audio_cfg.win_length, audio_cfg.window, audio_cfg.pad_mode)
+  noisy = x + 0.3 * jax.random.normal(jax.random.key(0), x.shape)
+  one = jax.jit(lambda y: phase.griffin_lim(y, magnitude, _gl_opts(audio_cfg, iterations=1)))
+  errors, y = [], noisy
+  for _ in range(12):
+    errors.append(float(phase.spectral_convergence(y, magnitude, _gl_opts(audio_cfg))[0]))
+    y = one(y)
+  errors.append(float(phase.spectral_convergence(y, magnitude, _gl_opts(audio_cfg))[0]))
+  errors = np.array(errors)
+  assert np.all(np.diff(errors) <= 1e-5 * errors[:-1]), errors
+  assert errors[-1] < 0.2 * errors[0], errors
+  # The in-graph loop of K iterations is K single projections.
+  looped = phase.griffin_lim(noisy, magnitude, _gl_opts(audio_cfg, iterations=12))
+  np.testing.assert_allclose(looped, y, atol=1e-4 * float(jnp.abs(y).max()))
+
+
+def test_griffin_lim_zero_iterations_and_momentum():
+  audio_cfg = tiny.get_config().audio
+  x = _speech('alsa', audio_cfg, max_frames=32)
+  magnitude = audio.stft_magnitude(x, audio_cfg.n_fft, audio_cfg.hop_length)
+  noisy = x + 0.3 * jax.random.normal(jax.random.key(1), x.shape)
+  np.testing.assert_array_equal(phase.griffin_lim(noisy, magnitude, _gl_opts(audio_cfg,
+                                                                             iterations=0)), noisy)
+  error = {m: float(phase.spectral_convergence(phase.griffin_lim(
+      noisy, magnitude, _gl_opts(audio_cfg, iterations=16, momentum=m)), magnitude,
+      _gl_opts(audio_cfg))[0]) for m in (0.0, 0.99)}
+  assert error[0.99] < error[0.0]  # fast Griffin-Lim converges faster
+
+
+@pytest.mark.parametrize('clip, power', [('alsa', 1.0), ('fillets', 1.0), ('fillets', 2.0)])
+def test_mel_pinv_magnitude_reproduces_the_mel(clip, power):
+  audio_cfg = tiny.get_config().audio
+  audio_cfg.power = power
+  x = _speech(clip, audio_cfg)
+  log_mel = audio.log_mel_spectrogram(x, audio_cfg)
+  magnitude = phase.mel_pinv_magnitude(log_mel, audio_cfg)
+  assert magnitude.shape == (1, log_mel.shape[1], audio_cfg.n_fft // 2 + 1)
+  assert float(magnitude.min()) >= 0.0
+  fb = jnp.asarray(audio.mel_filterbank(audio_cfg))
+  mel_again = jnp.matmul(magnitude ** power, fb, precision=jax.lax.Precision.HIGHEST)
+  mel = audio.mel_spectrogram(x, audio_cfg)
+  log_err = jnp.abs(jnp.log(jnp.maximum(mel_again, audio_cfg.log_floor)) - log_mel)
+  # Exact but for the clamp at 0, which the narrow, overlapping low bands notice; the power mel's
+  # pseudo-inverse has deeper negative lobes, so there it is only a rough estimate.
+  assert float(jnp.median(log_err)) < 1e-3
+  if power == 1.0:
+    assert float(jnp.linalg.norm(mel_again - mel) / jnp.linalg.norm(mel)) < 0.05
+    within_60_db = log_mel > log_mel.max() - 3 * np.log(10)
+    assert float(jnp.mean(log_err[within_60_db])) < 0.05
+  else:
+    assert float(jnp.linalg.norm(mel_again - mel) / jnp.linalg.norm(mel)) < 0.12
+  # A real |STFT| it is not (the pseudo-inverse spreads each band's energy), but it is near.
+  true = audio.stft_magnitude(x, audio_cfg.n_fft, audio_cfg.hop_length) ** power
+  assert float(jnp.linalg.norm(magnitude ** power - true) / jnp.linalg.norm(true)) < 0.6
+
+
+# ------------------------------------------------------------------------------- step selection
+
+
+def test_gla_step_mask():
+  np.testing.assert_array_equal(sampling.gla_step_mask('all', 4), [1, 1, 1, 1])
+  np.testing.assert_array_equal(sampling.gla_step_mask('none', 4), [0, 0, 0, 0])
+  # Schedule indices: the sampler runs N - 1 (noisiest) first, 0 last.
+  np.testing.assert_array_equal(sampling.gla_step_mask('first:3', 6), [0, 0, 0, 1, 1, 1])
+  np.testing.assert_array_equal(sampling.gla_step_mask('last:2', 6), [1, 1, 0, 0, 0, 0])
+  np.testing.assert_array_equal(sampling.gla_step_mask('first:9', 3), [1, 1, 1])
+  np.testing.assert_array_equal(sampling.gla_step_mask('list:0,4', 6), [1, 0, 0, 0, 1, 0])
+  np.testing.assert_array_equal(sampling.gla_step_mask((np.int64(5), 1), 6), [0, 1, 0, 0, 0, 1])
+
+
+# ------------------------------------------------------------------------------------- sampler
+
+
+@pytest.fixture(scope='module')
+def speech():
+  """Real speech with the tiny frontend: audio [1, T], log-mel [1, F, 80], |STFT| [1, F, 513]."""
+  audio_cfg = tiny.get_config().audio
+  x = _speech('alsa', audio_cfg, max_frames=FRAMES)
+  mag = audio.stft_magnitude(x, audio_cfg.n_fft, audio_cfg.hop_length, audio_cfg.win_length,
+                             audio_cfg.window, audio_cfg.pad_mode)
+  return x, audio.log_mel_spectrogram(x, audio_cfg), mag
+
+
+@pytest.fixture(scope='module')
+def copy_synthesis_samplers():
+  """Per eta: (plain sampler, GLA sampler with a given magnitude), shared: each compiles once."""
+  audio_cfg = tiny.get_config().audio
+  gla = _gla(audio_cfg, steps='all', magnitude='given', iterations=8)
+  return gla, {eta: (sampling.make_sampler(oracles.gaussian_eps, hop_length=audio_cfg.hop_length,
+                                           eta=eta),
+                     sampling.make_sampler(oracles.gaussian_eps, hop_length=audio_cfg.hop_length,
+                                           eta=eta, gla=gla))
+               for eta in (0.0, 1.0)}
+
+
+def test_same_rng_same_output_and_eta0_ignores_step_noise(speech, copy_synthesis_samplers):
+  """Every sampler is a function of its key; eta=0 only of y_N = normal(split(rng)[0])."""
+  _, log_mel, mag = speech
+  _, samplers = copy_synthesis_samplers
+  betas = schedules.parse_schedule('6', NAMED)
+  rng = jax.random.key(11)
+  mask = sampling.gla_step_mask('all', 6)
+  for plain, gla in samplers.values():
+    np.testing.assert_array_equal(plain(0.1, betas, log_mel, rng), plain(0.1, betas, log_mel, rng))
+    kwargs = dict(gla_mask=mask, target_magnitude=mag)
+    np.testing.assert_array_equal(gla(0.1, betas, log_mel, rng, **kwargs),
+                                  gla(0.1, betas, log_mel, rng, **kwargs))
+  # The deterministic recursion from y_N alone, in float64, with no step noise anywhere.
+  b = np.asarray(betas, np.float64)
+  ab = np.cumprod(1 - b)
+  ab_prev = np.concatenate([[1.0], ab[:-1]])
+  y = np.asarray(jax.random.normal(jax.random.split(rng)[0], (1, FRAMES * 256)), np.float64)
+  for n in range(b.size - 1, -1, -1):
+    eps = np.sqrt(1 - ab[n]) * y / (ab[n] * 0.01 + 1 - ab[n])  # the oracle, data std 0.1
+    y0 = (y - np.sqrt(1 - ab[n]) * eps) / np.sqrt(ab[n])
+    y = np.sqrt(ab_prev[n]) * y0 + np.sqrt(1 - ab_prev[n]) * eps
+  np.testing.assert_allclose(samplers[0.0][0](0.1, betas, log_mel, rng), y, rtol=1e-4,
+                             atol=1e-5 * np.abs(y).max())
+
+
+@pytest.mark.parametrize('eta', [0.0, 1.0])
+def test_last_step_correction_is_griffin_lim_of_the_clean_estimate(eta, speech,
+                                                                   copy_synthesis_samplers):
+  """On the last step (alpha_bar_prev = 1, no noise) the 'clean_estimate' placement outputs
+  exactly GLA(y0_hat), ancestral or deterministic: the correction replaces the clean estimate."""
+  _, log_mel, mag = speech
+  gla, samplers = copy_synthesis_samplers
+  plain_sampler, gla_sampler = samplers[eta]
+  betas = schedules.parse_schedule('6', NAMED)
+  plain = plain_sampler(0.1, betas, log_mel, jax.random.key(3))
+  corrected = gla_sampler(0.1, betas, log_mel, jax.random.key(3),
+                          gla_mask=sampling.gla_step_mask('last:1', 6), target_magnitude=mag)
+  expected = phase.griffin_lim(plain, mag, gla.griffin_lim)
+  np.testing.assert_allclose(corrected, expected, atol=1e-4 * float(jnp.abs(expected).max()))
+  errors = phase.spectral_convergence(jnp.concatenate([corrected, plain]), jnp.concatenate(
+      [mag, mag]), gla.griffin_lim)
+  assert float(errors[0]) < 0.5 * float(errors[1])
+  # An all-zero mask is the plain sampler, bit for bit.
+  np.testing.assert_array_equal(
+      gla_sampler(0.1, betas, log_mel, jax.random.key(3), gla_mask=np.zeros(6, np.float32),
+                  target_magnitude=mag), plain)
+
+
+def test_gla_compiles_once_per_schedule_length(speech, copy_synthesis_samplers):
+  _, log_mel, mag = speech
+  gla, samplers = copy_synthesis_samplers
+  sampler = samplers[0.0][1]
+  for spec, steps in [('6', 'all'), ('6_diffwave', 'first:3'), ('linear:1e-3:0.3:6', 'last:1'),
+                      ('6', 'none'), ('6', 'list:0,2,5')]:
+    out = sampler(0.1, schedules.parse_schedule(spec, NAMED), log_mel, jax.random.key(0),
+                  gla_mask=sampling.gla_step_mask(steps, 6), target_magnitude=mag)
+    assert bool(jnp.all(jnp.isfinite(out)))
+  assert sampler._cache_size() == 1
+  sampler(0.1, schedules.parse_schedule('linear:1e-4:0.05:7', NAMED), log_mel, jax.random.key(0),
+          gla_mask=sampling.gla_step_mask('all', 7), target_magnitude=mag)
+  assert sampler._cache_size() == 2
+
+  multi = sampling.make_multi_schedule_sampler(oracles.gaussian_eps,
+                                               hop_length=tiny.get_config().audio.hop_length,
+                                               gla=gla)
+  betas = np.stack([schedules.parse_schedule(s, NAMED) for s in ['6', '6_diffwave']])
+  for steps in ['all', 'first:2']:
+    out = multi(0.1, betas, log_mel[:, :4], jax.random.key(0),
+                gla_mask=sampling.gla_step_mask(steps, 6), target_magnitude=mag[:, :4])
+  assert out.shape == (2, 1, 4 * 256)
+  assert multi._cache_size() == 1
+
+
+@pytest.mark.parametrize('magnitude, placement, eta', [
+    ('mel_pinv', 'clean_estimate', 0.5), ('mel_pinv', 'mean', 1.0)])
+def test_gla_sampler_runs_with_the_oracle(magnitude, placement, eta, speech):
+  audio_cfg = tiny.get_config().audio
+  x, log_mel, mag = speech
+  gla = _gla(audio_cfg, steps='first:3', magnitude=magnitude, placement=placement,
+             iterations=4, mean_peak=0.9)
+  sampler = sampling.make_sampler(oracles.gaussian_eps, hop_length=audio_cfg.hop_length,
+                                  eta=eta, gla=gla)
+  target = mag if magnitude == 'given' else None
+  out = sampler(0.1, schedules.parse_schedule('25', NAMED), log_mel, jax.random.key(0),
+                target_magnitude=target)
+  assert out.shape == x.shape and out.dtype == jnp.float32
+  assert bool(jnp.all(jnp.isfinite(out)))
+
+
+# ---------------------------------------------------------------------------------------- config
+
+
+class _OracleModel:
+  """Stands in for the Flax module: sampler_from_config calls model.apply({'params': p}, ...)."""
+
+  def apply(self, variables, noisy, mel, noise_level):
+    return oracles.gaussian_eps(variables['params'], noisy, mel, noise_level)
+
+
+def test_config_options_reach_the_sampler(speech):
+  config = tiny.get_config()
+  assert sampling.sampler_options_from_config(config)['gla'] is None  # off by default
+  config.sampling.eta = 0.0
+  config.sampling.gla.enabled = True
+  config.sampling.gla.steps = 'last:2'
+  config.sampling.gla.iterations = 3
+  options = sampling.sampler_options_from_config(config)
+  assert options['eta'] == 0.0 and options['hop_length'] == config.audio.hop_length
+  gla = options['gla']
+  assert gla.steps == 'last:2' and gla.magnitude == 'mel_pinv'
+  assert (gla.griffin_lim.n_fft, gla.griffin_lim.hop_length, gla.griffin_lim.win_length,
+          gla.griffin_lim.iterations) == (1024, 256, 1024, 3)
+  log_mel = speech[1][:, :4]
+  out = sampling.sampler_from_config(_OracleModel(), config)(
+      0.1, schedules.parse_schedule('6', NAMED), log_mel, jax.random.key(4))
+  assert out.shape == (1, 4 * config.audio.hop_length) and bool(jnp.all(jnp.isfinite(out)))
+  # Every shipped experiment config builds valid GLA options (its STFT inherits the frontend's).
+  for module in (base, ljspeech, tiny):
+    c = module.get_config()
+    c.sampling.gla.enabled = True
+    assert sampling.gla_options_from_config(c).griffin_lim.n_fft == c.audio.n_fft
+
+
+def test_command_line_overrides():
+  """--config.sampling.* flags, as the launchers' config_flags parse them, reach the options."""
+  argv = ['prog', '--config.sampling.eta=0', '--config.sampling.gla.enabled=True',
+          '--config.sampling.gla.steps=list:0,1', '--config.sampling.gla.n_fft=2048',
+          '--config.sampling.gla.momentum=0.5', '--config.sampling.gla.magnitude=given']
+  flag_values = flags.FlagValues()
+  config_flags.DEFINE_config_dict('config', common.get_common_config(), flag_values=flag_values,
+                                  sys_argv=argv)
+  flag_values(argv)
+  options = sampling.sampler_options_from_config(flag_values.config)
+  gla = options['gla']
+  assert options['eta'] == 0.0 and gla.steps == 'list:0,1' and gla.magnitude == 'given'
+  assert (gla.griffin_lim.n_fft, gla.griffin_lim.win_length, gla.griffin_lim.momentum) == (
+      2048, flag_values.config.audio.win_length, 0.5)
+
+
+# ------------------------------------------------------------------------------------ bad values
+
+
+def _config_with(**gla_overrides):
+  config = tiny.get_config()
+  config.sampling.gla.enabled = True
+  for k, v in gla_overrides.items():
+    setattr(config.sampling.gla, k, v)
+  return config
+
+
+@pytest.mark.parametrize('overrides, message', [
+    (dict(magnitude='phase'), 'GLA magnitude must be one of'),
+    (dict(placement='before'), 'GLA placement must be one of'),
+    (dict(steps='middle:3'), "GLA steps must be 'all'"),
+    (dict(steps='first:x'), "GLA steps must be 'all'"),
+    (dict(steps='list:1,a'), "GLA steps must be 'all'"),
+    (dict(steps='last:-1'), "GLA steps must be 'all'"),
+    (dict(iterations=-1), 'iterations must be an integer >= 0'),
+    (dict(momentum=1.5), r'momentum must lie in \[0, 1\]'),
+    (dict(mean_peak=-1.0), 'mean_peak must be >= 0'),
+    (dict(win_length=2048), r'win_length must be in \[1, n_fft=1024\]'),
+    (dict(n_fft=2048), "magnitude='mel_pinv' estimates the |STFT| the mel was made from"),
+])
+def test_bad_config_values(overrides, message):
+  with pytest.raises(ValueError, match=message):
+    sampling.gla_options_from_config(_config_with(**overrides))
+
+
+def test_bad_call_arguments(speech):
+  audio_cfg = tiny.get_config().audio
+  _, log_mel, mag = speech
+  betas = schedules.parse_schedule('6', NAMED)
+  run = lambda gla, **kw: sampling.reverse_diffusion(
+      oracles.gaussian_eps, 0.1, betas, log_mel, jax.random.key(0),
+      hop_length=audio_cfg.hop_length, gla=gla, **kw)
+  with pytest.raises(ValueError, match='outside the schedule of 6 steps'):
+    sampling.gla_step_mask('list:6', 6)
+  with pytest.raises(ValueError, match='the sampler has no GLA options'):
+    run(None, target_magnitude=mag)
+  with pytest.raises(ValueError, match=r'gla_mask must have shape \(6,\)'):
+    run(_gla(audio_cfg), gla_mask=np.ones(5))
+  with pytest.raises(ValueError, match="magnitude='given' needs target_magnitude"):
+    run(_gla(audio_cfg, magnitude='given'))
+  with pytest.raises(ValueError, match='target_magnitude has shape'):
+    run(_gla(audio_cfg, magnitude='given'), target_magnitude=mag[:, :-1])
+  with pytest.raises(ValueError, match="magnitude='mel_pinv' derives it from the mel"):
+    run(_gla(audio_cfg), target_magnitude=mag)
+  with pytest.raises(ValueError, match='clip must be >= 0'):
+    sampling.make_sampler(oracles.gaussian_eps, hop_length=4, clip=-1.0)
+  with pytest.raises(ValueError, match='gla must be a sampling.GLAOptions'):
+    sampling.make_sampler(oracles.gaussian_eps, hop_length=4, gla='all')

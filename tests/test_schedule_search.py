@@ -1,0 +1,244 @@
+"""The schedule search: known optima, cheaper methods, resumption, the sharded model scorer."""
+import itertools
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from experiments.configs import common
+from tests import oracles
+from wavegrad_jax import model as model_lib
+from wavegrad_jax import sampling, schedule_search, schedules
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _cfg(method='grid', low=-6.0, high=-1.0, chunk_size=16, **overrides):
+  c = common.search_config()
+  c.method = method
+  c.exponent_low, c.exponent_high = low, high
+  c.chunk_size = chunk_size
+  c.evolution_population = 16
+  c.evolution_generations = 25
+  for k, v in overrides.items():
+    c[k] = v
+  return c
+
+
+class CountingScorer:
+  """Wraps a scorer, counts the candidates it scores and can fail after `fail_after` of them."""
+
+  def __init__(self, fn, fail_after=None):
+    self.fn, self.fail_after = fn, fail_after
+    self.seen = []
+
+  def __call__(self, betas):
+    betas = np.asarray(betas)
+    if self.fail_after is not None and len(self.seen) + len(betas) > self.fail_after:
+      raise RuntimeError('killed')
+    self.seen.extend(tuple(b) for b in betas)
+    return self.fn(betas)
+
+
+def _planted(target_mantissas, exponents):
+  """A convex, coupled quadratic in log10(beta) whose minimum (0) is the planted grid point."""
+  target = np.log10(np.asarray(target_mantissas, float) * 10.0 ** np.asarray(exponents, float))
+  weights = np.linspace(1.0, 2.0, target.size)
+
+  def score(betas):
+    d = np.log10(betas) - target
+    return np.sum(weights * d ** 2, axis=-1) + 0.3 * np.sum(d, axis=-1) ** 2
+  return score, target
+
+
+def _random_params(model, config, seed=0):
+  """Random weights of the right shapes, without the (slow on CPU) orthogonal initialisers."""
+  shapes = jax.eval_shape(lambda: model_lib.init_params(model, config, jax.random.PRNGKey(seed)))
+  rng = np.random.default_rng(seed)
+  # numpy draws: one jitted jax.random call per distinct leaf shape would compile dozens of times.
+  return jax.tree.map(lambda x: jnp.asarray(rng.standard_normal(x.shape).astype(x.dtype)
+                                            / max(1, np.prod(x.shape[:-1])) ** 0.5), shapes)
+
+
+def _run(tmp_path, name, scorer, n, cfg, **kw):
+  return schedule_search.search_schedule(scorer, n, cfg, str(tmp_path / name), progress=False,
+                                         **kw)
+
+
+def test_every_method_finds_the_planted_optimum_cheaper_ones_with_fewer_scorings(tmp_path):
+  n = 4
+  exps = schedule_search.base_exponents(n, -6, -1)
+  np.testing.assert_array_equal(exps, [-6, -4, -3, -1])  # np.round: -4.33 -> -4, -2.67 -> -3
+  score, target = _planted((7, 2, 5, 3), exps)
+  results = {}
+  for method in ('grid', 'coordinate', 'evolution'):
+    counter = CountingScorer(score)
+    results[method] = _run(tmp_path, method, counter, n, _cfg(method))
+    np.testing.assert_allclose(np.log10(results[method]['best_betas']), target, atol=1e-12)
+    assert results[method]['best_score'] == pytest.approx(0.0, abs=1e-20)
+    assert results[method]['scorings'] == len(counter.seen) == len(set(counter.seen))
+  assert results['grid']['scorings'] == 9 ** n
+  assert results['coordinate']['scorings'] < 9 ** n / 20
+  assert results['evolution']['scorings'] < 9 ** n / 10
+  best = schedules.parse_schedule(results['coordinate']['paths']['best'])
+  np.testing.assert_allclose(np.log10(best), target, atol=1e-12)
+
+
+def _gaussian_output_variance(betas, s):
+  """Output variance of the ancestral sampler with the exact Gaussian denoiser, in float64."""
+  betas = np.asarray(betas, np.float64)
+  ab = np.cumprod(1 - betas)
+  ab_prev = np.concatenate([[1.0], ab[:-1]])
+  v = 1.0
+  for n in range(betas.size - 1, -1, -1):
+    c = np.sqrt(1 - ab[n]) / (ab[n] * s * s + 1 - ab[n])
+    a = (1 - betas[n] / np.sqrt(1 - ab[n]) * c) / np.sqrt(1 - betas[n])
+    v = a * a * v + ((1 - ab_prev[n]) / (1 - ab[n]) * betas[n] if n > 0 else 0.0)
+  return v
+
+
+def test_gaussian_oracle_through_the_vmapped_sampler_finds_the_analytic_best(tmp_path):
+  s, n = 0.5, 2
+  cfg = _cfg('grid', low=-2.0, high=-1.0, chunk_size=32)
+  exps = schedule_search.base_exponents(n, -2, -1)
+  # The known best: the output variance closest to the data's s^2, computed in closed form.
+  grid = [np.array(m, float) * 10.0 ** exps for m in itertools.product(range(1, 10), repeat=n)]
+  analytic = [(_gaussian_output_variance(b, s) / s**2 - 1) ** 2 for b in grid]
+  known_best = grid[int(np.argmin(analytic))]
+  mel = jnp.zeros((4, 128, 1))
+
+  def score_fn(generated):  # [K, B, T] -> [K]
+    return jnp.square(jnp.mean(jnp.square(generated), axis=(1, 2)) / s**2 - 1.0)
+
+  scorer = schedule_search.make_batched_scorer(oracles.gaussian_eps, jnp.float32(s), mel, score_fn,
+                                               jax.random.PRNGKey(0), hop_length=64)
+  for method in ('grid', 'coordinate'):
+    counter = CountingScorer(scorer)
+    out = _run(tmp_path, method, counter, n, _cfg(method, low=-2.0, high=-1.0, chunk_size=32))
+    np.testing.assert_allclose(out['best_betas'], known_best, rtol=1e-6)
+  assert out['scorings'] < 81
+  del cfg
+
+
+@pytest.mark.parametrize('method', ['grid', 'coordinate', 'evolution'])
+def test_killed_search_resumes_without_rescoring(tmp_path, method):
+  n = 3
+  score, _ = _planted((4, 6, 2), schedule_search.base_exponents(n, -6, -1))
+  cfg = _cfg(method, chunk_size=10)
+  full = _run(tmp_path, 'full', CountingScorer(score), n, cfg)
+
+  first = CountingScorer(score, fail_after=45)
+  with pytest.raises(RuntimeError, match='killed'):
+    _run(tmp_path, 'killed', first, n, cfg)
+  killed_at = len(first.seen)   # whole scorer batches that returned before the kill
+  assert 30 <= killed_at <= 45
+  with open(tmp_path / 'killed' / f'candidates_N{n}.jsonl') as f:
+    assert len(f.read().splitlines()) == 1 + killed_at   # header + one line per score
+
+  second = CountingScorer(score)
+  resumed = _run(tmp_path, 'killed', second, n, cfg)
+  assert not set(first.seen) & set(second.seen)          # nothing scored twice
+  assert len(first.seen) + len(second.seen) == full['scorings']
+  assert resumed['reused'] >= killed_at
+  assert resumed['best_betas'] == full['best_betas']
+  assert resumed['best_score'] == full['best_score']
+
+  third = CountingScorer(score)                           # a finished search costs nothing
+  again = _run(tmp_path, 'killed', third, n, cfg)
+  assert not third.seen and again['best_betas'] == full['best_betas']
+
+
+def test_results_file_of_another_scorer_is_refused(tmp_path):
+  score, _ = _planted((1, 1), schedule_search.base_exponents(2, -6, -1))
+  cfg = _cfg('coordinate')
+  _run(tmp_path, 'a', score, 2, cfg, fingerprint={'step': 100})
+  with pytest.raises(schedule_search.SearchResumeError, match='different search setup'):
+    _run(tmp_path, 'a', score, 2, cfg, fingerprint={'step': 200})
+
+
+def test_budgets_tables_plot_and_named_reference(tmp_path):
+  def score(betas):  # prefers a total noise close to the published 6-step schedule's.
+    total = np.log(np.sum(betas, axis=-1))
+    return (total - np.log(0.0733)) ** 2
+
+  named = common.sampling_config().named_schedules.to_dict()
+  out = schedule_search.search_budgets(score, [3, 6], _cfg('coordinate'), str(tmp_path),
+                                       named=named, progress=False)
+  assert os.path.getsize(out['plot']) > 1000
+  by_n = {r['num_steps']: r for r in out['budgets']}
+  assert set(by_n[6]['named_scores']) == {'6', '6_diffwave'}
+  assert set(by_n[3]['named_scores']) == set()
+  with open(by_n[6]['paths']['ranked_json']) as f:
+    table = json.load(f)
+  assert [r['rank'] for r in table[:3]] == [1, 2, 3]
+  assert table[0]['score'] <= table[1]['score'] <= table[-1]['score']
+  with open(by_n[6]['paths']['ranked']) as f:
+    assert f.readline().startswith('rank,score,beta_1')
+  with open(tmp_path / 'summary.json') as f:
+    assert len(json.load(f)['budgets']) == 2
+
+
+def test_ls_mse_scorer_with_a_random_tiny_model():
+  config = common.get_common_config()
+  config.audio = common.audio_config(sample_rate=8000, n_fft=256, win_length=256, hop_length=64,
+                                     n_mels=16, fmax=4000.0)
+  m = config.model
+  m.mel_channels, m.upsample_factors = 16, (4, 4, 4)
+  m.upsample_channels, m.upsample_dilations = (16, 8, 8), ((1, 2, 1, 2),) * 3
+  m.waveform_channels, m.downsample_factors, m.downsample_channels = 8, (4, 4), (8, 16)
+  config.sampling.clip = 1.0  # random weights diverge without it
+  model = model_lib.build_model(config)
+  params = _random_params(model, config)
+  rng = np.random.default_rng(0)
+  utterances = [{'id': f'u{i}', 'mel': rng.standard_normal((40, 16)).astype(np.float32) - 4,
+                 'audio': 0.1 * rng.standard_normal(40 * 64).astype(np.float32)} for i in range(2)]
+  mels, refs, ids = schedule_search.search_segments(utterances, 2, 8, 64, np.log(1e-5))
+  assert mels.shape == (2, 8, 16) and refs.shape == (2, 512) and ids == ['u0', 'u1']
+  scorer = schedule_search.make_ls_mse_scorer(sampling.model_eps_fn(model), params, mels, refs,
+                                              jax.random.PRNGKey(1), config)
+  betas = np.array([[1e-4, 1e-2, 0.1], [1e-6, 1e-3, 0.5], [1e-4, 1e-2, 0.1]])
+  scores = scorer(betas)
+  assert scores.shape == (3,) and np.all(np.isfinite(scores)) and np.all(scores > 0)
+  assert scores[0] == pytest.approx(scores[2], rel=1e-5)  # same noise for every candidate
+
+
+_SHARDED_SCRIPT = r'''
+import jax, jax.numpy as jnp, numpy as np
+from tests import oracles
+from wavegrad_jax import schedule_search
+assert jax.device_count() == 2, jax.devices()
+mel = jnp.zeros((2, 32, 1))
+fn = lambda g: jnp.mean(jnp.square(g), axis=(1, 2))
+make = lambda devs: schedule_search.make_batched_scorer(
+    oracles.gaussian_eps, jnp.float32(0.5), mel, fn, jax.random.PRNGKey(0), hop_length=16,
+    mesh=schedule_search.candidate_mesh(devs))
+betas = np.array([[1e-4, 1e-2, 0.1], [1e-6, 1e-3, 0.5], [2e-4, 3e-2, 0.2]])
+one, two = make(jax.devices()[:1])(betas), make(jax.devices())(betas)
+np.testing.assert_allclose(one, two, rtol=1e-5)
+print('OK', one)
+'''
+
+
+def test_scorer_shards_candidates_over_devices():
+  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=2',
+             JAX_PLATFORMS='cpu', PYTHONPATH=ROOT)
+  out = subprocess.run([sys.executable, '-c', _SHARDED_SCRIPT], env=env, cwd=ROOT,
+                       capture_output=True, text=True, timeout=120)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert out.stdout.startswith('OK')
+
+
+def test_capped_grid_scores_a_deterministic_random_subset(tmp_path):
+  score, _ = _planted((4, 6, 2), schedule_search.base_exponents(3, -6, -1))
+  cfg = _cfg('grid', max_candidates=50)
+  runs = [CountingScorer(score), CountingScorer(score)]
+  for i, counter in enumerate(runs):
+    assert _run(tmp_path, f'r{i}', counter, 3, cfg)['scorings'] == 50
+  assert runs[0].seen == runs[1].seen and len(set(runs[0].seen)) == 50
+  first_steps = {b[0] for b in runs[0].seen}
+  assert len(first_steps) > 1  # not a prefix of the product order, which fixes the first step

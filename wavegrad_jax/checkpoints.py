@@ -1,0 +1,328 @@
+"""Orbax checkpoints of a training run, and restoring what inference needs from a workdir alone.
+
+Layout under a workdir (directory names come from `config.checkpoint`):
+  config.json                 the run's full config (rewritten at every start).
+  checkpoints/<step>/         periodic checkpoints, the latest `train.keep_checkpoints` kept;
+    state/                    the TrainState pytree (step, params, ema_params, opt_state).
+    config/                   the config as JSON, so each checkpoint rebuilds its own model.
+  checkpoints_best/<step>/    the single checkpoint with the lowest held-out loss so far.
+  checkpoints_corrupt/        checkpoints that failed to restore, moved aside (never deleted).
+
+Checkpoints whose step directory cannot be read (truncated or deleted files) are moved aside with a
+logged warning and the next older one is tried, so a crash during a write or a damaged disk costs
+at most one checkpoint interval.
+"""
+import json
+import os
+import shutil
+import time
+
+from absl import logging
+import jax
+from jax.experimental import multihost_utils
+import ml_collections
+import orbax.checkpoint as ocp
+
+STATE = 'state'
+CONFIG = 'config'
+BEST_METRIC = 'heldout_loss'
+CONFIG_FILE = 'config.json'
+CORRUPT_DIR = 'checkpoints_corrupt'
+# Defaults for workdirs whose config lacks a `checkpoint` section.
+_DEFAULT_DIRS = {'directory': 'checkpoints', 'best_directory': 'checkpoints_best'}
+
+
+def _absolute(workdir):
+  # Orbax wants absolute paths; URLs (gs://...) already are.
+  workdir = os.fspath(workdir)
+  return workdir if '://' in workdir else os.path.abspath(os.path.expanduser(workdir))
+
+
+def _checkpoint_dirs(workdir, config=None):
+  section = config.get('checkpoint', None) if config is not None else None
+  workdir = _absolute(workdir)
+  get = lambda k: os.path.join(workdir, (section or {}).get(k, _DEFAULT_DIRS[k]))
+  return get('directory'), get('best_directory')
+
+
+def config_to_dict(config):
+  """A JSON-serialisable nested dict of a ConfigDict (tuples become lists)."""
+  return json.loads(config.to_json_best_effort())
+
+
+def _tuplify(value):
+  # JSON has no tuples, but every sequence in the experiment configs is a tuple: restoring them
+  # keeps a reloaded config equal to (and as hashable as) the one that trained.
+  if isinstance(value, dict):
+    return {k: _tuplify(v) for k, v in value.items()}
+  if isinstance(value, list):
+    return tuple(_tuplify(v) for v in value)
+  return value
+
+
+def config_from_dict(d):
+  """Inverse of `config_to_dict`: a ConfigDict with lists turned back into tuples."""
+  return ml_collections.ConfigDict(_tuplify(d))
+
+
+def save_config(workdir, config):
+  """Writes workdir/config.json atomically (process 0 only; a no-op elsewhere)."""
+  if jax.process_index() != 0:
+    return
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, CONFIG_FILE)
+  tmp = f'{path}.tmp-{os.getpid()}'
+  with open(tmp, 'w') as f:
+    json.dump(config_to_dict(config), f, indent=2, sort_keys=True)
+  os.replace(tmp, path)
+
+
+def load_config(workdir):
+  """The config a run in `workdir` trained with.
+
+  Reads workdir/config.json, or, when that is missing, the config stored in the latest readable
+  checkpoint.
+
+  Args:
+    workdir: a training run's directory.
+  Returns:
+    ml_collections.ConfigDict.
+  Raises:
+    FileNotFoundError: neither a config.json nor a checkpoint with a config exists.
+  """
+  path = os.path.join(workdir, CONFIG_FILE)
+  if os.path.exists(path):
+    with open(path) as f:
+      return config_from_dict(json.load(f))
+  for directory in _checkpoint_dirs(workdir):
+    config = _config_of_latest(directory)
+    if config is not None:
+      return config
+  raise FileNotFoundError(f'{workdir}: no {CONFIG_FILE} and no checkpoint holding a config; is '
+                          'this a training workdir?')
+
+
+def _read_only_manager(directory):
+  # Handlers named up front so that item metadata can be read before any restore.
+  return ocp.CheckpointManager(
+      directory,
+      options=ocp.CheckpointManagerOptions(read_only=True, create=False, save_interval_steps=0,
+                                           enable_async_checkpointing=False),
+      item_handlers={STATE: ocp.PyTreeCheckpointHandler(), CONFIG: ocp.JsonCheckpointHandler()})
+
+
+def _config_of_latest(directory):
+  if not os.path.isdir(directory):
+    return None
+  manager = _read_only_manager(directory)
+  try:
+    for step in sorted(manager.all_steps(), reverse=True):
+      try:
+        restored = manager.restore(
+            step, args=ocp.args.Composite(**{CONFIG: ocp.args.JsonRestore()}))
+        return config_from_dict(restored[CONFIG])
+      except Exception as e:  # pylint: disable=broad-except
+        logging.warning('checkpoint %s/%d: config unreadable (%s); trying an older one',
+                        directory, step, e)
+  finally:
+    manager.close()
+  return None
+
+
+def _quarantine(directory, step, workdir):
+  """Moves an unreadable step directory out of the manager's sight; returns the new path."""
+  src = os.path.join(directory, str(step))
+  dst = os.path.join(workdir, CORRUPT_DIR,
+                     f'{os.path.basename(directory)}_{step}_{time.strftime("%Y%m%d-%H%M%S")}')
+  if jax.process_index() == 0 and os.path.exists(src):
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    shutil.move(src, dst)
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(f'quarantine_{directory}_{step}')
+  return dst
+
+
+class RunCheckpoints:
+  """The periodic and best-by-held-out-loss checkpoint managers of one training run.
+
+  Saves are asynchronous when `config.checkpoint.async_save`: `save` returns once the arrays are
+  copied off the devices, and the next save (or `wait_until_finished`) waits for the write.
+
+  Attributes:
+    directory: periodic checkpoints directory.
+    best_directory: best checkpoint directory.
+  """
+
+  def __init__(self, workdir, config):
+    """Opens (creating) the managers of `workdir` with the options in `config`.
+
+    Args:
+      workdir: the run's directory.
+      config: the full experiment config (uses `checkpoint` and `train.keep_checkpoints`).
+    """
+    self.workdir = _absolute(workdir)
+    self._config = config
+    self.directory, self.best_directory = _checkpoint_dirs(workdir, config)
+    ckpt = config.checkpoint
+    self._manager = ocp.CheckpointManager(self.directory, options=ocp.CheckpointManagerOptions(
+        max_to_keep=int(config.train.keep_checkpoints),
+        enable_async_checkpointing=bool(ckpt.async_save),
+        cleanup_tmp_directories=True))
+    self._best = None
+    if ckpt.keep_best:
+      self._best = ocp.CheckpointManager(self.best_directory, options=ocp.CheckpointManagerOptions(
+          max_to_keep=1, best_fn=lambda metrics: metrics[BEST_METRIC], best_mode='min',
+          keep_checkpoints_without_metrics=False,
+          enable_async_checkpointing=bool(ckpt.async_save), cleanup_tmp_directories=True))
+
+  def _args(self, state):
+    return ocp.args.Composite(**{STATE: ocp.args.StandardSave(state),
+                                 CONFIG: ocp.args.JsonSave(config_to_dict(self._config))})
+
+  def latest_step(self):
+    """The newest periodic checkpoint's step, or None."""
+    return self._manager.latest_step()
+
+  def all_steps(self):
+    """Steps of the periodic checkpoints on disk, ascending."""
+    return sorted(self._manager.all_steps())
+
+  def save(self, step, state):
+    """Saves `state` as periodic checkpoint `step` unless one exists; returns whether it saved.
+
+    Args:
+      step: the number of completed training steps (the state's step).
+      state: the TrainState pytree of (possibly sharded) jax.Arrays.
+    """
+    if step in self._manager.all_steps():
+      return False
+    return self._manager.save(step, args=self._args(state), force=True)
+
+  @property
+  def best_loss(self):
+    """The held-out loss of the best checkpoint, or +inf when there is none."""
+    if self._best is None:
+      return float('inf')
+    step = self._best.best_step()
+    if step is None:
+      return float('inf')
+    metrics = self._best.metrics(step) or {}
+    return float(metrics.get(BEST_METRIC, float('inf')))
+
+  def maybe_save_best(self, step, state, heldout_loss):
+    """Saves `state` as the best checkpoint if `heldout_loss` beats the best so far.
+
+    Args:
+      step: the state's step.
+      state: the TrainState.
+      heldout_loss: scalar held-out loss of `state` (lower is better).
+    Returns:
+      True when saved.
+    """
+    if self._best is None or not heldout_loss < self.best_loss:
+      return False
+    if step in self._best.all_steps():  # a resumed run reproducing an evaluation it already saved
+      return False
+    return self._best.save(step, args=self._args(state), metrics={BEST_METRIC: float(heldout_loss)},
+                           force=True)
+
+  def restore_latest(self, abstract_state):
+    """Restores the newest readable periodic checkpoint into the shardings of `abstract_state`.
+
+    Unreadable checkpoints are moved to workdir/checkpoints_corrupt with a warning and the next
+    older one is tried.
+
+    Args:
+      abstract_state: a TrainState of jax.ShapeDtypeStruct leaves carrying their target shardings.
+    Returns:
+      (state, step), or (None, None) when no readable checkpoint exists.
+    """
+    for step in sorted(self._manager.all_steps(), reverse=True):
+      try:
+        restored = self._manager.restore(
+            step, args=ocp.args.Composite(**{STATE: ocp.args.StandardRestore(abstract_state)}))
+        return restored[STATE], step
+      except Exception as e:  # pylint: disable=broad-except
+        moved = _quarantine(self.directory, step, self.workdir)
+        logging.warning('checkpoint %s/%d cannot be restored (%s: %s); moved it to %s and '
+                        'falling back to the previous checkpoint', self.directory, step,
+                        type(e).__name__, str(e).splitlines()[0][:300], moved)
+        self._manager.reload()
+    return None, None
+
+  def wait_until_finished(self):
+    """Blocks until every pending asynchronous save is on disk."""
+    self._manager.wait_until_finished()
+    if self._best is not None:
+      self._best.wait_until_finished()
+
+  def close(self):
+    """Waits for pending saves and releases the managers."""
+    self.wait_until_finished()
+    self._manager.close()
+    if self._best is not None:
+      self._best.close()
+
+
+def restore_params(workdir, step=None, ema=True):
+  """Restores just the (EMA) parameters of a run for inference, on this process's first device.
+
+  Works on any machine, whatever mesh the run trained on: arrays are read unsharded onto a single
+  device, and only the requested parameter tree is read.
+
+  Args:
+    workdir: a training run's directory.
+    step: None for the latest readable periodic checkpoint, 'best' for the best-by-held-out-loss
+      checkpoint, or an int step of a periodic checkpoint.
+    ema: True for the exponential moving average of the parameters (what to vocode with), False
+      for the raw trained parameters.
+  Returns:
+    (params, config, step): params is a nested dict of float32 jax.Arrays as `build_model(config)`
+    expects, config the ConfigDict the checkpoint was trained with, step its int step.
+  Raises:
+    FileNotFoundError: no (readable) checkpoint matches.
+  """
+  periodic, best = _checkpoint_dirs(workdir, _maybe_config(workdir))
+  directory = best if step == 'best' else periodic
+  if not os.path.isdir(directory):
+    raise FileNotFoundError(f'{workdir}: no checkpoint directory {directory}')
+  manager = _read_only_manager(directory)
+  try:
+    steps = sorted(manager.all_steps(), reverse=True)
+    if isinstance(step, int):
+      if step not in steps:
+        raise FileNotFoundError(f'{directory}: no checkpoint at step {step}; have {sorted(steps)}')
+      candidates = [step]
+    else:
+      candidates = steps
+    if not candidates:
+      raise FileNotFoundError(f'{directory}: holds no checkpoint')
+    key = 'ema_params' if ema else 'params'
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    errors = []
+    for s in candidates:
+      try:
+        tree = manager.item_metadata(s)[STATE].tree[key]
+        abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+                                tree)
+        restore_args = jax.tree.map(lambda _: ocp.ArrayRestoreArgs(sharding=device), abstract)
+        restored = manager.restore(s, args=ocp.args.Composite(**{
+            STATE: ocp.args.PyTreeRestore(item={key: abstract}, restore_args={key: restore_args},
+                                          partial_restore=True),
+            CONFIG: ocp.args.JsonRestore()}))
+        return restored[STATE][key], config_from_dict(restored[CONFIG]), int(s)
+      except Exception as e:  # pylint: disable=broad-except
+        errors.append(f'step {s}: {type(e).__name__}: {str(e).splitlines()[0][:200]}')
+        logging.warning('checkpoint %s/%d cannot be restored (%s); trying an older one',
+                        directory, s, errors[-1])
+    raise FileNotFoundError(f'{directory}: no readable checkpoint ({"; ".join(errors)})')
+  finally:
+    manager.close()
+
+
+def _maybe_config(workdir):
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return config_from_dict(json.load(f))

@@ -1,0 +1,312 @@
+"""Vocoding held-out utterances with several inference schedules and scoring them.
+
+For each schedule: chunked, batched synthesis (one compilation per schedule length and chunk
+shape), then LS-MSE, multi-resolution STFT distance, mel L1, PESQ (wideband, 16 kHz) and STOI
+against the reference audio, plus the real-time factor. Results go to metrics.json (means per
+schedule), per_utterance.jsonl (one line per schedule and utterance), TensorBoard scalars and wavs.
+"""
+import json
+import math
+import os
+import re
+
+from absl import logging
+import jax
+import numpy as np
+import tqdm
+
+from wavegrad_jax import metrics, sampling, schedules, synthesize
+
+METRIC_NAMES = ('ls_mse', 'mrstft', 'spectral_convergence', 'log_magnitude_l1', 'mel_l1', 'pesq',
+                'stoi')
+
+
+def schedule_name(spec):
+  """A file-system-safe name for a schedule spec: a JSON path's stem, else the spec itself."""
+  if spec.endswith('.json') or os.path.isfile(spec):
+    return os.path.splitext(os.path.basename(spec))[0]
+  return re.sub(r'[^A-Za-z0-9._+-]+', '_', spec)
+
+
+def parse_schedule_list(specs, named=None):
+  """Turns 'a,b,c' (or a list) of schedule specs into [(name, betas [N])], in the given order.
+
+  A 'list:b1,b2' spec contains commas: separate the specs with ';' when one of them is a list.
+
+  Args:
+    specs: a ','- or ';'-separated string, or a sequence of specs (names, 'linear:..', .json paths).
+    named: config.sampling.named_schedules.
+  Returns:
+    list of (file-system-safe name, float64 [N] betas).
+  Raises:
+    ValueError: two specs map to one name; schedules.ScheduleError: an invalid spec.
+  """
+  if isinstance(specs, str):
+    specs = [s.strip() for s in specs.split(';' if ';' in specs else ',') if s.strip()]
+  out, seen = [], set()
+  for spec in specs:
+    name = schedule_name(spec)
+    if name in seen:
+      raise ValueError(f'two schedules would both be called {name!r}; rename one of the files')
+    seen.add(name)
+    out.append((name, schedules.parse_schedule(spec, named)))
+  return out
+
+
+def _safe_id(utt_id):
+  return re.sub(r'[^A-Za-z0-9._+-]+', '_', str(utt_id))
+
+
+def score_utterances(generated, references, config, metrics_fn=None):
+  """Every metric for each (generated, reference) pair of one schedule.
+
+  Args:
+    generated: list of [T_i] waveforms.
+    references: list of [T_i] reference waveforms at config.audio.sample_rate.
+    config: full config (audio, eval).
+    metrics_fn: optional `metrics.make_spectral_metrics_fn` result, reused across schedules so that
+      each utterance length compiles once.
+  Returns:
+    list of {metric name: float} per utterance (PESQ / STOI only if enabled in config.eval).
+  """
+  metrics_fn = metrics_fn or metrics.make_spectral_metrics_fn(config.audio, config.eval)
+  rate = int(config.audio.sample_rate)
+  rows = []
+  for gen, ref in zip(generated, references):
+    row = {k: float(v) for k, v in metrics_fn(gen, ref).items()}
+    if config.eval.pesq:
+      row['pesq'] = float(metrics.pesq_wb(gen, ref, rate))
+    if config.eval.stoi:
+      row['stoi'] = float(metrics.stoi(gen, ref, rate))
+    rows.append(row)
+  return rows
+
+
+def _mean(values):
+  finite = [v for v in values if v is not None and math.isfinite(v)]
+  return float(np.mean(finite)) if finite else None
+
+
+def evaluate_utterances(eps_fn, params, config, utterances, schedule_list, rng, *,
+                        output_dir=None, step=None, progress=True):
+  """Vocodes utterances with each schedule and scores them.
+
+  Args:
+    eps_fn: denoiser eps_fn(params, noisy, mel, noise_level) (`sampling.model_eps_fn(model)`).
+    params: its parameters.
+    config: the checkpoint's full config (audio, sampling, eval).
+    utterances: list of {'id', 'audio' [T], 'mel' [F, n_mels]}
+      (`input_pipeline.heldout_utterances`).
+    schedule_list: [(name, betas [N])] (`parse_schedule_list`).
+    rng: PRNG key; every schedule uses the same one, so they differ only by the schedule.
+    output_dir: if given, receives metrics.json, per_utterance.jsonl, wavs/<schedule>/<id>.wav
+      (and wavs/reference/) and TensorBoard events in tb/.
+    step: the checkpoint step, recorded and used as the TensorBoard step.
+    progress: show progress bars.
+  Returns:
+    dict: {'step', 'num_utterances', 'audio_seconds', 'schedules': {name: {'num_steps', 'betas',
+    'rtf', 'synthesis_seconds', 'compile_seconds', metric means...}}, 'per_utterance': [rows]}.
+  """
+  if not utterances:
+    raise ValueError('no utterances to evaluate (empty split?)')
+  audio_cfg, e = config.audio, config.eval
+  hop, rate = int(audio_cfg.hop_length), int(audio_cfg.sample_rate)
+  sampler = sampling.make_sampler(eps_fn, **sampling.sampler_options_from_config(config))
+  vocode = synthesize.chunked_vocoder_from_config(sampler, config)
+  metrics_fn = metrics.make_spectral_metrics_fn(audio_cfg, e)
+  mels = [np.asarray(u['mel'], np.float32) for u in utterances]
+  refs = [np.asarray(u['audio'], np.float32)[:m.shape[0] * hop] for u, m in zip(utterances, mels)]
+  for u, m, r in zip(utterances, mels, refs):
+    if r.shape[0] != m.shape[0] * hop:
+      raise ValueError(f'utterance {u.get("id")}: {r.shape[0]} samples is fewer than its '
+                       f'{m.shape[0]} mel frames * hop {hop}')
+  ids = [str(u.get('id', i)) for i, u in enumerate(utterances)]
+  audio_seconds = sum(r.shape[0] for r in refs) / rate
+  results = {'step': step, 'num_utterances': len(utterances), 'audio_seconds': audio_seconds,
+             'schedules': {}, 'per_utterance': []}
+  if output_dir:
+    os.makedirs(output_dir, exist_ok=True)
+    if e.write_wavs and e.write_references:
+      for utt_id, ref in zip(ids, refs):
+        path = os.path.join(output_dir, 'wavs', 'reference', _safe_id(utt_id) + '.wav')
+        synthesize.write_wav(path, ref, rate, e.wav_subtype)
+  for name, betas in tqdm.tqdm(schedule_list, desc='schedules', unit='schedule',
+                               disable=not progress):
+    generated, stats = vocode(params, betas, mels, rng, progress=progress,
+                              desc=f'{name} ({len(betas)} steps)')
+    rows = score_utterances(generated, refs, config, metrics_fn)
+    summary = {'num_steps': int(len(betas)), 'betas': [float(b) for b in betas],
+               'rtf': stats['synthesis_seconds'] / audio_seconds,
+               'synthesis_seconds': stats['synthesis_seconds'],
+               'compile_seconds': stats['compile_seconds'], 'batch_size': stats['batch_size'],
+               'num_chunks': stats['num_chunks']}
+    # Means skip NaN (a diverged sample, PESQ finding no speech); the count says how many diverged.
+    summary['nonfinite_utterances'] = int(sum(not np.all(np.isfinite(w)) for w in generated))
+    for metric in METRIC_NAMES:
+      if metric in rows[0]:
+        summary[metric] = _mean([r[metric] for r in rows])
+    results['schedules'][name] = summary
+    for utt_id, utt, row in zip(ids, utterances, rows):
+      results['per_utterance'].append({'schedule': name, 'id': utt_id,
+                                       'speaker': utt.get('speaker'), **row})
+    if output_dir and e.write_wavs:
+      for utt_id, wave in zip(ids, generated):
+        synthesize.write_wav(os.path.join(output_dir, 'wavs', name, _safe_id(utt_id) + '.wav'),
+                             wave, rate, e.wav_subtype)
+  if output_dir:
+    write_results(results, output_dir, config)
+  return results
+
+
+def write_results(results, output_dir, config):
+  """Writes metrics.json, per_utterance.jsonl and TensorBoard scalars.
+
+  Args:
+    results: what `evaluate_utterances` returns.
+    output_dir: existing folder; TensorBoard events go to output_dir/tb with tags
+      eval_<split>/<schedule>/<metric> at the checkpoint step.
+    config: full config (eval.split names the tag).
+  """
+  per_utt = results['per_utterance']
+  summary = {k: v for k, v in results.items() if k != 'per_utterance'}
+  with open(os.path.join(output_dir, 'metrics.json'), 'w') as f:
+    json.dump(_finite(summary), f, indent=2)
+  with open(os.path.join(output_dir, 'per_utterance.jsonl'), 'w') as f:
+    for row in per_utt:
+      f.write(json.dumps(_finite(row)) + '\n')
+  import tensorboardX  # only the evaluation writes events.
+  step = int(results['step'] or 0)
+  split = config.eval.split
+  with tensorboardX.SummaryWriter(os.path.join(output_dir, 'tb')) as writer:
+    for name, sched in results['schedules'].items():
+      for metric in METRIC_NAMES + ('rtf',):
+        value = sched.get(metric)
+        if value is not None and math.isfinite(value):
+          writer.add_scalar(f'eval_{split}/{name}/{metric}', value, step)
+
+
+def _finite(obj):
+  """NaN / inf -> None, recursively, so the JSON files are standard JSON."""
+  if isinstance(obj, float):
+    return obj if math.isfinite(obj) else None
+  if isinstance(obj, dict):
+    return {k: _finite(v) for k, v in obj.items()}
+  if isinstance(obj, (list, tuple)):
+    return [_finite(v) for v in obj]
+  return obj
+
+
+def default_output_dir(workdir, step):
+  """workdir/eval/step_<step>."""
+  return os.path.join(workdir, 'eval', f'step_{step}')
+
+
+def evaluation_rng(config):
+  """The reverse-diffusion key of an evaluation: PRNGKey(config.eval.seed)."""
+  return jax.random.PRNGKey(int(config.eval.seed))
+
+
+INFERENCE_SECTIONS = ('sampling', 'eval', 'search')
+
+
+def _merged(default, override):
+  out = dict(default)
+  for k, v in override.items():
+    out[k] = _merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+  return out
+
+
+def inference_config(checkpoint_config, defaults, override=None):
+  """The config an inference launcher runs with.
+
+  The model and frontend always come from the checkpoint. The inference-time sections (sampling,
+  eval, search) come from `override` (the launcher's --config, with its --config.x=y flags) when
+  given, else from the checkpoint; fields either lacks (a run older than the field) take the
+  values in `defaults`.
+
+  Args:
+    checkpoint_config: the ConfigDict the checkpoint trained with.
+    defaults: a full default config (experiments.configs.common.get_common_config()).
+    override: optional ConfigDict from --config.
+  Returns:
+    A new, unlocked ConfigDict.
+  """
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  out = checkpoint_config.to_dict()
+  for section in INFERENCE_SECTIONS:
+    source = override if override is not None else checkpoint_config
+    value = source.get(section, None) if hasattr(source, 'get') else None
+    base = defaults[section].to_dict()
+    out[section] = _merged(base, value.to_dict() if value is not None else {})
+  return ml_collections.ConfigDict(out)
+
+
+def frontend_differences(a, b):
+  """Fields of the `audio` and `model` sections that differ between two configs.
+
+  Args:
+    a, b: full configs.
+  Returns:
+    list of 'section.field: a_value vs b_value' strings, empty when the frontends and models agree.
+  """
+  diffs = []
+  for section in ('audio', 'model'):
+    da, db = a[section].to_dict(), b[section].to_dict()
+    for k in sorted(set(da) | set(db)):
+      va, vb = da.get(k), db.get(k)
+      if isinstance(va, (list, tuple)) and isinstance(vb, (list, tuple)):
+        same = json.dumps(va) == json.dumps(vb)
+      else:
+        same = va == vb
+      if not same:
+        diffs.append(f'{section}.{k}: {va!r} vs {vb!r}')
+  return diffs
+
+
+def format_table(results):
+  """A plain-text table of the per-schedule means in `results`."""
+  cols = ('num_steps', 'ls_mse', 'mrstft', 'mel_l1', 'pesq', 'stoi', 'rtf')
+  lines = [f'{"schedule":<24}' + ''.join(f'{c:>11}' for c in cols)]
+  for name, sched in results['schedules'].items():
+    cells = []
+    for c in cols:
+      v = sched.get(c)
+      cells.append(f'{"-":>11}' if v is None else f'{v:>11d}' if isinstance(v, int)
+                   else f'{v:>11.4g}')
+    lines.append(f'{name:<24}' + ''.join(cells))
+  return '\n'.join(lines)
+
+
+def parse_step(text):
+  """A --step flag: '' or None -> None (latest), 'best' -> 'best', '123' -> 123."""
+  text = str(text if text is not None else '').strip()
+  if not text:
+    return None
+  return 'best' if text == 'best' else int(text)
+
+
+def load_for_inference(workdir, defaults, step=None, ema=None, override=None):
+  """Restores a run's parameters with the config inference should use.
+
+  Args:
+    workdir: the training run's directory.
+    defaults: a full default config (experiments.configs.common.get_common_config()).
+    step: '' / None (latest), 'best', or an int step (strings are parsed).
+    ema: True / False, or None for config.eval.ema.
+    override: optional --config ConfigDict (see `inference_config`).
+  Returns:
+    (params, config, step).
+  """
+  from wavegrad_jax import checkpoints  # pylint: disable=g-import-not-at-top
+  saved = inference_config(checkpoints.load_config(workdir), defaults, override)
+  ema = bool(saved.eval.ema if ema is None else ema)
+  params, ckpt_config, step = checkpoints.restore_params(workdir, parse_step(step), ema=ema)
+  if override is not None:
+    diffs = frontend_differences(ckpt_config, override)
+    if diffs:
+      logging.warning("--config differs from the checkpoint in %s; the checkpoint's model and "
+                      'frontend are used (only sampling / eval / search come from --config)',
+                      ', '.join(diffs[:6]) + (' ...' if len(diffs) > 6 else ''))
+  config = inference_config(ckpt_config, defaults, override)
+  config.eval.ema = ema
+  return params, config, step

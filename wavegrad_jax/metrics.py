@@ -1,0 +1,264 @@
+"""Objective vocoder metrics: LS-MSE, multi-resolution STFT distance, mel L1, PESQ, STOI, RTF.
+
+The spectral metrics are pure JAX functions over [..., T] waveforms, batched over any leading axes
+and jittable when the config values they take are Python constants (close over them; don't trace
+them). PESQ and STOI wrap their reference C / numpy packages and run on the host, one utterance at
+a time. Every metric compares `generated` against `reference`; lower is better except PESQ and
+STOI.
+"""
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import soxr
+
+from wavegrad_jax import audio
+
+PESQ_SAMPLE_RATE = 16000          # wideband PESQ (ITU-T P.862.2) is defined at 16 kHz only.
+DEFAULT_MRSTFT_RESOLUTIONS = ((512, 128, 512), (1024, 256, 1024), (2048, 512, 2048))
+
+
+def _check_pair(generated, reference):
+  generated = jnp.asarray(generated, jnp.float32)
+  reference = jnp.asarray(reference, jnp.float32)
+  if generated.shape[-1] != reference.shape[-1]:
+    raise ValueError(f'generated ({generated.shape}) and reference ({reference.shape}) must have '
+                     'the same number of samples; crop both to frames * hop_length')
+  return generated, reference
+
+
+# -------------------------------------------------------------------------------------- LS-MSE
+
+
+def ls_mse_audio_config(audio_cfg, window_hops=4, hop_divisor=2):
+  """The frontend LS-MSE is measured with: the model's mel bands on a finer, longer-window STFT.
+
+  Args:
+    audio_cfg: the checkpoint's `audio` config section (sample_rate in Hz, hop_length in samples,
+      n_mels, fmin / fmax in Hz, power, window, pad_mode are kept).
+    window_hops: n_fft = win_length = window_hops * hop_length samples (4 in the practised search).
+    hop_divisor: the LS-MSE hop is hop_length // hop_divisor samples (2 in the practised search).
+  Returns:
+    A new ConfigDict; `audio_cfg` is not modified.
+  """
+  hop = int(audio_cfg.hop_length)
+  c = ml_collections.ConfigDict(audio_cfg.to_dict())
+  c.n_fft = int(window_hops) * hop
+  c.win_length = int(window_hops) * hop
+  c.hop_length = max(1, hop // int(hop_divisor))
+  return c
+
+
+def ls_mse(generated, reference, ls_cfg, eps=1e-5):
+  """Log-mel spectral MSE: mean (log(mel_gen + eps) - log(mel_ref + eps))^2.
+
+  Args:
+    generated: [..., T] waveform.
+    reference: [..., T] waveform at the same sample rate.
+    ls_cfg: the LS-MSE frontend, from `ls_mse_audio_config` (Python constants).
+    eps: added to the mel before the natural log.
+  Returns:
+    [...] float32, averaged over the T // ls_cfg.hop_length frames and the mel bands.
+  """
+  generated, reference = _check_pair(generated, reference)
+  log_gen = jnp.log(audio.mel_spectrogram(generated, ls_cfg) + eps)
+  log_ref = jnp.log(audio.mel_spectrogram(reference, ls_cfg) + eps)
+  return jnp.mean(jnp.square(log_gen - log_ref), axis=(-2, -1))
+
+
+# ------------------------------------------------------------------------- multi-resolution STFT
+
+
+def _stft_magnitude_floored(x, n_fft, hop_length, win_length, floor):
+  spec = audio.stft(x, n_fft, hop_length, win_length)
+  # The floor keeps log() finite in digital silence, as in Parallel WaveGAN's STFT loss.
+  return jnp.sqrt(jnp.maximum(jnp.square(spec.real) + jnp.square(spec.imag), floor))
+
+
+def stft_distance(generated, reference, n_fft, hop_length, win_length, floor=1e-7):
+  """Spectral convergence and log-magnitude L1 at one STFT resolution (Hann window).
+
+  Args:
+    generated: [..., T] waveform.
+    reference: [..., T] waveform.
+    n_fft, hop_length, win_length: STFT sizes in samples.
+    floor: lower bound on the power |X|^2 before the square root and log.
+  Returns:
+    (spectral_convergence [...], log_magnitude_l1 [...]): ||R - G||_F / ||R||_F over frames x bins,
+    and mean |log R - log G|.
+  """
+  generated, reference = _check_pair(generated, reference)
+  g = _stft_magnitude_floored(generated, n_fft, hop_length, win_length, floor)
+  r = _stft_magnitude_floored(reference, n_fft, hop_length, win_length, floor)
+  sc = (jnp.sqrt(jnp.sum(jnp.square(r - g), axis=(-2, -1)))
+        / jnp.sqrt(jnp.sum(jnp.square(r), axis=(-2, -1))))
+  log_l1 = jnp.mean(jnp.abs(jnp.log(r) - jnp.log(g)), axis=(-2, -1))
+  return sc, log_l1
+
+
+def multi_resolution_stft_distance(generated, reference,
+                                   resolutions=DEFAULT_MRSTFT_RESOLUTIONS, floor=1e-7):
+  """Multi-resolution STFT distance: spectral convergence + log-magnitude L1, averaged.
+
+  Args:
+    generated: [..., T] waveform.
+    reference: [..., T] waveform.
+    resolutions: (n_fft, hop_length, win_length) triples in samples.
+    floor: lower bound on the power |X|^2.
+  Returns:
+    A dict of [...] float32: 'mrstft' (mean over resolutions of sc + log_mag),
+    'spectral_convergence'
+    and 'log_magnitude_l1' (each the mean over resolutions).
+  """
+  if not resolutions:
+    raise ValueError('multi_resolution_stft_distance needs at least one (n_fft, hop, win) triple')
+  sc_all, log_all = [], []
+  for n_fft, hop, win in resolutions:
+    sc, log_l1 = stft_distance(generated, reference, int(n_fft), int(hop), int(win), floor)
+    sc_all.append(sc)
+    log_all.append(log_l1)
+  sc = jnp.mean(jnp.stack(sc_all), axis=0)
+  log_l1 = jnp.mean(jnp.stack(log_all), axis=0)
+  return {'mrstft': sc + log_l1, 'spectral_convergence': sc, 'log_magnitude_l1': log_l1}
+
+
+# ------------------------------------------------------------------------------------------- mel
+
+
+def mel_l1(generated, reference, audio_cfg):
+  """Mean absolute difference of the model's log-mels (`audio.log_mel_spectrogram`).
+
+  Args:
+    generated: [..., T] waveform at audio_cfg.sample_rate.
+    reference: [..., T] waveform.
+    audio_cfg: the checkpoint's `audio` section (Python constants).
+  Returns:
+    [...] float32 mean over T // hop_length frames and n_mels bands, in nats.
+  """
+  generated, reference = _check_pair(generated, reference)
+  return jnp.mean(jnp.abs(audio.log_mel_spectrogram(generated, audio_cfg)
+                          - audio.log_mel_spectrogram(reference, audio_cfg)), axis=(-2, -1))
+
+
+def spectral_metrics(generated, reference, audio_cfg, ls_cfg,
+                     resolutions=DEFAULT_MRSTFT_RESOLUTIONS, ls_eps=1e-5):
+  """Every JAX metric at once: a dict of [...] arrays (ls_mse, mrstft and its parts, mel_l1).
+
+  Args:
+    generated: [..., T] waveform.
+    reference: [..., T] waveform.
+    audio_cfg: the model's `audio` section.
+    ls_cfg: the LS-MSE frontend (`ls_mse_audio_config`).
+    resolutions: MR-STFT (n_fft, hop, win) triples in samples.
+    ls_eps: LS-MSE's additive mel floor.
+  Returns:
+    {'ls_mse', 'mrstft', 'spectral_convergence', 'log_magnitude_l1', 'mel_l1'}: [...] float32.
+  """
+  out = {'ls_mse': ls_mse(generated, reference, ls_cfg, ls_eps)}
+  out.update(multi_resolution_stft_distance(generated, reference, resolutions))
+  out['mel_l1'] = mel_l1(generated, reference, audio_cfg)
+  return out
+
+
+def make_spectral_metrics_fn(audio_cfg, eval_cfg):
+  """A jitted `spectral_metrics` closed over the frontends; compiles once per waveform shape.
+
+  Args:
+    audio_cfg: the model's `audio` section.
+    eval_cfg: the `eval` config section (ls_mse_window_hops, ls_mse_hop_divisor, ls_mse_eps,
+      mrstft_resolutions).
+  Returns:
+    fn(generated [..., T], reference [..., T]) -> dict of [...] float32 arrays.
+  """
+  ls_cfg = ls_mse_audio_config(audio_cfg, eval_cfg.ls_mse_window_hops, eval_cfg.ls_mse_hop_divisor)
+  resolutions = tuple(tuple(int(v) for v in r) for r in eval_cfg.mrstft_resolutions)
+  eps = float(eval_cfg.ls_mse_eps)
+  return jax.jit(lambda g, r: spectral_metrics(g, r, audio_cfg, ls_cfg, resolutions, eps))
+
+
+# ------------------------------------------------------------------------------------ PESQ, STOI
+
+
+def _as_host_pair(generated, reference):
+  generated = np.asarray(generated, np.float32)
+  reference = np.asarray(reference, np.float32)
+  if generated.shape != reference.shape:
+    raise ValueError(f'generated {generated.shape} and reference {reference.shape} differ in shape')
+  return generated, reference
+
+
+def _per_utterance(fn, generated, reference):
+  """Applies fn(gen [T], ref [T]) -> float over the leading axes of [..., T] arrays."""
+  generated, reference = _as_host_pair(generated, reference)
+  lead = generated.shape[:-1]
+  flat_g = generated.reshape((-1, generated.shape[-1]))
+  flat_r = reference.reshape((-1, reference.shape[-1]))
+  out = np.array([fn(g, r) for g, r in zip(flat_g, flat_r)], np.float64)
+  return out.reshape(lead) if lead else float(out[0])
+
+
+def pesq_wb(generated, reference, sample_rate):
+  """Wideband PESQ (MOS-LQO, about 1.04 to 4.64) after resampling both signals to 16 kHz.
+
+  Args:
+    generated: [..., T] waveform at `sample_rate` Hz.
+    reference: [..., T] waveform.
+    sample_rate: their rate in Hz; resampled with soxr 'HQ' unless already 16 kHz.
+  Returns:
+    float for [T] inputs, else [...] float64. NaN where PESQ finds no speech (e.g. silence) or
+    the generated audio is not finite.
+  """
+  import pesq as pesq_lib  # the C extension is only needed by the evaluation, not training.
+
+  def one(g, r):
+    if not np.any(r) or not np.all(np.isfinite(g)):
+      # A silent reference holds no speech; a diverged sample would crash the C code.
+      return float('nan')
+    if sample_rate != PESQ_SAMPLE_RATE:
+      g = soxr.resample(g, sample_rate, PESQ_SAMPLE_RATE, quality='HQ')
+      r = soxr.resample(r, sample_rate, PESQ_SAMPLE_RATE, quality='HQ')
+    try:
+      return pesq_lib.pesq(PESQ_SAMPLE_RATE, r, g, 'wb')
+    except (pesq_lib.NoUtterancesError, pesq_lib.BufferTooShortError):
+      return float('nan')
+
+  return _per_utterance(one, generated, reference)
+
+
+def stoi(generated, reference, sample_rate, extended=False):
+  """Short-time objective intelligibility, about 0 to 1 (pystoi resamples to 10 kHz itself).
+
+  Args:
+    generated: [..., T] waveform at `sample_rate` Hz.
+    reference: [..., T] waveform.
+    sample_rate: their rate in Hz.
+    extended: ESTOI instead of STOI.
+  Returns:
+    float for [T] inputs, else [...] float64. pystoi returns 1e-5 and warns when the clean signal
+    has fewer than 30 speech frames (about 0.4 s). NaN where the generated audio is not finite.
+  """
+  import pystoi  # only needed by the evaluation.
+
+  def one(g, r):
+    if not np.all(np.isfinite(g)):
+      return float('nan')
+    return float(pystoi.stoi(r, g, sample_rate, extended=extended))
+
+  return _per_utterance(one, generated, reference)
+
+
+# ---------------------------------------------------------------------------------------- speed
+
+
+def real_time_factor(synthesis_seconds, num_samples, sample_rate):
+  """Synthesis wall time divided by the duration of the audio it produced (below 1: faster).
+
+  Args:
+    synthesis_seconds: wall-clock seconds spent synthesizing.
+    num_samples: total samples produced.
+    sample_rate: in Hz.
+  Returns:
+    float; inf when no audio was produced.
+  """
+  audio_seconds = float(num_samples) / float(sample_rate)
+  return float(synthesis_seconds) / audio_seconds if audio_seconds > 0 else float('inf')

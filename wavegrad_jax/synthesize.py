@@ -1,0 +1,473 @@
+"""Vocoding mels of any length to waveforms: chunked batching, input checks, wav / .npy files.
+
+Mel files (.npy) from any TTS model must hold float [frames, n_mels] natural-log mels made with the
+checkpoint's frontend: log(max(mel, audio.log_floor)) of a magnitude (power = audio.power) Slaney
+mel filterbank over a Hann STFT with the checkpoint's sample_rate, n_fft, win_length, hop_length,
+fmin and fmax (exactly `audio.log_mel_spectrogram`). A [1, frames, n_mels] array is accepted too.
+The output has exactly frames * hop_length samples.
+
+Long inputs are cut into equal chunks of `chunk_frames` mel frames that overlap by
+`overlap_frames`, the chunks of many files are batched together, and the overlaps are cross-faded
+back; so the sampler compiles once per (schedule length, [batch, chunk_frames, n_mels]) shape and
+never per file.
+"""
+import dataclasses
+import math
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.signal
+import soundfile
+import tqdm
+
+from wavegrad_jax import audio as audio_lib
+
+AUDIO_EXTENSIONS = ('.wav', '.flac', '.ogg', '.mp3')
+MEL_EXTENSIONS = ('.npy',)
+
+
+class SynthesisInputError(ValueError):
+  """An input file that is missing or contradicts the checkpoint's frontend; says how to fix it."""
+
+
+# ----------------------------------------------------------------------------------- chunking
+
+
+@dataclasses.dataclass(frozen=True)
+class ChunkPlan:
+  """Where each chunk of a batch of mels came from.
+
+  Attributes:
+    frames: per input, its number of mel frames F_i.
+    first_chunk: per input, the index of its first chunk in the chunk array.
+    num_chunks: per input, how many chunks it was cut into.
+    chunk_frames: frames per chunk.
+    overlap_frames: frames shared by neighbouring chunks of one input.
+  """
+  frames: tuple
+  first_chunk: tuple
+  num_chunks: tuple
+  chunk_frames: int
+  overlap_frames: int
+
+
+def _check_chunking(chunk_frames, overlap_frames):
+  if chunk_frames < 1 or not 0 <= overlap_frames < chunk_frames:
+    raise ValueError(f'need chunk_frames >= 1 and 0 <= overlap_frames < chunk_frames, got '
+                     f'{chunk_frames} and {overlap_frames}')
+
+
+def chunk_mels(mels, chunk_frames, overlap_frames, pad_value):
+  """Cuts mels of any lengths into equal overlapping chunks.
+
+  Args:
+    mels: sequence of [F_i, n_mels] arrays, F_i >= 1.
+    chunk_frames: frames per chunk.
+    overlap_frames: frames shared by consecutive chunks of one input (< chunk_frames).
+    pad_value: log-mel value for frames past an input's end (silence: log(log_floor)).
+  Returns:
+    (chunks [C, chunk_frames, n_mels] float32, ChunkPlan). Input i with F_i frames gives
+    max(1, ceil((F_i - overlap) / (chunk_frames - overlap))) chunks.
+  """
+  _check_chunking(chunk_frames, overlap_frames)
+  stride = chunk_frames - overlap_frames
+  chunks, frames, first, counts = [], [], [], []
+  for mel in mels:
+    mel = np.asarray(mel, np.float32)
+    f = mel.shape[0]
+    if f < 1:
+      raise ValueError('cannot vocode a mel with 0 frames')
+    n = max(1, math.ceil((f - overlap_frames) / stride))
+    padded = np.full(((n - 1) * stride + chunk_frames, mel.shape[1]), pad_value, np.float32)
+    padded[:f] = mel
+    first.append(len(chunks))
+    counts.append(n)
+    frames.append(f)
+    chunks.extend(padded[c * stride:c * stride + chunk_frames] for c in range(n))
+  plan = ChunkPlan(tuple(frames), tuple(first), tuple(counts), chunk_frames, overlap_frames)
+  return np.stack(chunks), plan
+
+
+def stitch_chunks(chunk_audio, plan, hop_length):
+  """Inverse of `chunk_mels` on the waveforms: linear cross-fades over the overlaps, then crops.
+
+  Args:
+    chunk_audio: [C, chunk_frames * hop_length] waveforms of the chunks.
+    plan: the ChunkPlan `chunk_mels` returned.
+    hop_length: samples per mel frame.
+  Returns:
+    list of [F_i * hop_length] float32 waveforms, one per input.
+  """
+  chunk_audio = np.asarray(chunk_audio, np.float32)
+  stride = (plan.chunk_frames - plan.overlap_frames) * hop_length
+  overlap = plan.overlap_frames * hop_length
+  # Fade-in weights over the overlap; the outgoing chunk gets 1 - w, so they sum to one.
+  fade = (np.arange(overlap, dtype=np.float32) + 0.5) / max(overlap, 1)
+  outputs = []
+  for f, first, n in zip(plan.frames, plan.first_chunk, plan.num_chunks):
+    out = np.zeros((n - 1) * stride + chunk_audio.shape[1], np.float32)
+    for c in range(n):
+      piece = chunk_audio[first + c].copy()
+      if c > 0 and overlap:
+        piece[:overlap] *= fade
+      if c < n - 1 and overlap:
+        piece[-overlap:] *= 1.0 - fade
+      out[c * stride:c * stride + piece.size] += piece
+    outputs.append(out[:f * hop_length])
+  return outputs
+
+
+def make_chunked_vocoder(sampler, *, hop_length, chunk_frames, overlap_frames, batch_size,
+                         pad_value):
+  """Wraps a sampler to vocode mels of any lengths in equal-shape batches of chunks.
+
+  Args:
+    sampler: sampler(params, betas [N], mel [B, chunk_frames, M], rng) -> [B, chunk_frames * hop]
+      (`sampling.make_sampler` or `sampling.sampler_from_config`).
+    hop_length: samples per mel frame.
+    chunk_frames: mel frames per chunk.
+    overlap_frames: frames cross-faded between neighbouring chunks.
+    batch_size: chunks per sampler call; fewer when the inputs have fewer chunks in all.
+    pad_value: log-mel value for padding (silence).
+  Returns:
+    vocode(params, betas [N], mels (list of [F_i, M]), rng, progress=False, desc='') ->
+    (list of [F_i * hop] float32 waveforms, stats dict with 'compile_seconds',
+    'synthesis_seconds' (sampler time after compilation), 'num_chunks', 'batch_size').
+    Batch b uses the key fold_in(rng, b). Compiled executables are kept per (N, batch shape).
+  """
+  _check_chunking(chunk_frames, overlap_frames)
+  if not hasattr(sampler, 'lower'):
+    sampler = jax.jit(sampler)
+  compiled = {}
+
+  def vocode(params, betas, mels, rng, progress=False, desc=''):
+    chunks, plan = chunk_mels(mels, chunk_frames, overlap_frames, pad_value)
+    num = chunks.shape[0]
+    batch = min(batch_size, num)
+    num_batches = -(-num // batch)
+    # Silent filler chunks keep every call at one shape (one compilation).
+    filler = np.full((num_batches * batch - num,) + chunks.shape[1:], pad_value, np.float32)
+    chunks = np.concatenate([chunks, filler])
+    betas = jnp.asarray(betas, jnp.float32)
+    key = (int(betas.shape[0]), chunks.shape[1:], batch)
+    compile_seconds = 0.0
+    if key not in compiled:
+      start = time.perf_counter()
+      compiled[key] = sampler.lower(params, betas, jnp.asarray(chunks[:batch]), rng).compile()
+      compile_seconds = time.perf_counter() - start
+    run = compiled[key]
+    out, synthesis_seconds = [], 0.0
+    for b in tqdm.trange(num_batches, desc=desc or 'vocoding', unit='batch', leave=False,
+                         disable=not progress):
+      mel = jnp.asarray(chunks[b * batch:(b + 1) * batch])
+      start = time.perf_counter()
+      wave = jax.block_until_ready(run(params, betas, mel, jax.random.fold_in(rng, b)))
+      synthesis_seconds += time.perf_counter() - start
+      out.append(np.asarray(wave))
+    chunk_audio = np.concatenate(out)[:num]
+    stats = dict(compile_seconds=compile_seconds, synthesis_seconds=synthesis_seconds,
+                 num_chunks=num, batch_size=batch)
+    return stitch_chunks(chunk_audio, plan, hop_length), stats
+
+  return vocode
+
+
+def chunked_vocoder_from_config(sampler, config):
+  """`make_chunked_vocoder` with config.eval's chunking and config.audio's hop and log floor.
+
+  Args:
+    sampler: a jitted sampler(params, betas [N], mel [B, F, M], rng) -> [B, F * hop].
+    config: full config (eval.chunk_frames, overlap_frames, batch_size in frames / chunks;
+      audio.hop_length in samples; audio.log_floor pads with silence).
+  Returns:
+    The `vocode` function of `make_chunked_vocoder`.
+  """
+  e = config.eval
+  return make_chunked_vocoder(
+      sampler, hop_length=int(config.audio.hop_length), chunk_frames=int(e.chunk_frames),
+      overlap_frames=int(e.overlap_frames), batch_size=int(e.batch_size),
+      pad_value=float(np.log(config.audio.log_floor)))
+
+
+# ---------------------------------------------------------------------------------- mel checks
+
+
+def log_mel_bounds(audio_cfg):
+  """The range a natural-log mel of [-1, 1] audio can take under `audio_cfg`.
+
+  The lower bound is log(log_floor). The upper bound is reached by no real signal: an STFT bin is at
+  most sum(window) in magnitude for |x| <= 1, and a mel band sums its filter weights over bins.
+
+  Args:
+    audio_cfg: the checkpoint's `audio` section.
+  Returns:
+    (low, high) in nats.
+  """
+  n_fft, win = int(audio_cfg.n_fft), int(audio_cfg.win_length)
+  window_sum = float(np.sum(scipy.signal.get_window(audio_cfg.window, min(win, n_fft),
+                                                    fftbins=True)))
+  band_weight = float(np.max(np.sum(audio_lib.mel_filterbank(audio_cfg), axis=0)))
+  high = float(audio_cfg.power) * math.log(window_sum) + math.log(band_weight)
+  return math.log(float(audio_cfg.log_floor)), high
+
+
+def _frontend_summary(audio_cfg):
+  return (f'sample_rate={audio_cfg.sample_rate} Hz, hop_length={audio_cfg.hop_length}, '
+          f'n_fft={audio_cfg.n_fft}, win_length={audio_cfg.win_length}, n_mels={audio_cfg.n_mels}, '
+          f'fmin={audio_cfg.fmin}, fmax={audio_cfg.fmax}, power={audio_cfg.power}, '
+          f'log_floor={audio_cfg.log_floor}')
+
+
+def check_mel(mel, audio_cfg, source='mel', mel_hop=None, mel_sample_rate=None, check_range=True):
+  """Validates a mel from outside (e.g. a TTS model) against the checkpoint's frontend.
+
+  Args:
+    mel: [frames, n_mels] (or [1, frames, n_mels]) natural-log mel.
+    audio_cfg: the checkpoint's `audio` section.
+    source: name used in error messages (e.g. the file path).
+    mel_hop: hop in samples the mel was made with, if known; must equal audio_cfg.hop_length.
+    mel_sample_rate: sample rate in Hz the mel was made at, if known; must equal the checkpoint's.
+    check_range: reject values that look like log10, dB or linear mels.
+  Returns:
+    [frames, n_mels] float32.
+  Raises:
+    SynthesisInputError: saying what differs and how to fix it.
+  """
+  n_mels, hop, rate = int(audio_cfg.n_mels), int(audio_cfg.hop_length), int(audio_cfg.sample_rate)
+  frontend = _frontend_summary(audio_cfg)
+
+  def fail(problem):
+    return SynthesisInputError(f'{source}: {problem}. The checkpoint expects a [frames, n_mels] '
+                               f'natural-log mel with {frontend}.')
+
+  if (mel_hop is not None and int(mel_hop) != hop) or (
+      mel_sample_rate is not None and int(mel_sample_rate) != rate):
+    given_hop = int(mel_hop) if mel_hop is not None else hop
+    given_rate = int(mel_sample_rate) if mel_sample_rate is not None else rate
+    raise fail(f'frame rate mismatch: the mel was made with hop {given_hop} samples at '
+               f'{given_rate} Hz ({given_rate / given_hop:.2f} frames/s, '
+               f'{given_hop / given_rate * 1e3:.2f} ms per frame) but the checkpoint synthesizes {hop} samples per frame at {rate} Hz '
+               f'({rate / hop:.2f} frames/s). Recompute the mel (or retrain the TTS model) with '
+               f'hop_length={hop} at {rate} Hz; resampling frames in time degrades the audio')
+  mel = np.asarray(mel)
+  if mel.ndim == 3 and mel.shape[0] == 1:
+    mel = mel[0]
+  if mel.ndim != 2:
+    raise fail(f'expected a 2-D [frames, n_mels] array, got shape {mel.shape}')
+  if not np.issubdtype(mel.dtype, np.floating):
+    raise fail(f'expected floating-point values, got dtype {mel.dtype}')
+  if mel.shape[1] != n_mels:
+    if mel.shape[0] == n_mels:
+      raise fail(f'shape {mel.shape} looks transposed: saved as [n_mels, frames] = '
+                 f'[{mel.shape[0]}, {mel.shape[1]}]. Save it as [frames, n_mels]: '
+                 f'np.save(path, mel.T)')
+    raise fail(f'has {mel.shape[1]} mel bands (last axis; shape {mel.shape}) but the checkpoint '
+               f'has n_mels={n_mels}. Recompute the mel with n_mels={n_mels} and the frontend '
+               "below, or use a checkpoint trained with your TTS model's frontend")
+  if mel.shape[0] < 1:
+    raise fail('has 0 frames')
+  if not np.all(np.isfinite(mel)):
+    raise fail(f'{int(np.count_nonzero(~np.isfinite(mel)))} values are NaN or infinite '
+               '(log of 0 without a floor?); use log(max(mel, log_floor))')
+  mel = mel.astype(np.float32)
+  if not check_range:
+    return mel
+  low, high = log_mel_bounds(audio_cfg)
+  lo, hi = float(mel.min()), float(mel.max())
+  tol = 1e-3
+  if lo < low - tol:
+    db_hint = ' Values like these come from a dB mel (20*log10 or 10*log10)' if lo < -20 else ''
+    raise fail(f'values range from {lo:.2f} to {hi:.2f}, below log(log_floor) = {low:.2f}, the '
+               f'smallest natural-log mel the checkpoint saw.{db_hint}; convert: natural log = '
+               f'dB / 20 * ln(10) for amplitude dB, then floor at {low:.2f}; or the mel used a '
+               f'smaller floor: np.maximum(mel, {low:.4f})')
+  if hi > high + tol:
+    raise fail(f'values reach {hi:.2f}, above {high:.2f}, the largest natural-log mel any [-1, 1] '
+               'waveform can produce with this frontend: looks like a dB mel (divide dB by '
+               '20 / ln(10) = 8.686) or a power / unnormalized spectrum')
+  if lo >= 0.0:
+    raise fail(f'values range from {lo:.3g} to {hi:.3g} with none negative: looks like a linear '
+               f'(not log) mel; apply np.log(np.maximum(mel, {audio_cfg.log_floor}))')
+  log10_floor = low / math.log(10.0)
+  at_log10_floor = float(np.mean(np.abs(mel - log10_floor) < 1e-4))
+  if lo >= log10_floor - tol and at_log10_floor >= 0.01:
+    raise fail(f'{at_log10_floor:.0%} of the values sit at {log10_floor:.3f} = '
+               f'log10(log_floor): looks like a log10 mel; convert with mel * ln(10)')
+  return mel
+
+
+def load_mel(path, audio_cfg, mel_hop=None, mel_sample_rate=None, check_range=True):
+  """Reads and validates a .npy mel ([frames, n_mels], natural log; see module docstring).
+
+  Args:
+    path: a .npy file.
+    audio_cfg: the checkpoint's `audio` section.
+    mel_hop, mel_sample_rate, check_range: as `check_mel`.
+  Returns:
+    [frames, n_mels] float32.
+  Raises:
+    SynthesisInputError: missing or unreadable file, or a mel that contradicts the frontend.
+  """
+  path = os.fspath(path)
+  if not os.path.isfile(path):
+    raise SynthesisInputError(f'{path}: no such file')
+  try:
+    mel = np.load(path, allow_pickle=False)
+  except (ValueError, OSError) as e:
+    raise SynthesisInputError(f'{path}: not a readable .npy array ({e})') from e
+  return check_mel(mel, audio_cfg, path, mel_hop, mel_sample_rate, check_range)
+
+
+def make_log_mel_fn(audio_cfg):
+  """The checkpoint's jitted frontend: [T] audio -> [T // hop, n_mels] natural-log mel."""
+  return jax.jit(lambda x: audio_lib.log_mel_spectrogram(x, audio_cfg))
+
+
+def mel_from_audio_file(path, audio_cfg, log_mel_fn=None):
+  """Copy synthesis input: loads audio at the checkpoint's rate and computes its log-mel.
+
+  Args:
+    path: any audio file `audio.load_audio` reads.
+    audio_cfg: the checkpoint's `audio` section.
+    log_mel_fn: optional jitted frontend from `make_log_mel_fn` (reused across files).
+  Returns:
+    (mel [F, n_mels] float32, audio [F * hop] float32) with F = T // hop.
+  Raises:
+    SynthesisInputError: missing, unreadable, or shorter than one hop.
+  """
+  try:
+    wave = audio_lib.load_audio_for_config(path, audio_cfg)
+  except audio_lib.AudioLoadError as e:
+    raise SynthesisInputError(str(e)) from e
+  hop = int(audio_cfg.hop_length)
+  frames = wave.shape[0] // hop
+  if frames < 1:
+    raise SynthesisInputError(f'{path}: {wave.shape[0]} samples is shorter than one hop ({hop})')
+  log_mel_fn = log_mel_fn or make_log_mel_fn(audio_cfg)
+  mel = np.asarray(log_mel_fn(jnp.asarray(wave)), np.float32)
+  return mel, wave[:frames * hop]
+
+
+# ------------------------------------------------------------------------------------- files
+
+
+def collect_inputs(path):
+  """The files to vocode under `path`: itself, or every audio / .npy file below a folder.
+
+  Args:
+    path: a file or a folder.
+  Returns:
+    sorted list of (input path, output name relative to the output folder, ending in .wav).
+  Raises:
+    SynthesisInputError: missing path, unsupported extension, empty folder, or two inputs that
+      would write the same output (e.g. a.wav and a.npy).
+  """
+  path = os.fspath(path)
+  supported = AUDIO_EXTENSIONS + MEL_EXTENSIONS
+  if os.path.isfile(path):
+    if not path.lower().endswith(supported):
+      raise SynthesisInputError(f'{path}: unsupported extension; give one of {supported}')
+    pairs = [(path, os.path.splitext(os.path.basename(path))[0] + '.wav')]
+  elif os.path.isdir(path):
+    pairs = []
+    for root, dirs, files in os.walk(path):
+      dirs.sort()
+      for name in sorted(files):
+        if name.lower().endswith(supported):
+          full = os.path.join(root, name)
+          pairs.append((full, os.path.splitext(os.path.relpath(full, path))[0] + '.wav'))
+    if not pairs:
+      raise SynthesisInputError(f'{path}: no {"/".join(supported)} files in this folder')
+  else:
+    raise SynthesisInputError(f'{path}: no such file or folder')
+  seen = {}
+  for src, out in pairs:
+    if out in seen:
+      raise SynthesisInputError(f'{seen[out]} and {src} would both be written to {out}; '
+                                'rename one or vocode them separately')
+    seen[out] = src
+  return pairs
+
+
+def write_wav(path, wave, sample_rate, subtype='PCM_16'):
+  """Writes a waveform, clipped to [-1, 1] (NaN as 0), creating folders as needed.
+
+  Args:
+    path: output file (.wav).
+    wave: [T] float waveform.
+    sample_rate: in Hz.
+    subtype: soundfile subtype, e.g. 'PCM_16' or 'FLOAT'.
+  """
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  wave = np.nan_to_num(np.asarray(wave, np.float32), nan=0.0, posinf=1.0, neginf=-1.0)
+  soundfile.write(path, np.clip(wave, -1.0, 1.0), int(sample_rate), subtype=subtype)
+
+
+def load_input(path, audio_cfg, mel_hop=None, mel_sample_rate=None, check_range=True,
+               log_mel_fn=None):
+  """The mel to vocode from a .npy mel, or from an audio file through the frontend (copy synthesis).
+
+  Args:
+    path: a .npy mel file or an audio file.
+    audio_cfg: the checkpoint's `audio` section.
+    mel_hop, mel_sample_rate, check_range: checks of .npy mels (see `check_mel`).
+    log_mel_fn: optional jitted frontend (`make_log_mel_fn`), shared across files.
+  Returns:
+    [F, n_mels] float32 natural-log mel.
+  Raises:
+    SynthesisInputError: as `load_mel` / `mel_from_audio_file`.
+  """
+  if os.fspath(path).lower().endswith(MEL_EXTENSIONS):
+    return load_mel(path, audio_cfg, mel_hop, mel_sample_rate, check_range)
+  # An audio file goes through the checkpoint's own frontend, so mel_hop cannot disagree there.
+  return mel_from_audio_file(path, audio_cfg, log_mel_fn)[0]
+
+
+def synthesize_files(vocode, params, betas, config, inputs, output_dir, rng, *, mel_hop=None,
+                     mel_sample_rate=None, progress=True):
+  """Vocodes files to wavs: audio files by copy synthesis, .npy mels as they are.
+
+  Every input is loaded and validated before anything is synthesized, so a bad file fails fast.
+
+  Args:
+    vocode: from `make_chunked_vocoder` / `chunked_vocoder_from_config`.
+    params: model parameters.
+    betas: [N] inference schedule.
+    config: the checkpoint's config (uses `audio` and `eval`).
+    inputs: list of (input path, output name) from `collect_inputs`.
+    output_dir: folder the output names are relative to.
+    rng: PRNG key; group g of files uses fold_in(rng, g).
+    mel_hop, mel_sample_rate: the .npy mels' hop (samples) and rate (Hz), checked if given.
+    progress: show a progress bar over files.
+  Returns:
+    dict: 'outputs' (written paths), 'frames' (per file), 'synthesis_seconds', 'compile_seconds',
+    'audio_seconds', 'rtf'.
+  """
+  audio_cfg, e = config.audio, config.eval
+  log_mel_fn = make_log_mel_fn(audio_cfg)
+  mels = [load_input(src, audio_cfg, mel_hop, mel_sample_rate, bool(e.check_mel_range),
+                     log_mel_fn) for src, _ in inputs]
+  group = max(1, int(e.files_per_group))
+  outputs, frames = [], []
+  synthesis_seconds = compile_seconds = 0.0
+  with tqdm.tqdm(total=len(inputs), desc='synthesizing', unit='file', disable=not progress) as bar:
+    for g, start in enumerate(range(0, len(inputs), group)):
+      waves, stats = vocode(params, betas, mels[start:start + group], jax.random.fold_in(rng, g),
+                            progress=progress)
+      synthesis_seconds += stats['synthesis_seconds']
+      compile_seconds += stats['compile_seconds']
+      for (_, name), mel, wave in zip(inputs[start:start + group], mels[start:start + group],
+                                      waves):
+        out = os.path.join(output_dir, name)
+        write_wav(out, wave, audio_cfg.sample_rate, e.wav_subtype)
+        outputs.append(out)
+        frames.append(int(mel.shape[0]))
+      bar.update(len(waves))
+  samples = sum(frames) * int(audio_cfg.hop_length)
+  audio_seconds = samples / float(audio_cfg.sample_rate)
+  return dict(outputs=outputs, frames=frames, synthesis_seconds=synthesis_seconds,
+              compile_seconds=compile_seconds, audio_seconds=audio_seconds,
+              rtf=synthesis_seconds / audio_seconds if audio_seconds else float('inf'))
