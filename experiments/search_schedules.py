@@ -7,10 +7,14 @@ r"""Searches inference noise schedules for one or more step budgets, scored by L
       --config.search.max_candidates=2000 --config.search.chunk_size=64
 
 Writes to <output_dir> (default <workdir>/search): candidates_N<N>.jsonl (every score as it is
-made: rerun the same command after a kill and nothing is scored twice), ranked_N<N>.csv/.json,
+made: rerun the same command after a kill and nothing is scored twice; a rerun whose checkpoint,
+segments, frontend, sampler (GLA included), LS-MSE or seed differ is refused, naming what differs),
+ranked_N<N>.csv/.json,
 best_N<N>.json (pass it to evaluate --schedules or synthesize --schedule), summary.json and, for
 several budgets, best_score_vs_steps.png. Candidates are sharded over every local device.
 """
+import sys
+
 from absl import app
 from absl import flags
 from absl import logging
@@ -40,6 +44,15 @@ flags.mark_flag_as_required('workdir')
 
 def main(argv):
   del argv
+  try:
+    run()
+  except schedule_search.SearchResumeError as e:
+    # The message names the results file and every setting that differs; a traceback buries it.
+    sys.exit(f'error: {e}')
+
+
+def run():
+  """Restores the checkpoint, scores FLAGS.steps' candidates and prints the best schedules."""
   from wavegrad_jax import input_pipeline  # pylint: disable=g-import-not-at-top
   params, config, step = evaluate.load_for_inference(
       FLAGS.workdir, common.get_common_config(), FLAGS.step, FLAGS.ema, FLAGS.config)
@@ -59,13 +72,10 @@ def main(argv):
   rng = jax.random.PRNGKey(int(s.seed))
   scorer = schedule_search.make_ls_mse_scorer(sampling.model_eps_fn(model), params, mels, refs,
                                               rng, config)
-  # Everything a score depends on: a results file with another fingerprint is not resumed.
-  fingerprint = dict(step=step, ema=bool(config.eval.ema), split=s.split, utterances=ids,
-                     segment_frames=int(s.segment_frames), seed=int(s.seed),
-                     sampling={k: v for k, v in config.sampling.to_dict().items()
-                               if k not in ('schedule', 'named_schedules')},
-                     ls_mse=[int(config.eval.ls_mse_window_hops),
-                             int(config.eval.ls_mse_hop_divisor), float(config.eval.ls_mse_eps)])
+  # Everything a score depends on (checkpoint, segments, frontend, sampler incl. GLA, LS-MSE,
+  # noise seed): a results file made under anything else is refused, naming what differs.
+  fingerprint = schedule_search.search_fingerprint(config, step=step, params=params, mels=mels,
+                                                   references=refs, segment_ids=ids)
   output_dir = FLAGS.output_dir or f'{FLAGS.workdir}/search'
   logging.info('searching %s steps with %s on %d devices, %d segments of %d frames -> %s', steps,
                s.method, jax.device_count(), len(ids), s.segment_frames, output_dir)

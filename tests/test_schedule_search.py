@@ -2,6 +2,7 @@
 import itertools
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -183,7 +184,7 @@ def test_budgets_tables_plot_and_named_reference(tmp_path):
     assert len(json.load(f)['budgets']) == 2
 
 
-def test_ls_mse_scorer_with_a_random_tiny_model():
+def _tiny_config():
   config = common.get_common_config()
   config.audio = common.audio_config(sample_rate=8000, n_fft=256, win_length=256, hop_length=64,
                                      n_mels=16, fmax=4000.0)
@@ -192,6 +193,15 @@ def test_ls_mse_scorer_with_a_random_tiny_model():
   m.upsample_channels, m.upsample_dilations = (16, 8, 8), ((1, 2, 1, 2),) * 3
   m.waveform_channels, m.downsample_factors, m.downsample_channels = 8, (4, 4), (8, 16)
   config.sampling.clip = 1.0  # random weights diverge without it
+  return config
+
+
+@pytest.mark.parametrize('gla_magnitude', [None, 'given'])
+def test_ls_mse_scorer_with_a_random_tiny_model(gla_magnitude):
+  config = _tiny_config()
+  if gla_magnitude:  # the references' |STFT| is the target: the scorer must pass it on.
+    g = config.sampling.gla
+    g.enabled, g.magnitude, g.steps, g.iterations = True, gla_magnitude, 'all', 2
   model = model_lib.build_model(config)
   params = _random_params(model, config)
   rng = np.random.default_rng(0)
@@ -242,3 +252,63 @@ def test_capped_grid_scores_a_deterministic_random_subset(tmp_path):
   assert runs[0].seen == runs[1].seen and len(set(runs[0].seen)) == 50
   first_steps = {b[0] for b in runs[0].seen}
   assert len(first_steps) > 1  # not a prefix of the product order, which fixes the first step
+
+
+def _fingerprint(config=None, step=100, params_seed=0, mel_shift=0.0, **search):
+  config = (config or _tiny_config()).copy_and_resolve_references()
+  for k, v in search.items():
+    config.search[k] = v
+  rng = np.random.default_rng(0)
+  mels = rng.standard_normal((2, 8, 16)).astype(np.float32) - 4 + mel_shift
+  refs = 0.1 * rng.standard_normal((2, 8 * 64)).astype(np.float32)
+  params = {'conv': {'kernel': np.random.default_rng(params_seed).standard_normal((3, 4))}}
+  return schedule_search.search_fingerprint(config, step=step, params=params, mels=mels,
+                                            references=refs, segment_ids=['u0', 'u1'])
+
+
+def _gla_config(**gla):
+  config = _tiny_config()
+  config.sampling.gla.enabled = True
+  for k, v in gla.items():
+    config.sampling.gla[k] = v
+  return config
+
+
+@pytest.mark.parametrize('changed, message', [
+    (dict(config=_gla_config(iterations=8)),
+     'scorer.sampling.gla.iterations: 32 in the file vs 8 now'),
+    (dict(config=_gla_config(magnitude='given')),
+     'scorer.sampling.gla.magnitude: "mel_pinv" in the file vs "given" now'),
+    (dict(config=_tiny_config()), 'scorer.sampling.gla.enabled: true in the file vs false now'),
+    (dict(config=_gla_config(), step=200), 'scorer.checkpoint.step: 100 in the file vs 200 now'),
+    (dict(config=_gla_config(), params_seed=1), 'scorer.checkpoint.params_sha256: '),
+    (dict(config=_gla_config(), mel_shift=0.5), 'scorer.segments.sha256: '),
+    (dict(config=_gla_config(), segment_frames=16),
+     'scorer.segments.segment_frames: 32 in the file vs 16 now'),
+    (dict(config=_gla_config(), seed=3), 'scorer.seed: 0 in the file vs 3 now'),
+])
+def test_resuming_under_other_settings_names_what_differs(tmp_path, changed, message):
+  score, _ = _planted((1, 1), schedule_search.base_exponents(2, -6, -1))
+  cfg = _cfg('coordinate')
+  first = _fingerprint(_gla_config())
+  _run(tmp_path, 'a', score, 2, cfg, fingerprint=first)
+  with pytest.raises(schedule_search.SearchResumeError, match='different search setup') as e:
+    _run(tmp_path, 'a', score, 2, cfg, fingerprint=_fingerprint(**changed))
+  assert re.search(message, str(e.value)), str(e.value)
+  # Only what differs is named, not the whole header.
+  assert 'ls_mse' not in str(e.value) and 'n_mels' not in str(e.value)
+  # The same settings, fingerprinted afresh, resume without scoring anything.
+  counter = CountingScorer(score)
+  again = _run(tmp_path, 'a', counter, 2, cfg, fingerprint=_fingerprint(_gla_config()))
+  assert not counter.seen and again['reused'] > 0
+
+
+def test_disabled_gla_options_do_not_block_a_resume(tmp_path):
+  score, _ = _planted((1, 1), schedule_search.base_exponents(2, -6, -1))
+  cfg = _cfg('coordinate')
+  _run(tmp_path, 'a', score, 2, cfg, fingerprint=_fingerprint())
+  config = _tiny_config()
+  config.sampling.gla.iterations = 8   # GLA is off: this changes no score.
+  counter = CountingScorer(score)
+  _run(tmp_path, 'a', counter, 2, cfg, fingerprint=_fingerprint(config))
+  assert not counter.seen

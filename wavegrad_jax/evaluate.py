@@ -94,7 +94,8 @@ def evaluate_utterances(eps_fn, params, config, utterances, schedule_list, rng, 
   Args:
     eps_fn: denoiser eps_fn(params, noisy, mel, noise_level) (`sampling.model_eps_fn(model)`).
     params: its parameters.
-    config: the checkpoint's full config (audio, sampling, eval).
+    config: the checkpoint's full config (audio, sampling, eval). With GLA magnitude 'given' the
+      sampler's target |STFT| is each utterance's reference audio's.
     utterances: list of {'id', 'audio' [T], 'mel' [F, n_mels]}
       (`input_pipeline.heldout_utterances`).
     schedule_list: [(name, betas [N])] (`parse_schedule_list`).
@@ -120,6 +121,12 @@ def evaluate_utterances(eps_fn, params, config, utterances, schedule_list, rng, 
     if r.shape[0] != m.shape[0] * hop:
       raise ValueError(f'utterance {u.get("id")}: {r.shape[0]} samples is fewer than its '
                        f'{m.shape[0]} mel frames * hop {hop}')
+  # GLA magnitude 'given': the reference audio is the true magnitude the samples are pulled to.
+  target_fn = synthesize.make_target_magnitude_fn(config)
+  vocode_kwargs = {}
+  if target_fn is not None:
+    vocode_kwargs['target_magnitudes'] = [synthesize.target_magnitude(target_fn, r, m.shape[0])
+                                          for r, m in zip(refs, mels)]
   ids = [str(u.get('id', i)) for i, u in enumerate(utterances)]
   audio_seconds = sum(r.shape[0] for r in refs) / rate
   results = {'step': step, 'num_utterances': len(utterances), 'audio_seconds': audio_seconds,
@@ -133,7 +140,7 @@ def evaluate_utterances(eps_fn, params, config, utterances, schedule_list, rng, 
   for name, betas in tqdm.tqdm(schedule_list, desc='schedules', unit='schedule',
                                disable=not progress):
     generated, stats = vocode(params, betas, mels, rng, progress=progress,
-                              desc=f'{name} ({len(betas)} steps)')
+                              desc=f'{name} ({len(betas)} steps)', **vocode_kwargs)
     rows = score_utterances(generated, refs, config, metrics_fn)
     summary = {'num_steps': int(len(betas)), 'betas': [float(b) for b in betas],
                'rtf': stats['synthesis_seconds'] / audio_seconds,

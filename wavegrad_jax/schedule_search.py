@@ -18,6 +18,7 @@ candidates in an order that depends only on the config and on scores, a killed s
 the result it would have reached.
 """
 import csv
+import hashlib
 import itertools
 import json
 import math
@@ -30,6 +31,7 @@ import numpy as np
 import tqdm
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from wavegrad_jax import audio as audio_lib
 from wavegrad_jax import metrics, sampling, schedules
 
 METHODS = ('grid', 'coordinate', 'evolution')
@@ -37,6 +39,34 @@ METHODS = ('grid', 'coordinate', 'evolution')
 
 class SearchResumeError(ValueError):
   """A results file written by a different scorer (other model, data or noise) than this one."""
+
+
+def header_differences(old, new, prefix=''):
+  """Where two JSON-able headers differ, as 'dotted.path: old vs new' lines.
+
+  Args:
+    old: the header a results file holds.
+    new: the header this run would write.
+    prefix: dotted path of `old` / `new` inside the whole header.
+  Returns:
+    list of str, empty when equal; the keys of a dict found on one side only share one line.
+  """
+  if isinstance(old, dict) and isinstance(new, dict):
+    out = []
+    for k in sorted(set(old) & set(new), key=str):
+      out.extend(header_differences(old[k], new[k], f'{prefix}.{k}' if prefix else str(k)))
+    for keys, where in ((set(old) - set(new), 'the file'), (set(new) - set(old), 'this run')):
+      if keys:
+        out.append(f'{prefix or "header"}: {", ".join(sorted(map(str, keys)))} only in {where}')
+    return out
+  if old == new:
+    return []
+  return [f'{prefix or "header"}: {_short(old)} in the file vs {_short(new)} now']
+
+
+def _short(value, limit=120):
+  text = json.dumps(value)
+  return text if len(text) <= limit else text[:limit - 3] + '...'
 
 
 # ------------------------------------------------------------------------------- candidate space
@@ -130,9 +160,12 @@ class ScoreStore:
       except json.JSONDecodeError:
         first = {}
       if first.get('header') != header:
+        # Its scores were made under other settings: mixing them in would rank unlike with unlike.
+        diffs = header_differences(first.get('header'), header)
         raise SearchResumeError(
-            f'{path} was written by a different search setup:\n  file: {first.get("header")}\n'
-            f'  now:  {header}\nUse another --output_dir, or delete the file to start over.')
+            f'{path} was written by a different search setup, so its scores cannot be reused; '
+            'it differs in\n  ' + '\n  '.join(diffs) +
+            '\nUse another --output_dir, or delete the file to start over.')
       for line in lines[1:]:
         try:
           rec = json.loads(line)
@@ -466,6 +499,61 @@ def plot_best_scores(results, path):
   plt.close(fig)
 
 
+# ------------------------------------------------------------------------------- fingerprint
+
+
+def array_digest(*arrays):
+  """SHA-256 (hex) of arrays' dtypes, shapes and bytes, in order: equal iff the data are equal.
+
+  Args:
+    *arrays: numpy / JAX arrays, or pytrees of them (leaves in `jax.tree.leaves` order).
+  Returns:
+    64-character hex string.
+  """
+  h = hashlib.sha256()
+  for leaf in jax.tree.leaves(list(arrays)):
+    leaf = np.ascontiguousarray(np.asarray(leaf))
+    h.update(f'{leaf.dtype.str}{leaf.shape}'.encode())
+    h.update(leaf.tobytes())
+  return h.hexdigest()
+
+
+def search_fingerprint(config, *, step, params, mels, references, segment_ids):
+  """Everything an LS-MSE score of `make_ls_mse_scorer` depends on, for the results-file header.
+
+  A results file is resumed only when this matches exactly, so scores made under other settings
+  are never ranked with new ones; `header_differences` names what changed. The search method,
+  grid and chunk size are left out: they choose which candidates are scored, not their scores.
+
+  Args:
+    config: the full config the scorer was built from (audio, model, sampling incl. gla, eval's
+      LS-MSE and ema, search's split / num_utterances / segment_frames / seed).
+    step: the checkpoint step the parameters come from.
+    params: those parameters (digested: another run's checkpoint at the same step differs).
+    mels: [B, F, n_mels] held-out segments the scorer vocodes.
+    references: [B, F * hop] their audio.
+    segment_ids: the B utterance ids the segments were cut from.
+  Returns:
+    JSON-able dict with sections checkpoint, segments, audio, model, sampling, ls_mse, seed.
+  """
+  s, e = config.search, config.eval
+  sampling_cfg = {k: v for k, v in config.sampling.to_dict().items()
+                  if k not in ('schedule', 'named_schedules')}
+  if not sampling_cfg['gla']['enabled']:
+    # Disabled GLA options change no score; recording them would refuse resumes for nothing.
+    sampling_cfg['gla'] = {'enabled': False}
+  return dict(
+      checkpoint=dict(step=step, ema=bool(e.ema), params_sha256=array_digest(params)),
+      segments=dict(split=s.split, num_utterances=int(s.num_utterances),
+                    segment_frames=int(s.segment_frames), ids=[str(i) for i in segment_ids],
+                    sha256=array_digest(np.asarray(mels, np.float32),
+                                        np.asarray(references, np.float32))),
+      audio=config.audio.to_dict(), model=config.model.to_dict(), sampling=sampling_cfg,
+      ls_mse=dict(window_hops=int(e.ls_mse_window_hops), hop_divisor=int(e.ls_mse_hop_divisor),
+                  eps=float(e.ls_mse_eps)),
+      seed=int(s.seed))
+
+
 # ---------------------------------------------------------------------------- model scorer
 
 
@@ -475,7 +563,7 @@ def candidate_mesh(devices=None):
 
 
 def make_batched_scorer(eps_fn, params, mels, score_fn, rng, *, hop_length, mesh=None,
-                        **sampler_options):
+                        target_magnitude=None, **sampler_options):
   """A scorer that vocodes fixed mels with K candidate schedules at once, sharded over devices.
 
   Every candidate sees the same mels and the same noise (one rng), so scores differ only by the
@@ -489,6 +577,8 @@ def make_batched_scorer(eps_fn, params, mels, score_fn, rng, *, hop_length, mesh
     rng: PRNG key of the reverse diffusion.
     hop_length: samples per frame.
     mesh: a Mesh with axis 'candidates' (default: every device).
+    target_magnitude: [B, F * hop // gla hop, gla n_fft // 2 + 1] |STFT| of the clean segments,
+      for GLA magnitude 'given' only; shared by every candidate.
     **sampler_options: noise_scale, clip, eta, gla of `sampling.make_multi_schedule_sampler`.
   Returns:
     scorer(betas [K, N]) -> [K] float64 numpy, NaN mapped to +inf.
@@ -498,14 +588,16 @@ def make_batched_scorer(eps_fn, params, mels, score_fn, rng, *, hop_length, mesh
   replicated = NamedSharding(mesh, PartitionSpec())
   by_candidate = NamedSharding(mesh, PartitionSpec('candidates'))
 
-  def score(params, betas, mel, rng):
-    return score_fn(sampler(params, betas, mel, rng))
+  def score(params, betas, mel, rng, target):
+    return score_fn(sampler(params, betas, mel, rng, target_magnitude=target))
 
-  jitted = jax.jit(score, in_shardings=(replicated, by_candidate, replicated, replicated),
-                   out_shardings=by_candidate)
+  jitted = jax.jit(score, in_shardings=(replicated, by_candidate, replicated, replicated,
+                                        replicated), out_shardings=by_candidate)
   params = jax.device_put(params, replicated)
   mels = jax.device_put(jnp.asarray(mels, jnp.float32), replicated)
   rng = jax.device_put(rng, replicated)
+  if target_magnitude is not None:
+    target_magnitude = jax.device_put(jnp.asarray(target_magnitude, jnp.float32), replicated)
   n_dev = mesh.devices.size
 
   def scorer(betas):
@@ -514,7 +606,8 @@ def make_batched_scorer(eps_fn, params, mels, score_fn, rng, *, hop_length, mesh
     pad = -k % n_dev
     if pad:  # repeats of the last candidate: results dropped, shapes divisible by the mesh.
       betas = np.concatenate([betas, np.repeat(betas[-1:], pad, axis=0)])
-    out = np.asarray(jitted(params, jax.device_put(betas, by_candidate), mels, rng), np.float64)
+    out = np.asarray(jitted(params, jax.device_put(betas, by_candidate), mels, rng,
+                            target_magnitude), np.float64)
     out = out[:k]
     return np.where(np.isfinite(out), out, np.inf)
 
@@ -530,11 +623,13 @@ def make_ls_mse_scorer(eps_fn, params, mels, references, rng, config, mesh=None)
     mels: [B, F, n_mels] held-out log-mels.
     references: [B, F * hop] the matching audio.
     rng: PRNG key shared by every candidate.
-    config: the full config (audio, sampling incl. GLA, eval LS-MSE settings).
+    config: the full config (audio, sampling incl. GLA, eval LS-MSE settings). With GLA
+      magnitude 'given' the target |STFT| is the references'.
     mesh: optional device mesh (default: every device).
   Returns:
     scorer(betas [K, N]) -> [K] float64 mean LS-MSE over the B segments.
   """
+  options = sampling.sampler_options_from_config(config)
   e = config.eval
   ls_cfg = metrics.ls_mse_audio_config(config.audio, e.ls_mse_window_hops, e.ls_mse_hop_divisor)
   references = jnp.asarray(references, jnp.float32)
@@ -543,8 +638,15 @@ def make_ls_mse_scorer(eps_fn, params, mels, references, rng, config, mesh=None)
   def score_fn(generated):
     return jnp.mean(metrics.ls_mse(generated, references[None], ls_cfg, eps), axis=-1)
 
+  target = None
+  gla = options['gla']
+  if gla is not None and gla.magnitude == 'given':
+    # The references are the clean segments: their |STFT| is the true magnitude ('given').
+    gl = gla.griffin_lim
+    target = audio_lib.stft_magnitude(references, gl.n_fft, gl.hop_length, gl.win_length,
+                                      gl.window, gl.pad_mode)
   return make_batched_scorer(eps_fn, params, mels, score_fn, rng, mesh=mesh,
-                             **sampling.sampler_options_from_config(config))
+                             target_magnitude=target, **options)
 
 
 def search_segments(utterances, num_utterances, segment_frames, hop_length, pad_value):

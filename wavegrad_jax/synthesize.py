@@ -6,6 +6,10 @@ mel filterbank over a Hann STFT with the checkpoint's sample_rate, n_fft, win_le
 fmin and fmax (exactly `audio.log_mel_spectrogram`). A [1, frames, n_mels] array is accepted too.
 The output has exactly frames * hop_length samples.
 
+With GLA-Grad's true magnitude (config.sampling.gla.magnitude='given'), each input also needs the
+|STFT| of its clean audio: copy synthesis (audio files) and evaluation take it from the reference
+audio; a .npy mel has no audio behind it and is refused (use magnitude='mel_pinv' there).
+
 Long inputs are cut into equal chunks of `chunk_frames` mel frames that overlap by
 `overlap_frames`, the chunks of many files are batched together, and the overlaps are cross-faded
 back; so the sampler compiles once per (schedule length, [batch, chunk_frames, n_mels]) shape and
@@ -24,6 +28,7 @@ import soundfile
 import tqdm
 
 from wavegrad_jax import audio as audio_lib
+from wavegrad_jax import sampling
 
 AUDIO_EXTENSIONS = ('.wav', '.flac', '.ogg', '.mp3')
 MEL_EXTENSIONS = ('.npy',)
@@ -126,45 +131,67 @@ def make_chunked_vocoder(sampler, *, hop_length, chunk_frames, overlap_frames, b
 
   Args:
     sampler: sampler(params, betas [N], mel [B, chunk_frames, M], rng) -> [B, chunk_frames * hop]
-      (`sampling.make_sampler` or `sampling.sampler_from_config`).
+      (`sampling.make_sampler` or `sampling.sampler_from_config`); with target magnitudes it must
+      also take the keyword target_magnitude [B, chunk_frames, K].
     hop_length: samples per mel frame.
     chunk_frames: mel frames per chunk.
     overlap_frames: frames cross-faded between neighbouring chunks.
     batch_size: chunks per sampler call; fewer when the inputs have fewer chunks in all.
     pad_value: log-mel value for padding (silence).
   Returns:
-    vocode(params, betas [N], mels (list of [F_i, M]), rng, progress=False, desc='') ->
-    (list of [F_i * hop] float32 waveforms, stats dict with 'compile_seconds',
-    'synthesis_seconds' (sampler time after compilation), 'num_chunks', 'batch_size').
-    Batch b uses the key fold_in(rng, b). Compiled executables are kept per (N, batch shape).
+    vocode(params, betas [N], mels (list of [F_i, M]), rng, progress=False, desc='',
+    target_magnitudes=None) -> (list of [F_i * hop] float32 waveforms, stats dict with
+    'compile_seconds', 'synthesis_seconds' (sampler time after compilation), 'num_chunks',
+    'batch_size'). target_magnitudes, for GLA magnitude 'given', is a list of [F_i, K] |STFT| of
+    each input's clean audio (`make_target_magnitude_fn`), one frame per mel frame; it is cut
+    with the mels' chunk plan and padded with 0 (silence), and the sampler gets its chunks as
+    target_magnitude. Batch b uses the key fold_in(rng, b). Compiled executables are kept per
+    (N, batch shape, target shape).
   """
   _check_chunking(chunk_frames, overlap_frames)
   if not hasattr(sampler, 'lower'):
     sampler = jax.jit(sampler)
   compiled = {}
 
-  def vocode(params, betas, mels, rng, progress=False, desc=''):
+  def pad_batches(chunks, num_batches, batch, value):
+    # Silent filler chunks keep every call at one shape (one compilation).
+    filler = np.full((num_batches * batch - chunks.shape[0],) + chunks.shape[1:], value,
+                     np.float32)
+    return np.concatenate([chunks, filler])
+
+  def vocode(params, betas, mels, rng, progress=False, desc='', target_magnitudes=None):
     chunks, plan = chunk_mels(mels, chunk_frames, overlap_frames, pad_value)
     num = chunks.shape[0]
     batch = min(batch_size, num)
     num_batches = -(-num // batch)
-    # Silent filler chunks keep every call at one shape (one compilation).
-    filler = np.full((num_batches * batch - num,) + chunks.shape[1:], pad_value, np.float32)
-    chunks = np.concatenate([chunks, filler])
+    chunks = pad_batches(chunks, num_batches, batch, pad_value)
+    targets = None
+    if target_magnitudes is not None:
+      targets = pad_batches(_chunk_targets(target_magnitudes, mels, plan), num_batches, batch, 0.0)
     betas = jnp.asarray(betas, jnp.float32)
-    key = (int(betas.shape[0]), chunks.shape[1:], batch)
+    key = (int(betas.shape[0]), chunks.shape[1:], batch,
+           None if targets is None else targets.shape[1:])
+
+    def args(b):
+      mel = jnp.asarray(chunks[b * batch:(b + 1) * batch])
+      # Without targets the sampler gets the four positional arguments it always got.
+      kwargs = {} if targets is None else dict(
+          target_magnitude=jnp.asarray(targets[b * batch:(b + 1) * batch]))
+      return mel, kwargs
+
     compile_seconds = 0.0
     if key not in compiled:
       start = time.perf_counter()
-      compiled[key] = sampler.lower(params, betas, jnp.asarray(chunks[:batch]), rng).compile()
+      mel, kwargs = args(0)
+      compiled[key] = sampler.lower(params, betas, mel, rng, **kwargs).compile()
       compile_seconds = time.perf_counter() - start
     run = compiled[key]
     out, synthesis_seconds = [], 0.0
     for b in tqdm.trange(num_batches, desc=desc or 'vocoding', unit='batch', leave=False,
                          disable=not progress):
-      mel = jnp.asarray(chunks[b * batch:(b + 1) * batch])
+      mel, kwargs = args(b)
       start = time.perf_counter()
-      wave = jax.block_until_ready(run(params, betas, mel, jax.random.fold_in(rng, b)))
+      wave = jax.block_until_ready(run(params, betas, mel, jax.random.fold_in(rng, b), **kwargs))
       synthesis_seconds += time.perf_counter() - start
       out.append(np.asarray(wave))
     chunk_audio = np.concatenate(out)[:num]
@@ -173,6 +200,23 @@ def make_chunked_vocoder(sampler, *, hop_length, chunk_frames, overlap_frames, b
     return stitch_chunks(chunk_audio, plan, hop_length), stats
 
   return vocode
+
+
+def _chunk_targets(target_magnitudes, mels, plan):
+  """Cuts per-input [F_i, K] target magnitudes with the mels' ChunkPlan: [C, chunk_frames, K]."""
+  if len(target_magnitudes) != len(mels):
+    raise ValueError(f'got {len(target_magnitudes)} target magnitudes for {len(mels)} mels; give '
+                     'one per mel')
+  targets = [np.asarray(t, np.float32) for t in target_magnitudes]
+  for i, (target, frames) in enumerate(zip(targets, plan.frames)):
+    if target.ndim != 2 or target.shape[0] != frames or target.shape[1] != targets[0].shape[1]:
+      raise ValueError(
+          f'target magnitude {i} has shape {target.shape}, but its mel has {frames} frames: the '
+          'chunks need one |STFT| frame per mel frame, all with one bin count ([F_i, n_fft // 2 '
+          '+ 1], the GLA hop equal to the audio hop; see make_target_magnitude_fn)')
+  # 0 past an input's end: the |STFT| of the silence its mel is padded with.
+  # Same frame counts, so the same plan as the mels': chunk c of both covers the same frames.
+  return chunk_mels(targets, plan.chunk_frames, plan.overlap_frames, 0.0)[0]
 
 
 def chunked_vocoder_from_config(sampler, config):
@@ -190,6 +234,54 @@ def chunked_vocoder_from_config(sampler, config):
       sampler, hop_length=int(config.audio.hop_length), chunk_frames=int(e.chunk_frames),
       overlap_frames=int(e.overlap_frames), batch_size=int(e.batch_size),
       pad_value=float(np.log(config.audio.log_floor)))
+
+
+def needs_target_magnitude(config):
+  """Whether config.sampling runs GLA-Grad with the true magnitude (gla.magnitude='given').
+
+  Args:
+    config: a full config.
+  Returns:
+    True when GLA is enabled with magnitude 'given': every vocoded mel then needs the |STFT| of
+    its clean audio (`make_target_magnitude_fn`).
+  """
+  g = config.sampling.gla
+  return bool(g.enabled) and g.magnitude == 'given'
+
+
+def make_target_magnitude_fn(config):
+  """The reference |STFT| that GLA magnitude 'given' pulls the samples towards, as chunks need it.
+
+  Args:
+    config: a full config (audio; sampling.gla's STFT sizes, 0 / '' inheriting audio's).
+  Returns:
+    None unless `needs_target_magnitude(config)`; else a function [T] float audio ->
+    [T // hop_length, gla n_fft // 2 + 1] float32 |STFT| with the GLA STFT, one frame per mel
+    frame of the same audio (jitted: compiles once per length).
+  Raises:
+    ValueError: the GLA hop differs from the audio hop, so |STFT| frames cannot be chunked along
+      with the mel frames.
+  """
+  if not needs_target_magnitude(config):
+    return None
+  gl = sampling.gla_options_from_config(config).griffin_lim
+  hop = int(config.audio.hop_length)
+  if gl.hop_length != hop:
+    raise ValueError(
+        f"GLA magnitude='given' in chunked synthesis needs one |STFT| frame per mel frame, but "
+        f'config.sampling.gla.hop_length={gl.hop_length} differs from config.audio.hop_length='
+        f'{hop}; set gla.hop_length to 0 (inherit) or {hop}')
+  return jax.jit(lambda x: audio_lib.stft_magnitude(x, gl.n_fft, gl.hop_length, gl.win_length,
+                                                    gl.window, gl.pad_mode))
+
+
+def target_magnitude(target_fn, wave, frames):
+  """`target_fn`'s |STFT| of one input's audio, cut to its `frames` mel frames: [frames, K]."""
+  target = np.asarray(target_fn(jnp.asarray(wave, jnp.float32)), np.float32)
+  if target.shape[0] < frames:
+    raise ValueError(f'{wave.shape[0]} samples give {target.shape[0]} |STFT| frames, fewer than '
+                     f'the {frames} mel frames')
+  return target[:frames]
 
 
 # ---------------------------------------------------------------------------------- mel checks
@@ -420,10 +512,19 @@ def load_input(path, audio_cfg, mel_hop=None, mel_sample_rate=None, check_range=
   Raises:
     SynthesisInputError: as `load_mel` / `mel_from_audio_file`.
   """
-  if os.fspath(path).lower().endswith(MEL_EXTENSIONS):
-    return load_mel(path, audio_cfg, mel_hop, mel_sample_rate, check_range)
+  return _load_input(path, audio_cfg, mel_hop, mel_sample_rate, check_range, log_mel_fn)[0]
+
+
+def _is_mel_file(path):
+  return os.fspath(path).lower().endswith(MEL_EXTENSIONS)
+
+
+def _load_input(path, audio_cfg, mel_hop, mel_sample_rate, check_range, log_mel_fn):
+  """(mel [F, n_mels], audio [F * hop] or None for a .npy mel); see `load_input`."""
+  if _is_mel_file(path):
+    return load_mel(path, audio_cfg, mel_hop, mel_sample_rate, check_range), None
   # An audio file goes through the checkpoint's own frontend, so mel_hop cannot disagree there.
-  return mel_from_audio_file(path, audio_cfg, log_mel_fn)[0]
+  return mel_from_audio_file(path, audio_cfg, log_mel_fn)
 
 
 def synthesize_files(vocode, params, betas, config, inputs, output_dir, rng, *, mel_hop=None,
@@ -431,12 +532,14 @@ def synthesize_files(vocode, params, betas, config, inputs, output_dir, rng, *, 
   """Vocodes files to wavs: audio files by copy synthesis, .npy mels as they are.
 
   Every input is loaded and validated before anything is synthesized, so a bad file fails fast.
+  With GLA magnitude 'given' (`needs_target_magnitude`), audio files also give the sampler the
+  |STFT| of their own audio, and .npy mels, which have none, are refused.
 
   Args:
     vocode: from `make_chunked_vocoder` / `chunked_vocoder_from_config`.
     params: model parameters.
     betas: [N] inference schedule.
-    config: the checkpoint's config (uses `audio` and `eval`).
+    config: the checkpoint's config (uses `audio`, `eval` and `sampling.gla`).
     inputs: list of (input path, output name) from `collect_inputs`.
     output_dir: folder the output names are relative to.
     rng: PRNG key; group g of files uses fold_in(rng, g).
@@ -445,18 +548,39 @@ def synthesize_files(vocode, params, betas, config, inputs, output_dir, rng, *, 
   Returns:
     dict: 'outputs' (written paths), 'frames' (per file), 'synthesis_seconds', 'compile_seconds',
     'audio_seconds', 'rtf'.
+  Raises:
+    SynthesisInputError: a bad input file, or a .npy mel with GLA magnitude 'given'.
+    ValueError: GLA magnitude 'given' with a GLA hop other than the audio hop.
   """
   audio_cfg, e = config.audio, config.eval
+  target_fn = make_target_magnitude_fn(config)
+  if target_fn is not None:
+    mel_inputs = [src for src, _ in inputs if _is_mel_file(src)]
+    if mel_inputs:
+      more = f' (and {len(mel_inputs) - 1} more .npy files)' if len(mel_inputs) > 1 else ''
+      raise SynthesisInputError(
+          f"{mel_inputs[0]}{more}: config.sampling.gla.magnitude='given' pulls the samples "
+          'towards the true |STFT| of the clean audio, and a mel input has no true magnitude '
+          '(only audio files, vocoded by copy synthesis, have one). Set '
+          "config.sampling.gla.magnitude='mel_pinv' (--config.sampling.gla.magnitude=mel_pinv) "
+          'to estimate it from the mel, or give the audio file instead')
   log_mel_fn = make_log_mel_fn(audio_cfg)
-  mels = [load_input(src, audio_cfg, mel_hop, mel_sample_rate, bool(e.check_mel_range),
-                     log_mel_fn) for src, _ in inputs]
+  loaded = [_load_input(src, audio_cfg, mel_hop, mel_sample_rate, bool(e.check_mel_range),
+                        log_mel_fn) for src, _ in inputs]
+  mels = [mel for mel, _ in loaded]
+  targets = None
+  if target_fn is not None:
+    targets = [target_magnitude(target_fn, wave, mel.shape[0]) for mel, wave in loaded]
+  del loaded
   group = max(1, int(e.files_per_group))
   outputs, frames = [], []
   synthesis_seconds = compile_seconds = 0.0
   with tqdm.tqdm(total=len(inputs), desc='synthesizing', unit='file', disable=not progress) as bar:
     for g, start in enumerate(range(0, len(inputs), group)):
+      # Only passed when needed, so a vocode without the keyword keeps working.
+      kwargs = {} if targets is None else dict(target_magnitudes=targets[start:start + group])
       waves, stats = vocode(params, betas, mels[start:start + group], jax.random.fold_in(rng, g),
-                            progress=progress)
+                            progress=progress, **kwargs)
       synthesis_seconds += stats['synthesis_seconds']
       compile_seconds += stats['compile_seconds']
       for (_, name), mel, wave in zip(inputs[start:start + group], mels[start:start + group],
