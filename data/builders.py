@@ -262,7 +262,7 @@ def list_folder_files(folder: str, extensions: Sequence[str], speaker_level: int
     folder: the corpus folder.
     extensions: file name endings without the dot, matched case-insensitively, e.g. ('wav',).
     speaker_level: the speaker id is the directory this many levels above the file (1: its parent,
-      as in VCTK's pXXX/; 2: the grandparent, as in LibriTTS's <speaker>/<chapter>/); files too
+      as in VCTK's p225/; 2: the grandparent, as in LibriTTS's <speaker>/<chapter>/); files too
       close to the root get the root folder's name.
     unseen_speakers: speaker ids kept out of training, written to 'unseen'.
   Returns:

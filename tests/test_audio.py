@@ -44,13 +44,13 @@ def _fillets_clip():
   for path in paths:
     if soundfile.info(path).duration > 1.0:
       return path
-  pytest.skip(f'no speech clip matches {FILLETS_GLOB}: install Debian package fillets-ng-data-cs')
+  pytest.fail(f'no speech clip matches {FILLETS_GLOB}: install Debian package fillets-ng-data-cs')
 
 
 def _speech(name, sample_rate):
   if name == 'alsa':
     if not os.path.exists(ALSA_CLIP):
-      pytest.skip(f'{ALSA_CLIP} missing: install Debian package alsa-utils')
+      pytest.fail(f'{ALSA_CLIP} missing: install Debian package alsa-utils')
     path = ALSA_CLIP
   else:
     path = _fillets_clip()

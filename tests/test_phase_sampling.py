@@ -31,7 +31,7 @@ def _speech(name, audio_cfg, max_frames=None):
                    and soundfile.info(p).duration > 1.0)
     path = paths[0] if paths else ALSA_CLIP + '.missing'
   if not os.path.exists(path):
-    pytest.skip(f'no {name} speech clip: install alsa-utils / fillets-ng-data-cs')
+    pytest.fail(f'no {name} speech clip: install alsa-utils / fillets-ng-data-cs')
   x = audio.load_audio_for_config(path, audio_cfg)
   frames = x.shape[0] // audio_cfg.hop_length
   if max_frames:
