@@ -312,3 +312,25 @@ def test_disabled_gla_options_do_not_block_a_resume(tmp_path):
   counter = CountingScorer(score)
   _run(tmp_path, 'a', counter, 2, cfg, fingerprint=_fingerprint(config))
   assert not counter.seen
+
+
+def test_batched_scorer_compiles_once_per_power_of_two_and_passes_score_args():
+  """Any number of candidates per call compiles at most log2(K) + 1 programs; score_args arrive."""
+  mel = jnp.zeros((2, 4, 1))
+
+  def score_fn(generated, offset):
+    return jnp.mean(jnp.square(generated), axis=(1, 2)) + offset
+
+  scorer = schedule_search.make_batched_scorer(
+      oracles.gaussian_eps, jnp.float32(0.5), mel, score_fn, jax.random.PRNGKey(0), hop_length=4,
+      score_args=(jnp.float32(100.0),))
+  base = np.array([1e-4, 1e-3, 1e-2, 0.05, 0.2, 0.5])
+  scores = {}
+  for k in (1, 2, 3, 5, 7, 8, 9):
+    betas = np.stack([base * (1 + 0.1 * i) for i in range(k)])
+    out = scorer(betas)
+    assert out.shape == (k,) and np.all(out > 100.0)
+    scores[k] = out
+  # Padding never changes a candidate's score.
+  np.testing.assert_allclose(scores[9][:7], scores[7], rtol=1e-6)
+  assert scorer.num_compilations() == 5  # K padded to 1, 2, 4, 8, 16

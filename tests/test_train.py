@@ -399,3 +399,14 @@ def test_restore_params_best_and_raw(launcher_runs):
   assert jax.tree.structure(shapes) == jax.tree.structure(best) == jax.tree.structure(raw)
   with pytest.raises(FileNotFoundError):
     checkpoints.restore_params(a, step=5)
+
+
+def test_resuming_with_another_model_is_refused(tmp_path):
+  config = small_config()
+  checkpoints.save_config(str(tmp_path), config)
+  train.check_resume_compatible(str(tmp_path), small_config())  # same config: fine
+  changed = small_config()
+  changed.model.mel_channels = 32
+  changed.model.dtype = 'bfloat16'  # compute dtype alone may change between runs
+  with pytest.raises(ValueError, match=r"model.mel_channels: 16 in the workdir vs 32 now.*new --workdir"):
+    train.check_resume_compatible(str(tmp_path), changed)

@@ -37,7 +37,8 @@ def add_noise(clean, noise, noise_level):
     [B, T] noisy waveform.
   """
   l = noise_level[:, None]
-  return l * clean + jnp.sqrt(1.0 - jnp.square(l)) * noise
+  # (1 - l)(1 + l) keeps precision where l is within float32 rounding of 1 (the lowest levels).
+  return l * clean + jnp.sqrt((1.0 - l) * (1.0 + l)) * noise
 
 
 def l1_loss(predicted_noise, noise):

@@ -563,7 +563,7 @@ def candidate_mesh(devices=None):
 
 
 def make_batched_scorer(eps_fn, params, mels, score_fn, rng, *, hop_length, mesh=None,
-                        target_magnitude=None, **sampler_options):
+                        target_magnitude=None, score_args=(), **sampler_options):
   """A scorer that vocodes fixed mels with K candidate schedules at once, sharded over devices.
 
   Every candidate sees the same mels and the same noise (one rng), so scores differ only by the
@@ -573,26 +573,30 @@ def make_batched_scorer(eps_fn, params, mels, score_fn, rng, *, hop_length, mesh
     eps_fn: eps_fn(params, noisy [B, T], mel [B, F, M], noise_level [B]) -> [B, T].
     params: denoiser parameters (replicated on every device).
     mels: [B, F, M] conditioning.
-    score_fn: jittable generated [K, B, F * hop] -> [K] scores.
+    score_fn: jittable score_fn(generated [K, B, F * hop], *score_args) -> [K] scores.
     rng: PRNG key of the reverse diffusion.
     hop_length: samples per frame.
     mesh: a Mesh with axis 'candidates' (default: every device).
     target_magnitude: [B, F * hop // gla hop, gla n_fft // 2 + 1] |STFT| of the clean segments,
       for GLA magnitude 'given' only; shared by every candidate.
+    score_args: arrays score_fn needs (reference audio, say), passed as replicated arguments
+      rather than closed over, so they are not baked into the compiled program as constants.
     **sampler_options: noise_scale, clip, eta, gla of `sampling.make_multi_schedule_sampler`.
   Returns:
-    scorer(betas [K, N]) -> [K] float64 numpy, NaN mapped to +inf.
+    scorer(betas [K, N]) -> [K] float64 numpy, NaN mapped to +inf. K is padded up to a power of
+    two (and a multiple of the device count), so calls with any K compile at most log2(K) + 1 times.
   """
   mesh = mesh if mesh is not None else candidate_mesh()
   sampler = sampling.make_multi_schedule_sampler(eps_fn, hop_length=hop_length, **sampler_options)
   replicated = NamedSharding(mesh, PartitionSpec())
   by_candidate = NamedSharding(mesh, PartitionSpec('candidates'))
 
-  def score(params, betas, mel, rng, target):
-    return score_fn(sampler(params, betas, mel, rng, target_magnitude=target))
+  def score(params, betas, mel, rng, target, args):
+    return score_fn(sampler(params, betas, mel, rng, target_magnitude=target), *args)
 
   jitted = jax.jit(score, in_shardings=(replicated, by_candidate, replicated, replicated,
-                                        replicated), out_shardings=by_candidate)
+                                        replicated, replicated), out_shardings=by_candidate)
+  score_args = tuple(jax.device_put(jnp.asarray(a), replicated) for a in score_args)
   params = jax.device_put(params, replicated)
   mels = jax.device_put(jnp.asarray(mels, jnp.float32), replicated)
   rng = jax.device_put(rng, replicated)
@@ -603,14 +607,17 @@ def make_batched_scorer(eps_fn, params, mels, score_fn, rng, *, hop_length, mesh
   def scorer(betas):
     betas = np.asarray(betas, np.float32)
     k = betas.shape[0]
-    pad = -k % n_dev
+    padded = 1 << max(k - 1, 0).bit_length()  # few distinct shapes: few compilations
+    padded += -padded % n_dev
+    pad = padded - k
     if pad:  # repeats of the last candidate: results dropped, shapes divisible by the mesh.
       betas = np.concatenate([betas, np.repeat(betas[-1:], pad, axis=0)])
     out = np.asarray(jitted(params, jax.device_put(betas, by_candidate), mels, rng,
-                            target_magnitude), np.float64)
+                            target_magnitude, score_args), np.float64)
     out = out[:k]
     return np.where(np.isfinite(out), out, np.inf)
 
+  scorer.num_compilations = jitted._cache_size  # pylint: disable=protected-access
   return scorer
 
 
@@ -635,8 +642,8 @@ def make_ls_mse_scorer(eps_fn, params, mels, references, rng, config, mesh=None)
   references = jnp.asarray(references, jnp.float32)
   eps = float(e.ls_mse_eps)
 
-  def score_fn(generated):
-    return jnp.mean(metrics.ls_mse(generated, references[None], ls_cfg, eps), axis=-1)
+  def score_fn(generated, refs):
+    return jnp.mean(metrics.ls_mse(generated, refs[None], ls_cfg, eps), axis=-1)
 
   target = None
   gla = options['gla']
@@ -646,7 +653,7 @@ def make_ls_mse_scorer(eps_fn, params, mels, references, rng, config, mesh=None)
     target = audio_lib.stft_magnitude(references, gl.n_fft, gl.hop_length, gl.win_length,
                                       gl.window, gl.pad_mode)
   return make_batched_scorer(eps_fn, params, mels, score_fn, rng, mesh=mesh,
-                             target_magnitude=target, **options)
+                             target_magnitude=target, score_args=(references,), **options)
 
 
 def search_segments(utterances, num_utterances, segment_frames, hop_length, pad_value):

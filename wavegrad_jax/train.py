@@ -750,6 +750,33 @@ def validate_config(config):
   model_lib.validate_topology(config.model, int(config.audio.hop_length))
 
 
+def check_resume_compatible(workdir, config):
+  """Refuses to resume a workdir whose checkpoints hold another model or frontend.
+
+  Without this, restoring would fail on every checkpoint, each would be set aside as unreadable
+  and training would silently restart from step 0.
+
+  Raises:
+    ValueError naming each differing `model.*` / `audio.*` field (compute dtype excepted).
+  """
+  if not os.path.exists(os.path.join(workdir, 'config.json')):
+    return
+  saved = checkpoints.load_config(workdir)
+  differences = []
+  for section in ('model', 'audio'):
+    old, new = saved[section].to_dict(), config[section].to_dict()
+    for key in sorted(set(old) | set(new)):
+      if key == 'dtype':
+        continue
+      a, b = old.get(key), new.get(key)
+      if json.dumps(a, default=list) != json.dumps(b, default=list):
+        differences.append(f'{section}.{key}: {a!r} in the workdir vs {b!r} now')
+  if differences:
+    raise ValueError(f'{workdir} holds a run with a different model or frontend, so its '
+                     'checkpoints cannot be resumed: ' + '; '.join(differences)
+                     + '. Use a new --workdir, or the config that run was started with.')
+
+
 def train_and_evaluate(config, workdir):
   """Trains (resuming from the latest checkpoint in `workdir`) and evaluates periodically.
 
@@ -772,6 +799,7 @@ def train_and_evaluate(config, workdir):
   check_batch_size(int(config.train.batch_size), mesh, config)
   model = model_lib.build_model(config)
   tx = make_optimizer(config.train)
+  check_resume_compatible(workdir, config)
   ckpts = checkpoints.RunCheckpoints(workdir, config)
   checkpoints.save_config(workdir, config)
 
