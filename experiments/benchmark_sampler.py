@@ -62,14 +62,6 @@ def load_config(name):
   return config
 
 
-def random_params(model, config, seed=0):
-  """Parameters of the right shapes and scale, drawn with numpy (no per-shape compilation)."""
-  shapes = jax.eval_shape(lambda: model_lib.init_params(model, config, jax.random.PRNGKey(seed)))
-  rng = np.random.default_rng(seed)
-  return jax.tree.map(lambda x: jnp.asarray(rng.standard_normal(x.shape).astype(x.dtype)
-                                            / max(1, np.prod(x.shape[:-1])) ** 0.5), shapes)
-
-
 def schedule_of_length(config, num_steps):
   """The config's named schedule with `num_steps` betas, else linear 1e-6 .. 0.01."""
   named = config.sampling.named_schedules.to_dict()
@@ -164,7 +156,7 @@ def main(argv):
     if name not in models:
       config = load_config(name)
       model = model_lib.build_model(config)
-      models[name] = (config, model, random_params(model, config))
+      models[name] = (config, model, model_lib.random_params(model, config))
     return models[name]
 
   todo = [('rtf', name, n, b) for name, steps, batches in rtf_jobs for n in steps for b in batches]

@@ -36,10 +36,9 @@ from absl import app
 from absl import flags
 from absl import logging
 import jax
-from ml_collections import config_flags
 import tqdm
 
-from experiments.configs import common
+from experiments import checkpoint_flags
 from wavegrad_jax import evaluate
 from wavegrad_jax import model as model_lib
 from wavegrad_jax import sampling
@@ -57,9 +56,6 @@ TABLE_METRICS = (('ls_mse', 'LS-MSE', '.3f'), ('mrstft', 'MR-STFT', '.3f'), ('pe
                  ('stoi', 'STOI', '.3f'), ('rtf', 'RTF', '#.3g'))
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('workdir', None, 'Training run directory holding the checkpoints.')
-flags.DEFINE_string('step', '', "Checkpoint step: '' for the latest, 'best', or a number.")
-flags.DEFINE_bool('ema', None, 'Use the EMA weights (default: config.eval.ema, True).')
 flags.DEFINE_integer('max_utterances', 8, 'Utterances per split (the first in id order; 0: all).')
 # 8 x 2.8 s per split: about 4.5 minutes on 2 CPU cores for runs/tiny. 2.8 s is 241 frames at
 # 22.05 kHz / hop 256, two 128-frame chunks of config.eval, so each split fits one batch of 16
@@ -71,8 +67,6 @@ flags.DEFINE_string('schedules', '6,25,50', "Comma-separated schedules (names su
 flags.DEFINE_list('samplers', list(SAMPLERS), f'Samplers to compare, of {list(SAMPLERS)}.')
 flags.DEFINE_list('splits', ['heldout', 'unseen'], f'Splits to evaluate on, of {list(SPLITS)}.')
 flags.DEFINE_string('output', None, 'Output folder (default <workdir>/compare_samplers).')
-config_flags.DEFINE_config_file('config', None, 'Optional experiment config whose sampling / eval '
-                                '/ search sections replace the checkpoint\'s.', lock_config=False)
 flags.mark_flag_as_required('workdir')
 
 
@@ -300,8 +294,7 @@ def main(argv):
   bad = [s for s in FLAGS.splits if s not in SPLITS]
   if bad or not FLAGS.splits:
     raise app.UsageError(f'--splits: unknown {bad}; choose from {list(SPLITS)}')
-  params, config, step = evaluate.load_for_inference(
-      FLAGS.workdir, common.get_common_config(), FLAGS.step, FLAGS.ema, FLAGS.config)
+  params, config, step = checkpoint_flags.load_checkpoint()
   schedule_list = evaluate.parse_schedule_list(FLAGS.schedules, config.sampling.named_schedules)
   splits = input_pipeline.prepare_dataset(config)
   utterances = {s: input_pipeline.heldout_utterances(

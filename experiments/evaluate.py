@@ -17,17 +17,13 @@ sampling / eval / search sections.
 from absl import app
 from absl import flags
 from absl import logging
-from ml_collections import config_flags
 
-from experiments.configs import common
+from experiments import checkpoint_flags
 from wavegrad_jax import evaluate
 from wavegrad_jax import model as model_lib
 from wavegrad_jax import sampling
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('workdir', None, 'Training run directory holding the checkpoints.')
-flags.DEFINE_string('step', '', "Checkpoint step: '' for the latest, 'best', or a number.")
-flags.DEFINE_bool('ema', None, 'Use the EMA weights (default: config.eval.ema, True).')
 flags.DEFINE_string('schedules', None, "Comma-separated schedules ('6,25,50,1000', names, "
                     "'linear:..', .json paths; use ';' between them if one is 'list:a,b').")
 flags.DEFINE_enum('split', None, ['heldout', 'unseen'],
@@ -36,16 +32,13 @@ flags.DEFINE_integer('max_utterances', None, 'At most this many utterances (0: a
 flags.DEFINE_float('max_seconds', None, 'Cut each utterance to at most this many seconds '
                    '(0: whole).')
 flags.DEFINE_string('output_dir', None, 'Default: <workdir>/eval/step_<step>.')
-config_flags.DEFINE_config_file('config', None, 'Optional experiment config whose sampling / eval '
-                                '/ search sections replace the checkpoint\'s.', lock_config=False)
 flags.mark_flag_as_required('workdir')
 
 
 def main(argv):
   del argv
   from wavegrad_jax import input_pipeline  # pylint: disable=g-import-not-at-top
-  params, config, step = evaluate.load_for_inference(
-      FLAGS.workdir, common.get_common_config(), FLAGS.step, FLAGS.ema, FLAGS.config)
+  params, config, step = checkpoint_flags.load_checkpoint()
   e = config.eval
   for name in ('schedules', 'split', 'max_utterances', 'max_seconds'):
     if getattr(FLAGS, name) is not None:

@@ -19,26 +19,19 @@ from absl import app
 from absl import flags
 from absl import logging
 import jax
-from ml_collections import config_flags
 import numpy as np
 
-from experiments.configs import common
-from wavegrad_jax import evaluate
+from experiments import checkpoint_flags
 from wavegrad_jax import model as model_lib
 from wavegrad_jax import sampling
 from wavegrad_jax import schedule_search
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('workdir', None, 'Training run directory holding the checkpoints.')
 flags.DEFINE_string('steps', None, "Comma-separated step budgets, e.g. '3,6' "
                     '(default config.search.steps).')
 flags.DEFINE_enum('method', None, list(schedule_search.METHODS),
                   'Search method (default config.search.method).')
 flags.DEFINE_string('output_dir', None, 'Default: <workdir>/search.')
-flags.DEFINE_string('step', '', "Checkpoint step: '' for the latest, 'best', or a number.")
-flags.DEFINE_bool('ema', None, 'Use the EMA weights (default: config.eval.ema, True).')
-config_flags.DEFINE_config_file('config', None, 'Optional experiment config whose sampling / eval '
-                                '/ search sections replace the checkpoint\'s.', lock_config=False)
 flags.mark_flag_as_required('workdir')
 
 
@@ -54,8 +47,7 @@ def main(argv):
 def run():
   """Restores the checkpoint, scores FLAGS.steps' candidates and prints the best schedules."""
   from wavegrad_jax import input_pipeline  # pylint: disable=g-import-not-at-top
-  params, config, step = evaluate.load_for_inference(
-      FLAGS.workdir, common.get_common_config(), FLAGS.step, FLAGS.ema, FLAGS.config)
+  params, config, step = checkpoint_flags.load_checkpoint()
   s = config.search
   if FLAGS.steps is not None:
     s.steps = FLAGS.steps

@@ -17,28 +17,21 @@ from absl import app
 from absl import flags
 from absl import logging
 import jax
-from ml_collections import config_flags
 
-from experiments.configs import common
-from wavegrad_jax import evaluate
+from experiments import checkpoint_flags
 from wavegrad_jax import model as model_lib
 from wavegrad_jax import sampling
 from wavegrad_jax import schedules
 from wavegrad_jax import synthesize
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('workdir', None, 'Training run directory holding the checkpoints.')
 flags.DEFINE_string('input', None, 'A wav / .npy file, or a folder of them.')
 flags.DEFINE_string('output_dir', None, 'Where the wavs go (default <workdir>/synth).')
 flags.DEFINE_string('schedule', None, 'Inference schedule: a name (6, 25, 50, 1000), a spec or a '
                     '.json file (default config.sampling.schedule).')
-flags.DEFINE_string('step', '', "Checkpoint step: '' for the latest, 'best', or a number.")
-flags.DEFINE_bool('ema', None, 'Use the EMA weights (default: config.eval.ema, True).')
 flags.DEFINE_integer('mel_hop', None, 'Hop (samples) the .npy mels were made with; checked.')
 flags.DEFINE_integer('mel_sample_rate', None, 'Sample rate (Hz) of the .npy mels; checked.')
 flags.DEFINE_integer('seed', None, 'Noise seed (default config.eval.seed).')
-config_flags.DEFINE_config_file('config', None, 'Optional experiment config whose sampling / eval '
-                                '/ search sections replace the checkpoint\'s.', lock_config=False)
 flags.mark_flags_as_required(['workdir', 'input'])
 
 
@@ -54,8 +47,7 @@ def main(argv):
 def run():
   """Restores the checkpoint and vocodes FLAGS.input to FLAGS.output_dir."""
   inputs = synthesize.collect_inputs(FLAGS.input)  # fail on a bad path before restoring anything
-  params, config, step = evaluate.load_for_inference(
-      FLAGS.workdir, common.get_common_config(), FLAGS.step, FLAGS.ema, FLAGS.config)
+  params, config, step = checkpoint_flags.load_checkpoint()
   if FLAGS.seed is not None:
     config.eval.seed = FLAGS.seed
   spec = FLAGS.schedule or config.sampling.schedule

@@ -31,13 +31,7 @@ def _config():
   return config
 
 
-def _random_params(model, config, seed=0):
-  """Random weights of the right shapes, without the (slow on CPU) orthogonal initialisers."""
-  shapes = jax.eval_shape(lambda: model_lib.init_params(model, config, jax.random.PRNGKey(seed)))
-  rng = np.random.default_rng(seed)
-  # numpy draws: one jitted jax.random call per distinct leaf shape would compile dozens of times.
-  return jax.tree.map(lambda x: jnp.asarray(rng.standard_normal(x.shape).astype(x.dtype)
-                                            / max(1, np.prod(x.shape[:-1])) ** 0.5), shapes)
+_random_params = model_lib.random_params  # other test files import it from here
 
 
 @pytest.fixture(scope='module')

@@ -224,3 +224,15 @@ def init_params(model, config, rng, frames=2):
 def count_params(params):
   """Number of scalar parameters in a pytree."""
   return sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
+
+
+def random_params(model, config, seed=0):
+  """Random float32 parameters of the right shapes and a fan-in scale, for benchmarks and tests.
+
+  Drawn with numpy: the orthogonal initialisers (and one jitted jax.random call per distinct leaf
+  shape) would compile dozens of programs, which is slow on CPU.
+  """
+  shapes = jax.eval_shape(lambda: init_params(model, config, jax.random.key(seed)))
+  rng = np.random.default_rng(seed)
+  return jax.tree.map(lambda x: jnp.asarray(rng.standard_normal(x.shape).astype(x.dtype)
+                                            / max(1, np.prod(x.shape[:-1])) ** 0.5), shapes)
