@@ -22,6 +22,7 @@ import jax
 import numpy as np
 
 from wavegrad_jax import model as model_lib
+from wavegrad_jax import parallel
 from wavegrad_jax import train
 
 _BENCHMARKS = flags.DEFINE_multi_string(
@@ -54,7 +55,7 @@ def measure(config, batch_size, warmup_steps, timed_steps):
   """Times the compiled train step of `config` at `batch_size`; returns a result dict."""
   config = config.copy_and_resolve_references()
   config.train.batch_size = batch_size
-  mesh = train.make_mesh(config)
+  mesh = parallel.make_mesh(config.mesh)
   model = model_lib.build_model(config)
   tx = train.make_optimizer(config.train)
   _, shardings = train.abstract_train_state(model, tx, config, mesh)
@@ -62,8 +63,8 @@ def measure(config, batch_size, warmup_steps, timed_steps):
   start = time.perf_counter()
   step_fn = train.compile_train_step(model, tx, config, mesh, shardings)
   compile_s = time.perf_counter() - start
-  sharding = train.batch_sharding(mesh, config)
-  batch = train.to_global_batch(synthetic_batch(config, batch_size, np.random.default_rng(0)),
+  sharding = parallel.batch_sharding(mesh, config.mesh)
+  batch = parallel.to_global_batch(synthetic_batch(config, batch_size, np.random.default_rng(0)),
                                 sharding, batch_size)
   for _ in range(warmup_steps):
     state, metrics = step_fn(state, batch)

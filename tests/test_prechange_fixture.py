@@ -16,7 +16,7 @@ from experiments.configs import common
 from tests.data import make_prechange_fixture as fixture
 from wavegrad_jax import checkpoints, evaluate
 from wavegrad_jax import model as model_lib
-from wavegrad_jax import sampling, train
+from wavegrad_jax import parallel, sampling, train
 
 EXPECTED = np.load(os.path.join(fixture.HERE, 'prechange_expected.npz'))
 # Float32 XLA on another CPU may round differently; the code itself reproduces the files exactly.
@@ -60,7 +60,7 @@ def test_training_state_restores_and_the_run_may_resume(tmp_path):
   # Today's config for the same run is accepted as the same model and frontend.
   train.check_resume_compatible(workdir, fixture.fixture_config())
   config = checkpoints.load_config(workdir)
-  mesh = train.make_mesh(config, jax.devices()[:1])
+  mesh = parallel.make_mesh(config.mesh, jax.devices()[:1])
   model = model_lib.build_model(config)
   tx = train.make_optimizer(config.train)
   abstract, _ = train.abstract_train_state(model, tx, config, mesh)

@@ -21,6 +21,7 @@ from experiments.configs import tiny
 from wavegrad_jax import audio as audio_lib
 from wavegrad_jax import checkpoints
 from wavegrad_jax import model as model_lib
+from wavegrad_jax import parallel
 from wavegrad_jax import train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -62,11 +63,11 @@ _STEP_SCRIPT = r'''
 import json, sys
 import jax, numpy as np
 from tests.test_train import small_config, synthetic_batches
-from wavegrad_jax import model as model_lib, train
+from wavegrad_jax import model as model_lib, parallel, train
 
 
 def two_steps(config, out):
-  mesh = train.make_mesh(config)
+  mesh = parallel.make_mesh(config.mesh)
   model = model_lib.build_model(config)
   tx = train.make_optimizer(config.train)
   _, shardings = train.abstract_train_state(model, tx, config, mesh)
@@ -74,8 +75,8 @@ def two_steps(config, out):
   step_fn = train.compile_train_step(model, tx, config, mesh, shardings)
   losses = []
   for batch in synthetic_batches(config, 2):
-    state, metrics = step_fn(state, train.to_global_batch(
-        batch, train.batch_sharding(mesh, config), config.train.batch_size))
+    state, metrics = step_fn(state, parallel.to_global_batch(
+        batch, parallel.batch_sharding(mesh, config.mesh), config.train.batch_size))
     losses.append(float(metrics['loss']))
   leaves = jax.tree_util.tree_flatten_with_path((state.params, state.ema_params))[0]
   np.savez(out + '.npz', **{jax.tree_util.keystr(path): np.asarray(v) for path, v in leaves})
@@ -93,7 +94,7 @@ if jax.device_count() == 8:
   info['fsdp'] = two_steps(config, out + '_fsdp')
 try:
   bad = small_config(batch_size=6)
-  train.check_batch_size(6, train.make_mesh(bad), bad)
+  parallel.check_batch_size(6, parallel.make_mesh(bad.mesh), bad.mesh)
   info['bad_batch_error'] = None
 except ValueError as e:
   info['bad_batch_error'] = str(e)
@@ -140,14 +141,14 @@ def test_eight_devices_match_one_device(tmp_path):
 
 def test_mesh_shape_resolution_and_errors():
   config = small_config()
-  assert train.mesh_shape(config.mesh, 8) == (8,)
+  assert parallel.mesh_shape(config.mesh, 8) == (8,)
   config.mesh.axis_names, config.mesh.shape = ('data', 'fsdp'), (-1, 2)
-  assert train.mesh_shape(config.mesh, 8) == (4, 2)
+  assert parallel.mesh_shape(config.mesh, 8) == (4, 2)
   with pytest.raises(ValueError, match='do not divide'):
-    train.mesh_shape(config.mesh, 7)
+    parallel.mesh_shape(config.mesh, 7)
   config.mesh.shape = (3, 2)
   with pytest.raises(ValueError, match='has 6 devices'):
-    train.mesh_shape(config.mesh, 8)
+    parallel.mesh_shape(config.mesh, 8)
 
 
 # ----------------------------------------------------------------------------------- learning
@@ -167,13 +168,14 @@ def _tone_batch(config, batch_size, seed=0):
 def test_loss_falls_when_overfitting_a_few_segments():
   config = small_config(segment_frames=8, batch_size=4)
   config.train.learning_rate = 3e-3
-  mesh = train.make_mesh(config, jax.devices()[:1])
+  mesh = parallel.make_mesh(config.mesh, jax.devices()[:1])
   model = model_lib.build_model(config)
   tx = train.make_optimizer(config.train)
   _, shardings = train.abstract_train_state(model, tx, config, mesh)
   state = train.init_train_state(model, tx, config, mesh)
   step_fn = train.compile_train_step(model, tx, config, mesh, shardings)
-  batch = train.to_global_batch(_tone_batch(config, 4), train.batch_sharding(mesh, config), 4)
+  batch = parallel.to_global_batch(_tone_batch(config, 4),
+                                   parallel.batch_sharding(mesh, config.mesh), 4)
   losses = []
   for _ in range(120):
     state, metrics = step_fn(state, batch)
@@ -187,14 +189,14 @@ def test_loss_falls_when_overfitting_a_few_segments():
 def test_bf16_compute_keeps_float32_params_and_loss():
   config = small_config(batch_size=2)
   config.model.dtype = 'bfloat16'
-  mesh = train.make_mesh(config, jax.devices()[:1])
+  mesh = parallel.make_mesh(config.mesh, jax.devices()[:1])
   model = model_lib.build_model(config)
   tx = train.make_optimizer(config.train)
   _, shardings = train.abstract_train_state(model, tx, config, mesh)
   state = train.init_train_state(model, tx, config, mesh)
   step_fn = train.compile_train_step(model, tx, config, mesh, shardings)
-  batch = train.to_global_batch(synthetic_batches(config, 1)[0], train.batch_sharding(mesh, config),
-                                2)
+  batch = parallel.to_global_batch(synthetic_batches(config, 1)[0],
+                                   parallel.batch_sharding(mesh, config.mesh), 2)
   state, metrics = step_fn(state, batch)
   assert metrics['loss'].dtype == jnp.float32 and np.isfinite(float(metrics['loss']))
   assert all(p.dtype == jnp.float32 for p in jax.tree.leaves((state.params, state.ema_params)))
@@ -373,7 +375,7 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous(launcher_runs, tmp
   params, config, step = checkpoints.restore_params(workdir)
   assert step == 8
 
-  mesh = train.make_mesh(config, jax.devices()[:1])
+  mesh = parallel.make_mesh(config.mesh, jax.devices()[:1])
   model = model_lib.build_model(config)
   tx = train.make_optimizer(config.train)
   abstract, _ = train.abstract_train_state(model, tx, config, mesh)

@@ -29,10 +29,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import tqdm
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from wavegrad_jax import audio as audio_lib
-from wavegrad_jax import metrics, sampling, schedules
+from wavegrad_jax import metrics, parallel, sampling, schedules
 
 METHODS = ('grid', 'coordinate', 'evolution')
 
@@ -557,9 +556,13 @@ def search_fingerprint(config, *, step, params, mels, references, segment_ids):
 # ---------------------------------------------------------------------------- model scorer
 
 
+# The scorer's mesh: one axis, over which the K candidates of a call are split.
+CANDIDATE_MESH = parallel.MeshSpec.one_axis('candidates')
+
+
 def candidate_mesh(devices=None):
-  """A 1-D mesh named 'candidates' over `devices` (default: every device)."""
-  return Mesh(np.asarray(devices if devices is not None else jax.devices()), ('candidates',))
+  """The 1-D mesh 'candidates' (`CANDIDATE_MESH`) over `devices` (default: every device)."""
+  return parallel.make_mesh(CANDIDATE_MESH, devices)
 
 
 def make_batched_scorer(eps_fn, params, mels, score_fn, rng, *, hop_length, mesh=None,
@@ -588,8 +591,8 @@ def make_batched_scorer(eps_fn, params, mels, score_fn, rng, *, hop_length, mesh
   """
   mesh = mesh if mesh is not None else candidate_mesh()
   sampler = sampling.make_multi_schedule_sampler(eps_fn, hop_length=hop_length, **sampler_options)
-  replicated = NamedSharding(mesh, PartitionSpec())
-  by_candidate = NamedSharding(mesh, PartitionSpec('candidates'))
+  replicated = parallel.replicated(mesh)
+  by_candidate = parallel.batch_sharding(mesh, CANDIDATE_MESH)
 
   def score(params, betas, mel, rng, target, args):
     return score_fn(sampler(params, betas, mel, rng, target_magnitude=target), *args)

@@ -8,30 +8,25 @@ pipeline is a pure function of (seed, step, host), so a run restarted from a che
 sees exactly the batches and keys an uninterrupted run sees from step N on.
 
 Multi-process runs (several hosts, or one process per GPU): `config.mesh.distributed` = 'auto'
-calls `jax.distributed.initialize()` when the environment shows more than one process
-(JAX_COORDINATOR_ADDRESS or JAX_NUM_PROCESSES > 1, SLURM_NTASKS > 1, OMPI_COMM_WORLD_SIZE > 1,
-several TPU_WORKER_HOSTNAMES, MEGASCALE_COORDINATOR_ADDRESS); jax then detects the cluster from the
-same variables. Each process reads only its `1 / process_count` share of every global batch, and
-only process 0 writes logs, samples and the config (orbax coordinates checkpoint writes itself).
-Preemption: in one process a SIGTERM handler sets a flag checked after every step; with several,
-the coordination service's preemption notice is agreed on with
-`multihost_utils.reached_preemption_sync_point`, so every process stops at the same step. Either
-way a checkpoint of the current step is written and waited for before returning.
+initialises jax.distributed when the environment shows more than one process (see
+`parallel.maybe_initialize_distributed`). Each process reads only its `1 / process_count` share of
+every global batch, and only process 0 writes logs, samples and the config (orbax coordinates
+checkpoint writes itself). Preemption: in one process a SIGTERM handler sets a flag checked after
+every step; with several, the coordination service's preemption notice is agreed on, so every
+process stops at the same step (`parallel.Preemption`). Either way a checkpoint of the current step
+is written and waited for before returning.
+
+Mesh, shardings and host copies live in `parallel`, TensorBoard / JSONL / console output in
+`reporting`; this module holds the optimiser, the pure steps and the loop.
 """
 import functools
-import io
 import json
-import math
 import os
-import signal
-import threading
 import time
 from typing import Any
 
-from absl import logging
 import flax.struct
 import jax
-from jax.experimental import multihost_utils
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -39,11 +34,10 @@ import optax
 from wavegrad_jax import checkpoints
 from wavegrad_jax import diffusion
 from wavegrad_jax import model as model_lib
+from wavegrad_jax import parallel
+from wavegrad_jax import reporting
 from wavegrad_jax import sampling
 from wavegrad_jax import schedules
-
-P = jax.sharding.PartitionSpec
-NamedSharding = jax.sharding.NamedSharding
 
 
 @flax.struct.dataclass
@@ -60,171 +54,6 @@ class TrainState:
   params: Any
   ema_params: Any
   opt_state: Any
-
-
-# ----------------------------------------------------------------------------------- distributed
-
-
-_MULTIPROCESS_ENV = ('JAX_COORDINATOR_ADDRESS', 'MEGASCALE_COORDINATOR_ADDRESS')
-
-
-def _env_int(name):
-  try:
-    return int(os.environ.get(name, '0'))
-  except ValueError:
-    return 0
-
-
-def multiprocess_environment():
-  """Whether the environment describes a run of more than one JAX process (see module doc)."""
-  if any(os.environ.get(name) for name in _MULTIPROCESS_ENV):
-    return True
-  if _env_int('JAX_NUM_PROCESSES') > 1 or _env_int('OMPI_COMM_WORLD_SIZE') > 1:
-    return True
-  if os.environ.get('SLURM_JOB_ID') and _env_int('SLURM_NTASKS') > 1:
-    return True
-  return len([h for h in os.environ.get('TPU_WORKER_HOSTNAMES', '').split(',') if h]) > 1
-
-
-def maybe_initialize_distributed(mode):
-  """Calls `jax.distributed.initialize()` as `mode` says; must run before any other JAX call.
-
-  Args:
-    mode: 'auto' (initialise when `multiprocess_environment()`), 'always' or 'never'.
-  Returns:
-    True when this call (or an earlier one) initialised the distributed runtime.
-  """
-  if mode not in ('auto', 'always', 'never'):
-    raise ValueError(f"mesh.distributed must be 'auto', 'always' or 'never', got {mode!r}")
-  if jax.distributed.is_initialized():
-    return True
-  if mode == 'always' or (mode == 'auto' and multiprocess_environment()):
-    jax.distributed.initialize()
-    logging.info('jax.distributed initialised: process %d of %d', jax.process_index(),
-                 jax.process_count())
-    return True
-  return False
-
-
-# ------------------------------------------------------------------------------------ mesh, shards
-
-
-def mesh_shape(mesh_config, num_devices):
-  """Resolves the one -1 of `mesh_config.shape` so the mesh covers `num_devices` devices.
-
-  Args:
-    mesh_config: the `mesh` config section.
-    num_devices: devices in the run (all processes).
-  Returns:
-    tuple of ints, one per axis name.
-  """
-  names, shape = tuple(mesh_config.axis_names), [int(s) for s in mesh_config.shape]
-  if len(names) != len(shape) or len(set(names)) != len(names):
-    raise ValueError(f'mesh.axis_names {names} and mesh.shape {tuple(shape)} must have one '
-                     'distinct name per axis size')
-  if shape.count(-1) > 1 or any(s == 0 or s < -1 for s in shape):
-    raise ValueError(f'mesh.shape {tuple(shape)}: sizes must be positive, with at most one -1')
-  known = math.prod(s for s in shape if s != -1)
-  if -1 in shape:
-    if num_devices % known:
-      raise ValueError(f'mesh.shape {tuple(shape)}: {num_devices} devices do not divide by the '
-                       f'fixed axes\' product {known}')
-    shape[shape.index(-1)] = num_devices // known
-  if math.prod(shape) != num_devices:
-    raise ValueError(f'mesh.shape {tuple(shape)} has {math.prod(shape)} devices but the run has '
-                     f'{num_devices}: use -1 for one axis to take the rest')
-  return tuple(shape)
-
-
-def make_mesh(config, devices=None):
-  """The device mesh of `config.mesh` over `devices` (default: every device of every process)."""
-  devices = list(jax.devices() if devices is None else devices)
-  shape = mesh_shape(config.mesh, len(devices))
-  names = tuple(config.mesh.axis_names)
-  for axis in tuple(config.mesh.batch_axes) + ((config.mesh.fsdp_axis,) if
-                                                config.mesh.fsdp_axis else ()):
-    if axis not in names:
-      raise ValueError(f'mesh axis {axis!r} (from mesh.batch_axes / mesh.fsdp_axis) is not one of '
-                       f'mesh.axis_names {names}')
-  return jax.make_mesh(shape, names, axis_types=(jax.sharding.AxisType.Auto,) * len(names),
-                       devices=devices)
-
-
-def batch_partitions(mesh, config):
-  """Number of shards the global batch is split into (product of the batch axes' sizes)."""
-  return math.prod(mesh.shape[a] for a in config.mesh.batch_axes)
-
-
-def check_batch_size(batch_size, mesh, config, what='train.batch_size'):
-  """Raises ValueError unless `batch_size` splits evenly over the batch axes and the processes."""
-  parts = batch_partitions(mesh, config)
-  axes = tuple(config.mesh.batch_axes)
-  if batch_size < 1 or batch_size % parts:
-    lower = max(parts, batch_size // parts * parts)
-    raise ValueError(
-        f'{what}={batch_size} does not split evenly over the {parts} batch shards of mesh axes '
-        f'{axes} (mesh {dict(mesh.shape)}, {jax.device_count()} devices): use a multiple of '
-        f'{parts} (e.g. {lower} or {lower + parts}), or change config.mesh.')
-  if batch_size % jax.process_count():
-    raise ValueError(f'{what}={batch_size} does not split evenly over {jax.process_count()} '
-                     'processes, each of which feeds its own share of the batch')
-
-
-def batch_sharding(mesh, config):
-  """NamedSharding of [B, ...] batch arrays: B split over `config.mesh.batch_axes`."""
-  return NamedSharding(mesh, P(tuple(config.mesh.batch_axes)))
-
-
-def param_partition_spec(shape, mesh, fsdp_axis):
-  """Replicated, or (FSDP) the largest dimension divisible by the fsdp axis size split over it."""
-  if not fsdp_axis or not shape:
-    return P()
-  size = mesh.shape[fsdp_axis]
-  candidates = [d for d in range(len(shape)) if shape[d] % size == 0 and shape[d] >= size]
-  if not candidates:
-    return P()
-  dim = max(candidates, key=lambda d: shape[d])
-  return P(*([None] * dim + [fsdp_axis]))
-
-
-def state_shardings(abstract_state, mesh, config):
-  """Per-leaf NamedShardings for a TrainState (params, EMA and optimiser moments alike)."""
-  return jax.tree.map(
-      lambda x: NamedSharding(mesh, param_partition_spec(x.shape, mesh, config.mesh.fsdp_axis)),
-      abstract_state)
-
-
-def to_global_batch(local_batch, sharding, global_batch_size):
-  """Assembles each process's [B / process_count, ...] numpy arrays into global jax.Arrays.
-
-  Args:
-    local_batch: dict of numpy arrays, leading dimension this process's share of the batch.
-    sharding: the batch NamedSharding.
-    global_batch_size: B summed over processes.
-  Returns:
-    dict of [B, ...] jax.Arrays sharded by `sharding`.
-  """
-  return {k: jax.make_array_from_process_local_data(
-      sharding, np.asarray(v), (global_batch_size,) + tuple(np.shape(v)[1:]))
-          for k, v in local_batch.items()}
-
-
-def replicated_array(value, sharding):
-  """A global jax.Array of `value` (numpy, identical on every process) laid out by `sharding`."""
-  value = np.asarray(value)
-  return jax.make_array_from_callback(value.shape, sharding, lambda index: value[index])
-
-
-def host_copy(tree):
-  """A fully materialised copy of a (possibly sharded, multi-process) pytree as numpy arrays.
-
-  Every process must call it: sharded leaves are gathered across processes.
-  """
-  def fetch(x):
-    if x.is_fully_replicated:
-      return np.asarray(x.addressable_data(0))
-    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
-  return jax.tree.map(fetch, tree)
 
 
 # ------------------------------------------------------------------------------ optimiser, state
@@ -279,7 +108,7 @@ def create_train_state(model, tx, config):
 def abstract_train_state(model, tx, config, mesh):
   """(ShapeDtypeStruct TrainState with shardings, the per-leaf shardings) of a run's state."""
   shapes = jax.eval_shape(functools.partial(create_train_state, model, tx, config))
-  shardings = state_shardings(shapes, mesh, config)
+  shardings = parallel.state_shardings(shapes, mesh, config.mesh)
   abstract = jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
                           shapes, shardings)
   return abstract, shardings
@@ -307,7 +136,7 @@ def step_rng(seed, step):
   return jax.random.fold_in(jax.random.key(seed), step)
 
 
-def train_step(state, batch, *, model, tx, config, levels):
+def train_step(state, batch, *, model, tx, levels, seed, loss, train_config):
   """One optimiser update on a global batch; pure.
 
   Args:
@@ -315,12 +144,15 @@ def train_step(state, batch, *, model, tx, config, levels):
     batch: {'audio': [B, T] float32 clean crops, 'mel': [B, T / hop, n_mels] float32 log-mels}.
     model: the WaveGrad module.
     tx: the optax optimiser.
-    config: the experiment config (static).
-    levels: [S + 1] training noise levels.
+    levels: [S + 1] training noise levels (`train_noise_levels`).
+    seed: the run's seed (config.seed); step n draws from `step_rng(seed, n)`.
+    loss: the denoising loss, 'l1' or 'l2' (config.diffusion.loss).
+    train_config: the `train` section (EMA decay and warm-up, learning-rate schedule).
   Returns:
     (new state, metrics dict of float32 scalars: loss, grad_norm (before clipping), learning_rate).
   """
-  rng = step_rng(config.seed, state.step)
+  rng = step_rng(seed, state.step)
+  loss_type = loss
   eps_fn = sampling.model_eps_fn(model)
   audio = batch['audio'].astype(jnp.float32)
   mel = batch['mel'].astype(jnp.float32)
@@ -328,19 +160,18 @@ def train_step(state, batch, *, model, tx, config, levels):
   def loss_fn(params):
     # The model casts to its compute dtype inside and returns float32, so with bf16 compute the
     # loss, its gradient accumulation into float32 params, and the optimiser all stay float32.
-    loss, _ = diffusion.denoising_loss(eps_fn, params, rng, audio, mel, levels,
-                                       config.diffusion.loss)
-    return loss
+    value, _ = diffusion.denoising_loss(eps_fn, params, rng, audio, mel, levels, loss_type)
+    return value
 
-  loss, grads = jax.value_and_grad(loss_fn)(state.params)
+  value, grads = jax.value_and_grad(loss_fn)(state.params)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
-  decay = ema_decay(config.train, state.step)
+  decay = ema_decay(train_config, state.step)
   ema_params = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, params)
   metrics = {
-      'loss': loss,
+      'loss': value,
       'grad_norm': optax.tree.norm(grads),
-      'learning_rate': jnp.asarray(learning_rate_schedule(config.train)(state.step), jnp.float32),
+      'learning_rate': jnp.asarray(learning_rate_schedule(train_config)(state.step), jnp.float32),
   }
   new_state = TrainState(step=state.step + 1, params=params, ema_params=ema_params,
                          opt_state=opt_state)
@@ -362,13 +193,13 @@ def compile_train_step(model, tx, config, mesh, shardings):
   Returns:
     compiled(state, batch) -> (state, metrics), metrics replicated.
   """
-  check_batch_size(int(config.train.batch_size), mesh, config)
-  levels = train_noise_levels(config)
-  fn = functools.partial(train_step, model=model, tx=tx, config=config, levels=levels)
-  data_sharding = batch_sharding(mesh, config)
-  replicated = NamedSharding(mesh, P())
+  parallel.check_batch_size(int(config.train.batch_size), mesh, config.mesh)
+  fn = functools.partial(train_step, model=model, tx=tx, levels=train_noise_levels(config),
+                         seed=int(config.seed), loss=config.diffusion.loss,
+                         train_config=config.train)
+  data_sharding = parallel.batch_sharding(mesh, config.mesh)
   jitted = jax.jit(fn, in_shardings=(shardings, data_sharding),
-                   out_shardings=(shardings, replicated), donate_argnums=(0,))
+                   out_shardings=(shardings, parallel.replicated(mesh)), donate_argnums=(0,))
   abstract_state = jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
                                 jax.eval_shape(functools.partial(create_train_state, model, tx,
                                                                  config)), shardings)
@@ -377,35 +208,39 @@ def compile_train_step(model, tx, config, mesh, shardings):
   return jitted.lower(abstract_state, abstract_batch).compile()
 
 
-def heldout_losses(params, ema_params, batch, index, *, model, config, levels):
+def heldout_losses(params, ema_params, batch, index, *, model, levels, seed, loss):
   """Mean denoising loss of the raw and EMA parameters on held-out batch `index`; pure.
 
-  The key is fold_in(key(config.train.eval_seed), index): the same at every evaluation, so the
-  losses of successive evaluations differ only by the parameters. Both parameter sets see the same
-  noise levels and noise, so their difference is the EMA's effect alone.
+  The key is fold_in(key(seed), index): the same at every evaluation, so the losses of successive
+  evaluations differ only by the parameters. Both parameter sets see the same noise levels and
+  noise, so their difference is the EMA's effect alone.
 
   Args:
     params, ema_params: parameter trees.
     batch: {'audio': [B, T], 'mel': [B, T / hop, n_mels]} held-out crops.
     index: int32 scalar, the batch's position in the fixed held-out set.
+    model: the WaveGrad module.
+    levels: [S + 1] training noise levels.
+    seed: the held-out noise seed (config.train.eval_seed).
+    loss: 'l1' or 'l2' (config.diffusion.loss).
   Returns:
     {'heldout_loss_raw': scalar, 'heldout_loss': scalar (EMA)}.
   """
-  rng = jax.random.fold_in(jax.random.key(int(config.train.eval_seed)), index)
+  rng = jax.random.fold_in(jax.random.key(seed), index)
   eps_fn = sampling.model_eps_fn(model)
   losses = [diffusion.denoising_loss(eps_fn, p, rng, batch['audio'], batch['mel'], levels,
-                                     config.diffusion.loss)[0] for p in (params, ema_params)]
+                                     loss)[0] for p in (params, ema_params)]
   return {'heldout_loss_raw': losses[0], 'heldout_loss': losses[1]}
 
 
 def compile_eval_step(model, config, mesh, shardings, batch_size):
   """`heldout_losses` jitted over the mesh: (params, ema_params, batch, index) -> scalars."""
-  check_batch_size(batch_size, mesh, config, 'train.eval_batch_size')
-  fn = functools.partial(heldout_losses, model=model, config=config,
-                         levels=train_noise_levels(config))
+  parallel.check_batch_size(batch_size, mesh, config.mesh, 'train.eval_batch_size')
+  fn = functools.partial(heldout_losses, model=model, levels=train_noise_levels(config),
+                         seed=int(config.train.eval_seed), loss=config.diffusion.loss)
   return jax.jit(fn, in_shardings=(shardings.params, shardings.ema_params,
-                                   batch_sharding(mesh, config), None),
-                 out_shardings=NamedSharding(mesh, P()))
+                                   parallel.batch_sharding(mesh, config.mesh), None),
+                 out_shardings=parallel.replicated(mesh))
 
 
 # ------------------------------------------------------------------------------ held-out material
@@ -465,159 +300,6 @@ def example_mels(utterances, frames, floor):
   return mels, lengths
 
 
-def mel_figure(real, generated, title):
-  """PNG-rendered comparison of two log-mels [F, M] as an [H, W, 3] uint8 image."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  fig, axes = plt.subplots(2, 1, figsize=(8, 5), sharex=True)
-  vmin, vmax = float(np.min(real)), float(np.max(real))
-  for ax, mel, name in zip(axes, (real, generated), ('real', 'generated')):
-    ax.imshow(np.asarray(mel).T, origin='lower', aspect='auto', vmin=vmin, vmax=vmax,
-              cmap='magma', interpolation='nearest')
-    ax.set_ylabel(f'{name}\nmel band')
-  axes[0].set_title(title)
-  axes[1].set_xlabel('frame')
-  fig.tight_layout()
-  buf = io.BytesIO()
-  fig.savefig(buf, format='png', dpi=80)
-  plt.close(fig)
-  buf.seek(0)
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-  return np.asarray(Image.open(buf).convert('RGB'))
-
-
-# ------------------------------------------------------------------------------------ reporting
-
-
-class Reporter:
-  """TensorBoard (tensorboardX), a JSONL metrics file and the console; silent off process 0."""
-
-  def __init__(self, workdir, config, start_step):
-    self.active = jax.process_index() == 0
-    self.tb_dir = os.path.join(workdir, config.logging.tensorboard_dir)
-    self.metrics_path = os.path.join(workdir, config.logging.metrics_file)
-    self.samples_dir = os.path.join(workdir, config.logging.samples_dir)
-    self._writer = None
-    self._bar = None
-    if not self.active:
-      return
-    os.makedirs(workdir, exist_ok=True)
-    _truncate_metrics(self.metrics_path, start_step)
-    from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
-    # purge_step hides events a killed run wrote past the checkpoint we resume from.
-    self._writer = SummaryWriter(self.tb_dir, purge_step=start_step if start_step else None,
-                                 flush_secs=30)
-    self._progress = (bool(config.logging.progress_bar), int(config.train.num_steps), start_step)
-
-  def start_progress(self):
-    """Shows the tqdm bar (process 0, when config.logging.progress_bar), once training starts."""
-    if self.active and self._progress[0] and self._bar is None:
-      import tqdm  # pylint: disable=g-import-not-at-top
-      _, total, initial = self._progress
-      self._bar = tqdm.tqdm(total=total, initial=initial, desc='train', unit='step',
-                            dynamic_ncols=True, smoothing=0.1)
-
-  def console(self, message):
-    """Prints a line on process 0 (above the progress bar when there is one)."""
-    if not self.active:
-      return
-    if self._bar is not None:
-      self._bar.write(message)
-    else:
-      print(message, flush=True)
-
-  def advance(self, steps=1, **postfix):
-    """Moves the progress bar `steps` steps on, showing `postfix` scalars beside it."""
-    if self._bar is not None:
-      if postfix:
-        self._bar.set_postfix({k: f'{v:.4g}' for k, v in postfix.items()}, refresh=False)
-      if steps:
-        self._bar.update(steps)
-
-  def scalars(self, step, kind, values):
-    """Writes {name: float} as TensorBoard scalars `kind/name` and one JSONL record."""
-    if not self.active:
-      return
-    for k, v in values.items():
-      self._writer.add_scalar(f'{kind}/{k}', v, step)
-    with open(self.metrics_path, 'a') as f:
-      f.write(json.dumps({'step': int(step), 'kind': kind,
-                          **{k: float(v) for k, v in values.items()}}) + '\n')
-
-  def event(self, step, kind, **fields):
-    """Appends a non-scalar JSONL record such as {'step': N, 'kind': 'preempted'}."""
-    if self.active:
-      with open(self.metrics_path, 'a') as f:
-        f.write(json.dumps({'step': int(step), 'kind': kind, **fields}) + '\n')
-
-  def text(self, tag, text, step):
-    """Writes markdown text to TensorBoard."""
-    if self.active:
-      self._writer.add_text(tag, text, step)
-
-  def audio(self, tag, waveform, step, sample_rate):
-    """Writes a [T] waveform in [-1, 1] at `sample_rate` Hz as TensorBoard audio."""
-    if self.active:
-      self._writer.add_audio(tag, np.clip(waveform, -1.0, 1.0), step, sample_rate=sample_rate)
-
-  def image(self, tag, image, step):
-    """Writes an [H, W, 3] uint8 image to TensorBoard."""
-    if self.active:
-      self._writer.add_image(tag, image, step, dataformats='HWC')
-
-  def flush(self):
-    """Pushes pending TensorBoard events to disk."""
-    if self._writer is not None:
-      self._writer.flush()
-
-  def close(self):
-    """Closes the progress bar and the TensorBoard writer."""
-    if self._bar is not None:
-      self._bar.close()
-    if self._writer is not None:
-      self._writer.close()
-
-
-def _truncate_metrics(path, start_step):
-  """Drops JSONL records past `start_step`, so a resumed run's file reads as one run's."""
-  if not os.path.exists(path):
-    return
-  keep = []
-  with open(path) as f:
-    for line in f:
-      try:
-        record = json.loads(line)
-      except json.JSONDecodeError:
-        continue  # a line cut off by a kill
-      if int(record.get('step', 0)) <= start_step:
-        keep.append(json.dumps(record))
-  tmp = f'{path}.tmp'
-  with open(tmp, 'w') as f:
-    f.write(''.join(line + '\n' for line in keep))
-  os.replace(tmp, path)
-
-
-class _Preemption:
-  """A SIGTERM flag (one process) or the coordination service's agreed notice (several)."""
-
-  def __init__(self):
-    self._flag = threading.Event()
-    self._previous = None
-    self._multi = jax.process_count() > 1
-    if not self._multi and threading.current_thread() is threading.main_thread():
-      self._previous = signal.signal(signal.SIGTERM, lambda *_: self._flag.set())
-
-  def requested(self, step):
-    if self._multi:
-      return multihost_utils.reached_preemption_sync_point(step)
-    return self._flag.is_set()
-
-  def restore(self):
-    if self._previous is not None:
-      signal.signal(signal.SIGTERM, self._previous)
-
-
 # -------------------------------------------------------------------------------------- the loop
 
 
@@ -630,15 +312,8 @@ def _input_pipeline():
 
 def open_dataset(config):
   """`input_pipeline.prepare_dataset(config)`, built by process 0 before the others open it."""
-  pipeline = _input_pipeline()
-  if jax.process_count() == 1:
-    return pipeline.prepare_dataset(config)
-  if jax.process_index() == 0:
-    splits = pipeline.prepare_dataset(config)
-  multihost_utils.sync_global_devices('wavegrad_dataset_prepared')
-  if jax.process_index() != 0:
-    splits = pipeline.prepare_dataset(config)
-  return splits
+  return parallel.process_zero_first(lambda: _input_pipeline().prepare_dataset(config),
+                                     'wavegrad_dataset_prepared')
 
 
 class _Evaluator:
@@ -650,7 +325,7 @@ class _Evaluator:
     self.reporter = reporter
     c = config.train
     self.batch_size = int(c.eval_batch_size) or int(c.batch_size)
-    self.sharding = batch_sharding(mesh, config)
+    self.sharding = parallel.batch_sharding(mesh, config.mesh)
     self.eval_step = compile_eval_step(model, config, mesh, shardings, self.batch_size)
     pipeline = _input_pipeline()
     max_utts = int(c.heldout_loss_utterances) or None
@@ -665,7 +340,7 @@ class _Evaluator:
       self.batches = []
     else:
       n = self.batch_size
-      self.batches = [{k: replicated_array(v[i * n:(i + 1) * n], self.sharding)
+      self.batches = [{k: parallel.replicated_array(v[i * n:(i + 1) * n], self.sharding)
                        for k, v in crops.items()} for i in range(int(c.heldout_loss_batches))]
     self.examples = []
     if int(c.num_audio_examples) > 0:
@@ -698,7 +373,7 @@ class _Evaluator:
     """
     if not self.examples:
       return None
-    ema = host_copy(state.ema_params)  # every process takes part in any gather
+    ema = parallel.host_copy(state.ema_params)  # every process takes part in any gather
     if not self.reporter.active:
       return None
     import soundfile  # pylint: disable=g-import-not-at-top
@@ -727,8 +402,8 @@ class _Evaluator:
       self.reporter.audio(f'generated/{name}', wave, step, sr)
       generated_mel = np.asarray(audio_lib.log_mel_spectrogram(jnp.asarray(wave), config.audio))
       real_mel = mels[i, :lengths[i]]
-      self.reporter.image(f'mel/{name}', mel_figure(real_mel, generated_mel,
-                                                     f'{name} @ step {step}'), step)
+      self.reporter.image(f'mel/{name}', reporting.mel_figure(real_mel, generated_mel,
+                                                               f'{name} @ step {step}'), step)
       if not self._wrote_references:
         os.makedirs(ref_dir, exist_ok=True)
         real = np.asarray(u['audio'][:lengths[i] * hop], np.float32)
@@ -791,12 +466,12 @@ def train_and_evaluate(config, workdir):
     dict with the final 'step', 'preempted' (bool), the last 'loss' / 'heldout_loss' seen, and
     the output paths.
   """
-  maybe_initialize_distributed(config.mesh.distributed)
+  parallel.maybe_initialize_distributed(config.mesh.distributed)
   validate_config(config)
   workdir = os.path.abspath(workdir)
-  preemption = _Preemption()
-  mesh = make_mesh(config)
-  check_batch_size(int(config.train.batch_size), mesh, config)
+  preemption = parallel.Preemption()
+  mesh = parallel.make_mesh(config.mesh)
+  parallel.check_batch_size(int(config.train.batch_size), mesh, config.mesh)
   model = model_lib.build_model(config)
   tx = make_optimizer(config.train)
   check_resume_compatible(workdir, config)
@@ -807,7 +482,7 @@ def train_and_evaluate(config, workdir):
   state, start_step = ckpts.restore_latest(abstract)
   if state is None:
     state, start_step = init_train_state(model, tx, config, mesh), 0
-  reporter = Reporter(workdir, config, start_step)
+  reporter = reporting.Reporter(workdir, config.logging, start_step, config.train.num_steps)
   reporter.console(
       f'WaveGrad: {model_lib.count_params(abstract.params):,} parameters; mesh '
       f'{dict(mesh.shape)} over {jax.device_count()} {jax.devices()[0].device_kind} device(s), '
@@ -826,7 +501,7 @@ def train_and_evaluate(config, workdir):
     ckpts.close()
     reporter.close()
     preemption.restore()
-    _print_outputs(summary, reporter)
+    reporter.print_outputs(summary)
     return summary
 
   compile_start = time.time()
@@ -835,9 +510,9 @@ def train_and_evaluate(config, workdir):
 
   splits = open_dataset(config)
   batches = _input_pipeline().TrainBatches(config, jax.process_index(), jax.process_count(),
-                                           num_data_devices=batch_partitions(mesh, config),
-                                           splits=splits)
-  data_sharding = batch_sharding(mesh, config)
+                                           num_data_devices=parallel.batch_partitions(
+                                               mesh, config.mesh), splits=splits)
+  data_sharding = parallel.batch_sharding(mesh, config.mesh)
   global_batch = int(config.train.batch_size)
   evaluator = None
   c = config.train
@@ -852,7 +527,8 @@ def train_and_evaluate(config, workdir):
   try:
     while step < num_steps:
       local = next(iterator)
-      state, metrics = step_fn(state, to_global_batch(local, data_sharding, global_batch))
+      state, metrics = step_fn(state, parallel.to_global_batch(local, data_sharding,
+                                                               global_batch))
       pending.append(metrics)
       step += 1
       interval_steps += 1
@@ -902,20 +578,6 @@ def train_and_evaluate(config, workdir):
     if close is not None:
       close()
   summary['step'] = step
-  _print_outputs(summary, reporter)
+  reporter.print_outputs(summary)
   return summary
 
-
-def _print_outputs(summary, reporter):
-  if not reporter.active:
-    return
-  print(f'Trained to step {summary["step"]}'
-        + (' (preempted)' if summary['preempted'] else '')
-        + (f'; last train loss {summary["loss"]:.4f}' if summary['loss'] is not None else '')
-        + (f', held-out loss {summary["heldout_loss"]:.4f}'
-           if summary['heldout_loss'] is not None else '') + '.')
-  print(f'  checkpoints:      {summary["checkpoints"]} (best: {summary["best_checkpoints"]})')
-  print(f'  TensorBoard logs: {summary["tensorboard"]}  (tensorboard --logdir '
-        f'{summary["tensorboard"]})')
-  print(f'  metrics (JSONL):  {summary["metrics"]}')
-  print(f'  wav samples:      {summary["samples"]}/step_<N>/<id>.wav')
