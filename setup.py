@@ -13,7 +13,7 @@ setuptools.setup(
     description='WaveGrad diffusion vocoder in JAX/Flax',
     long_description=(_HERE / 'README.md').read_text(),
     long_description_content_type='text/markdown',
-    packages=setuptools.find_packages(include=['wavegrad_jax*', 'experiments*', 'data*']),
+    packages=setuptools.find_packages(include=['wavegrad_jax*', 'experiments*']),
     python_requires='>=3.11',
     install_requires=[],  # exact pins live in requirements.txt: pip install -r requirements.txt
 )

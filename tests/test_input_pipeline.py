@@ -1,4 +1,4 @@
-"""Tests of the TFDS builders (data/builders.py) and the input pipeline; about 20 s on 2 cores."""
+"""Tests of the TFDS builders (wavegrad_jax/data) and the input pipeline; about 20 s on 2 cores."""
 import logging
 import os
 import pathlib
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from data import builders
+from wavegrad_jax.data import builders
 from experiments.configs import tiny
 from wavegrad_jax import audio
 from wavegrad_jax import input_pipeline

@@ -1,4 +1,4 @@
-"""Training batches and held-out utterances from the prepared TFDS datasets (see data/builders.py).
+"""Training batches and held-out utterances from the prepared TFDS datasets (wavegrad_jax/data).
 
 Training batches are a pure function of (config.data.shuffle_seed, step, process_index): a resumed
 or restarted run sees exactly the data it would have seen, with no iterator state to checkpoint.
@@ -22,7 +22,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
-from data import builders
+from wavegrad_jax.data import builders
 
 # Stream tags keep the permutation and crop rngs apart when an epoch number equals an example index.
 _PERMUTATION_STREAM = 0

@@ -1,15 +1,8 @@
 """TFDS builders for the vocoder's corpora, written as array_record without TensorFlow.
 
-Three sources, picked by `config.data.source`:
-  'fillets':  the embedded default corpus, Debian package fillets-ng-data-cs (Czech voice acting of
-              Fish Fillets). `config.data.dir` is its `sound` folder (`*/cs/*.ogg`). The two fish
-              (files named `^[a-z0-9]+-[mv]-`, 'm' male, 'v' female) give 'train' and 'heldout'; the
-              other characters, resampled to the config's rate, give 'unseen' (files with an 'm'
-              or 'v' name part outside that pattern may be fish too and are left out). Building
-              all 1665 files (94 min) takes about 20 s on 2 idle CPU cores and 0.6 GB of disk.
-  'ljspeech': an LJSpeech-1.1 folder (metadata.csv `id|text|normalized` and wavs/), one speaker.
-  'folder':   any folder of audio files, searched recursively; the speaker id of a file is the
-              directory `config.data.speaker_level` levels above it.
+The corpus is picked by `config.data.source` from `registry.CORPORA` (each corpus lists its files
+in its own module: 'fillets', the embedded default, in fillets.py; 'ljspeech'; 'folder'); every
+corpus is then read, cut into splits and stored the same way, by this module.
 
 Each example holds one utterance: 'audio' [T] float32 at audio.sample_rate, peak-normalised as
 `audio.load_audio` does and trimmed to T = frames * hop_length samples; 'mel' [frames, n_mels]
@@ -19,8 +12,8 @@ utterance id of that split and `info.metadata['frames'][split][i]` is its frame 
 with `wavegrad_jax.input_pipeline`, or without this code through
 `tfds.builder_from_directory(<dataset folder>).as_data_source()`.
 
-Where the data go: `<config.data.tfds_dir>/<builder name>/<config name>/<version>/` (builder names
-fillets_speech, ljspeech_folder and audio_folder), e.g.
+Where the data go: `<config.data.tfds_dir>/<builder name>/<config name>/<version>/` (the corpus's
+`builder_name`: fillets_speech, ljspeech_folder and audio_folder), e.g.
 `~/tensorflow_datasets/fillets_speech/sr22050-hop256-...-1a2b3c4d5e/1.0.0/`. The config name spells
 out the audio values that shape the stored arrays and ends in a hash of every value that affects
 the stored data (the audio section's frontend values, the source, its folder, the split and subset
@@ -35,15 +28,14 @@ Unreadable files are logged by path, skipped and counted in a summary printed at
 build (also kept in `info.metadata['summary']`); a build where no file could be read, or whose
 folder is missing or empty, raises `DataSourceError` naming the folder and what was expected.
 """
-import collections
 import concurrent.futures
 import dataclasses
 import functools
 import hashlib
 import json
 import os
-import pathlib
 import re
+import types
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from absl import logging
@@ -55,35 +47,13 @@ import tensorflow_datasets as tfds
 from tensorflow_datasets.core import utils as tfds_utils
 
 from wavegrad_jax import audio as audio_lib
+from wavegrad_jax.data import registry
+from wavegrad_jax.data.corpus import DataSourceError, SourceFile
 
 # Bump when the stored layout or its computation changes: it is part of every config's hash.
 _FORMAT_VERSION = '1.0.0'
 
 SPLITS = ('train', 'heldout', 'unseen')
-
-_FILLETS_FISH = re.compile(r'^[a-z0-9]+-[mv]-')
-_FILLETS_FISH_SPEAKERS = {'m': 'fish_m', 'v': 'fish_v'}
-
-
-class DataSourceError(ValueError):
-  """The source folder is missing, empty, in the wrong layout, or none of its files can be read."""
-
-
-@dataclasses.dataclass(frozen=True)
-class SourceFile:
-  """One audio file of a corpus before reading.
-
-  Attributes:
-    uid: utterance id, unique within the corpus.
-    path: the audio file.
-    speaker: speaker id.
-    unseen: True for speakers kept out of training (they go to the 'unseen' split).
-  """
-  uid: str
-  path: str
-  speaker: str
-  unseen: bool = False
-
 
 @dataclasses.dataclass(frozen=True)
 class Utterance:
@@ -131,8 +101,8 @@ def stored_data_values(data_cfg, audio_cfg) -> Dict[str, Any]:
     data_cfg: the `data` config section.
     audio_cfg: the `audio` config section.
   Returns:
-    dict with the format version, the source, its folder (absolute), the split and subset settings
-    and `stored_audio_values`.
+    dict with the format version, the source, its folder (absolute), the split and subset settings,
+    the corpus's own `stored_values` and `stored_audio_values`.
   """
   source = str(data_cfg.source)
   values = {
@@ -143,11 +113,7 @@ def stored_data_values(data_cfg, audio_cfg) -> Dict[str, Any]:
       'max_files': int(data_cfg.max_files),
       'audio': stored_audio_values(audio_cfg),
   }
-  if source in ('ljspeech', 'folder'):
-    values['unseen_speakers'] = sorted(str(s) for s in data_cfg.unseen_speakers)
-  if source == 'folder':
-    values['speaker_level'] = int(data_cfg.speaker_level)
-    values['extensions'] = sorted(e.lower().lstrip('.') for e in data_cfg.extensions)
+  values.update(registry.get_corpus(source).stored_values(data_cfg))
   return values
 
 
@@ -175,119 +141,7 @@ def config_name(values: Dict[str, Any]) -> str:
   return '-'.join(parts)
 
 
-# ------------------------------------------------------------------------------------ file listing
-
-
-def list_fillets_files(folder: str) -> Tuple[List[SourceFile], Dict[str, str]]:
-  """Lists the Fish Fillets Czech speech files (`<level>/cs/*.ogg`) under the `sound` folder.
-
-  Files whose names mark another character go to 'unseen' with a speaker id made of the level and
-  the name's character prefix. Files that carry an 'm' or 'v' name part outside the fish pattern
-  (e.g. 'hanoi/cs/m-bude.ogg', 'fdto/cs/agenti-m.ogg') are probably the fish speaking in other
-  naming schemes, so they are left out rather than risk fish voices in 'unseen'.
-
-  Args:
-    folder: the package's `sound` folder, e.g. /usr/share/games/fillets-ng/sound.
-  Returns:
-    (files sorted by id, {path: reason} of files left out).
-  Raises:
-    DataSourceError: the folder is missing or holds no `*/cs/*.ogg`.
-  """
-  root = pathlib.Path(folder)
-  hint = ('install the Debian package fillets-ng-data-cs (apt-get install fillets-ng-data-cs) or '
-          'pass --config.data.dir=<its fillets-ng/sound folder>')
-  if not root.is_dir():
-    raise DataSourceError(f'Fillets sound folder {folder} does not exist; {hint}')
-  paths = sorted(root.glob('*/cs/*.ogg'))
-  if not paths:
-    raise DataSourceError(f'Fillets sound folder {folder} has no <level>/cs/*.ogg files; {hint}')
-  files, left_out = [], {}
-  for path in paths:
-    level, stem = path.parent.parent.name, path.stem
-    uid = f'{level}/{stem}'
-    fish = _FILLETS_FISH.match(stem)
-    if fish:
-      speaker = _FILLETS_FISH_SPEAKERS[stem.split('-')[1]]
-      files.append(SourceFile(uid, str(path), speaker, unseen=False))
-      continue
-    tokens = stem.split('-')
-    if {'m', 'v'} & set(tokens[:-1] + tokens[1:]):
-      left_out[str(path)] = 'may be a fish voice outside the fish naming pattern'
-      continue
-    character = '-'.join(tokens[:-1]) if len(tokens) > 1 else re.sub(r'[0-9]+$', '', stem)
-    files.append(SourceFile(uid, str(path), f'{level}/{character or stem}', unseen=True))
-  return files, left_out
-
-
-def list_ljspeech_files(folder: str, unseen_speakers: Sequence[str] = ()) -> List[SourceFile]:
-  """Lists an LJSpeech-1.1 folder: metadata.csv (`id|text|normalized`, no header) and wavs/.
-
-  Quotes in metadata.csv are literal text, so lines are split on '|' rather than parsed as CSV.
-  Ids listed whose wav is missing are kept: reading them fails and is reported like any bad file.
-
-  Args:
-    folder: the LJSpeech-1.1 folder.
-    unseen_speakers: speaker ids for 'unseen'; LJSpeech has one speaker, 'ljspeech'.
-  Returns:
-    files sorted by id, all with speaker 'ljspeech'.
-  Raises:
-    DataSourceError: the folder or its metadata.csv is missing, or metadata.csv lists no ids.
-  """
-  hint = 'pass --config.data.dir=<path to LJSpeech-1.1>'
-  root = pathlib.Path(folder)
-  if not root.is_dir():
-    raise DataSourceError(f'LJSpeech folder {folder} does not exist; {hint}')
-  metadata = root / 'metadata.csv'
-  if not metadata.is_file():
-    raise DataSourceError(f'LJSpeech folder {folder} has no metadata.csv; {hint}')
-  uids = []
-  for line in metadata.read_text(encoding='utf-8').splitlines():
-    uid = line.split('|', 1)[0].strip()
-    if uid:
-      uids.append(uid)
-  if not uids:
-    raise DataSourceError(f'LJSpeech metadata {metadata} lists no utterances; {hint}')
-  if len(set(uids)) != len(uids):
-    dupes = sorted(u for u, n in collections.Counter(uids).items() if n > 1)
-    raise DataSourceError(f'LJSpeech metadata {metadata} repeats ids {dupes[:10]}')
-  unseen = 'ljspeech' in set(unseen_speakers)
-  return [SourceFile(u, str(root / 'wavs' / f'{u}.wav'), 'ljspeech', unseen) for u in sorted(uids)]
-
-
-def list_folder_files(folder: str, extensions: Sequence[str], speaker_level: int = 1,
-                      unseen_speakers: Sequence[str] = ()) -> List[SourceFile]:
-  """Lists every audio file under `folder`, recursively.
-
-  Args:
-    folder: the corpus folder.
-    extensions: file name endings without the dot, matched case-insensitively, e.g. ('wav',).
-    speaker_level: the speaker id is the directory this many levels above the file (1: its parent,
-      as in VCTK's p225/; 2: the grandparent, as in LibriTTS's <speaker>/<chapter>/); files too
-      close to the root get the root folder's name.
-    unseen_speakers: speaker ids kept out of training, written to 'unseen'.
-  Returns:
-    files sorted by id; the id is the path relative to `folder`, extension included.
-  Raises:
-    DataSourceError: the folder is missing or holds no file with one of `extensions`.
-  """
-  root = pathlib.Path(folder)
-  wanted = {('.' + e.lower().lstrip('.')) for e in extensions}
-  hint = (f'pass --config.data.dir=<a folder of {"/".join(sorted(wanted))} files> '
-          '(searched recursively)')
-  if not root.is_dir():
-    raise DataSourceError(f'Audio folder {folder} does not exist; {hint}')
-  paths = sorted(p for p in root.rglob('*') if p.suffix.lower() in wanted and p.is_file())
-  if not paths:
-    raise DataSourceError(f'Audio folder {folder} holds no {"/".join(sorted(wanted))} files; '
-                          f'{hint}')
-  unseen = set(unseen_speakers)
-  files = []
-  for path in paths:
-    rel = path.relative_to(root)
-    dirs = rel.parts[:-1]
-    speaker = dirs[-speaker_level] if 0 < speaker_level <= len(dirs) else root.name
-    files.append(SourceFile(rel.as_posix(), str(path), speaker, speaker in unseen))
-  return files
+# ------------------------------------------------------------------------------- files and splits
 
 
 def list_source_files(data_cfg) -> Tuple[List[SourceFile], Dict[str, str]]:
@@ -300,17 +154,8 @@ def list_source_files(data_cfg) -> Tuple[List[SourceFile], Dict[str, str]]:
   Raises:
     DataSourceError: the folder is missing or empty, or the source is unknown.
   """
-  folder = os.path.expanduser(str(data_cfg.dir))
-  source = str(data_cfg.source)
-  if source == 'fillets':
-    return list_fillets_files(folder)
-  if source == 'ljspeech':
-    return list_ljspeech_files(folder, data_cfg.unseen_speakers), {}
-  if source == 'folder':
-    return list_folder_files(folder, data_cfg.extensions, int(data_cfg.speaker_level),
-                             data_cfg.unseen_speakers), {}
-  raise DataSourceError(f"config.data.source must be 'fillets', 'ljspeech' or 'folder', "
-                        f'got {source!r}')
+  corpus = registry.get_corpus(str(data_cfg.source))
+  return corpus.list_files(os.path.expanduser(str(data_cfg.dir)), data_cfg)
 
 
 def _unit_hash(salt: str, uid: str) -> float:
@@ -528,7 +373,7 @@ class SpeechBuilderConfig(tfds.core.BuilderConfig):
 
 
 class _SpeechBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-  """Shared logic of the three sources; see the module docstring."""
+  """The builder of every corpus; one subclass per corpus sets its name (see `_builder_class`)."""
 
   VERSION = tfds.core.Version(_FORMAT_VERSION)
   RELEASE_NOTES = {'1.0.0': 'audio, log-mel, speaker and id per utterance, in id order.'}
@@ -625,19 +470,13 @@ class _SpeechBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         start = stop
 
 
-class FilletsSpeech(_SpeechBuilder):
-  """Fish Fillets Czech voice acting (Debian fillets-ng-data-cs): two fish + other characters."""
-
-
-class LjspeechFolder(_SpeechBuilder):
-  """An LJSpeech-1.1 folder on disk (metadata.csv + wavs/), read without TensorFlow."""
-
-
-class AudioFolder(_SpeechBuilder):
-  """Any folder of wav/flac/ogg files, searched recursively."""
-
-
-_BUILDERS = {'fillets': FilletsSpeech, 'ljspeech': LjspeechFolder, 'folder': AudioFolder}
+@functools.cache
+def _builder_class(builder_name, description):
+  """The TFDS builder class named `builder_name` (the name of its data folder), made once."""
+  class_name = ''.join(part.title() for part in builder_name.split('_'))
+  return types.new_class(class_name, (_SpeechBuilder,), {'skip_registration': True},
+                         lambda ns: ns.update(name=builder_name, __doc__=description,
+                                              __module__=__name__))
 
 
 def make_builder(data_cfg, audio_cfg) -> _SpeechBuilder:
@@ -651,12 +490,11 @@ def make_builder(data_cfg, audio_cfg) -> _SpeechBuilder:
   Raises:
     DataSourceError: the source is unknown.
   """
-  source = str(data_cfg.source)
-  if source not in _BUILDERS:
-    raise DataSourceError(f"config.data.source must be one of {sorted(_BUILDERS)}, got {source!r}")
-  return _BUILDERS[source](data_cfg=data_cfg, audio_cfg=audio_cfg,
-                           data_dir=os.path.expanduser(str(data_cfg.tfds_dir)),
-                           file_format='array_record')
+  corpus = registry.get_corpus(str(data_cfg.source))
+  builder_class = _builder_class(corpus.builder_name, corpus.description)
+  return builder_class(data_cfg=data_cfg, audio_cfg=audio_cfg,
+                       data_dir=os.path.expanduser(str(data_cfg.tfds_dir)),
+                       file_format='array_record')
 
 
 def prepare(data_cfg, audio_cfg) -> _SpeechBuilder:
