@@ -43,13 +43,8 @@ from wavegrad_jax import evaluate
 from wavegrad_jax import model as model_lib
 from wavegrad_jax import sampling
 
-# Sampler name -> config.sampling.eta and the fields of config.sampling.gla it sets; the other gla
-# fields (steps 'first:3', iterations 32 by default) keep the inference config's values.
-SAMPLERS = {
-    'ancestral': dict(eta=1.0, gla=dict(enabled=False)),
-    'deterministic': dict(eta=0.0, gla=dict(enabled=False)),
-    'gla': dict(eta=1.0, gla=dict(enabled=True, magnitude='mel_pinv')),
-}
+# The named samplers (config.sampling fields each sets), from the library.
+SAMPLERS = sampling.SAMPLER_PRESETS
 SPLITS = ('heldout', 'unseen', 'train')
 # (results key, table heading, format) of the table's metric columns.
 TABLE_METRICS = (('ls_mse', 'LS-MSE', '.3f'), ('mrstft', 'MR-STFT', '.3f'), ('pesq', 'PESQ', '.2f'),
@@ -81,14 +76,7 @@ def sampler_config(config, sampler):
   Raises:
     ValueError: unknown sampler name.
   """
-  if sampler not in SAMPLERS:
-    raise ValueError(f'unknown sampler {sampler!r}; choose from {list(SAMPLERS)}')
-  out = config.copy_and_resolve_references()
-  changes = SAMPLERS[sampler]
-  out.sampling.eta = changes['eta']
-  for k, v in changes['gla'].items():
-    out.sampling.gla[k] = v
-  return out
+  return sampling.preset_config(config, sampler)
 
 
 def sampler_settings(config):
@@ -130,7 +118,7 @@ def compare(eps_fn, params, config, utterances_by_split, schedule_list, samplers
   configs = {name: sampler_config(config, name) for name in samplers}
   for name, c in configs.items():  # fail before any synthesis, not after minutes of it.
     try:
-      sampling.make_sampler(eps_fn, **sampling.sampler_options_from_config(c))
+      sampling.SamplerOptions.from_config(c)
     except ValueError as e:
       raise ValueError(f'sampler {name!r}: {e}') from e
   results = {'step': step,

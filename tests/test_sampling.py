@@ -162,3 +162,48 @@ def test_clipping_bounds_every_step():
 def test_bad_options(kwargs, message):
   with pytest.raises(ValueError, match=message):
     sampling.make_sampler(oracles.gaussian_eps, hop_length=HOP, **kwargs)
+
+
+def test_options_object_and_keywords_sample_alike():
+  betas = schedules.parse_schedule('6', NAMED)
+  mel = jnp.zeros((2, 4, 1))
+  by_keyword = sampling.make_sampler(oracles.gaussian_eps, hop_length=HOP, eta=0.5, clip=2.0)
+  options = sampling.SamplerOptions(eta=0.5, clip=2.0)
+  by_object = sampling.make_sampler(oracles.gaussian_eps, hop_length=HOP, options=options)
+  # Keywords replace fields of a given object.
+  replaced = sampling.make_sampler(oracles.gaussian_eps, hop_length=HOP,
+                                   options=sampling.SamplerOptions(eta=1.0, clip=2.0), eta=0.5)
+  outs = [f(jnp.float32(0.5), betas, mel, jax.random.key(1))
+          for f in (by_keyword, by_object, replaced)]
+  np.testing.assert_array_equal(outs[0], outs[1])
+  np.testing.assert_array_equal(outs[0], outs[2])
+  with pytest.raises(ValueError, match='options must be a sampling.SamplerOptions'):
+    sampling.make_sampler(oracles.gaussian_eps, hop_length=HOP, options={'eta': 0.5})
+
+
+def test_options_from_config_read_every_field_by_name():
+  config = common.get_common_config()
+  config.sampling.eta, config.sampling.clip, config.sampling.noise_scale = 0.25, 1.5, 'posterior'
+  options = sampling.SamplerOptions.from_config(config)
+  assert options == sampling.SamplerOptions(eta=0.25, noise_scale='posterior', clip=1.5, gla=None)
+  keywords = sampling.sampler_options_from_config(config)
+  assert keywords == dict(hop_length=config.audio.hop_length, eta=0.25, noise_scale='posterior',
+                          clip=1.5, gla=None)
+  hash(options)  # static: usable as a jit argument or a dict key
+
+
+def test_presets_set_their_fields_on_a_copy():
+  config = common.get_common_config()
+  config.sampling.gla.iterations = 7
+  assert list(sampling.SAMPLER_PRESETS) == ['ancestral', 'deterministic', 'gla']
+  deterministic = sampling.SamplerOptions.from_config(config, preset='deterministic')
+  assert deterministic.eta == 0.0 and deterministic.gla is None
+  gla = sampling.preset_config(config, 'gla')
+  assert gla.sampling.gla.enabled and not config.sampling.gla.enabled  # the input is unchanged
+  options = sampling.SamplerOptions.from_config(gla)
+  assert options.eta == 1.0 and options.gla.magnitude == 'mel_pinv'
+  assert options.gla.griffin_lim.iterations == 7 and options.gla.steps == 'first:3'  # kept
+  config.sampling.eta = 0.0
+  assert sampling.SamplerOptions.from_config(config, preset='ancestral').eta == 1.0
+  with pytest.raises(ValueError, match="unknown sampler 'ddpm'; choose from"):
+    sampling.preset_config(config, 'ddpm')

@@ -112,7 +112,8 @@ def evaluate_utterances(eps_fn, params, config, utterances, schedule_list, rng, 
     raise ValueError('no utterances to evaluate (empty split?)')
   audio_cfg, e = config.audio, config.eval
   hop, rate = int(audio_cfg.hop_length), int(audio_cfg.sample_rate)
-  sampler = sampling.make_sampler(eps_fn, **sampling.sampler_options_from_config(config))
+  sampler = sampling.make_sampler(eps_fn, hop_length=hop,
+                                  options=sampling.SamplerOptions.from_config(config))
   vocode = synthesize.chunked_vocoder_from_config(sampler, config)
   metrics_fn = metrics.make_spectral_metrics_fn(audio_cfg, e)
   mels = [np.asarray(u['mel'], np.float32) for u in utterances]

@@ -4,9 +4,12 @@ The denoiser is any function eps_fn(params, noisy [B, T], mel [B, F, M], noise_l
 so the trained model and analytic oracles in tests plug in alike. Schedules are traced arrays, so a
 sampler compiles once per (schedule length, batch shape), never per step or per schedule.
 
-Options of the one sampler (all from `config.sampling`, see `sampler_options_from_config`):
+Options of the one sampler travel as one frozen `SamplerOptions`, built once from
+`config.sampling` (`SamplerOptions.from_config`) or by hand; named presets (`SAMPLER_PRESETS`:
+ancestral, deterministic, gla) set config fields on top of a config. The options:
   eta: 1 is the paper's ancestral step, 0 the deterministic DDIM-style step (Song et al., 2021) on
     the same continuous noise levels, in between DDIM with eta times the posterior noise.
+  noise_scale, clip: the ancestral step's noise ('posterior' or 'beta'), clipping after each step.
   gla: GLA-Grad phase correction (Liu et al., ICASSP 2024) inside chosen reverse steps: Griffin-Lim
     projections that pull the waveform towards a target |STFT|, from the conditioning mel's
     pseudo-inverse or given by the caller (copy synthesis). Which steps use it is a traced [N] mask,
@@ -26,6 +29,7 @@ Where the correction enters a step (`GLAOptions.placement`):
 """
 import dataclasses
 import functools
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -183,21 +187,111 @@ def gla_options_from_config(config):
                     mel_frontend=phase.MelFrontend.from_config(a))
 
 
+# ------------------------------------------------------------------------- options and presets
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplerOptions:
+  """Static settings of the reverse process (hashable): everything but the schedule and the data.
+
+  A new option is one field here whose default is the old behaviour; `from_config` reads
+  config.sampling.<field name> when the config has it, so the config default goes in
+  experiments/configs/common.sampling_config() under the same name.
+
+  Attributes:
+    eta: 1 the paper's ancestral step, 0 the deterministic DDIM-style step, in between DDIM with
+      eta times the posterior noise (needs noise_scale 'posterior').
+    noise_scale: std of the ancestral step's noise: 'posterior' (sigma~) or 'beta' (sqrt(beta_n)).
+    clip: if > 0, y is clipped to [-clip, clip] after each step.
+    gla: `GLAOptions` of the GLA-Grad correction, or None (off).
+  """
+  eta: float = 1.0
+  noise_scale: str = 'posterior'
+  clip: float = 0.0
+  gla: Optional[GLAOptions] = None
+
+  def __post_init__(self):
+    if self.noise_scale not in NOISE_SCALES:
+      raise ValueError(f'noise_scale must be one of {NOISE_SCALES}, got {self.noise_scale!r}')
+    if not 0.0 <= self.eta <= 1.0:
+      raise ValueError(f'eta must lie in [0, 1] (0 deterministic, 1 ancestral), got {self.eta}')
+    if self.noise_scale == 'beta' and self.eta != 1.0:
+      raise ValueError("noise_scale='beta' defines the ancestral sampler only; use eta=1.0 or "
+                       "noise_scale='posterior'")
+    if not self.clip >= 0.0:
+      raise ValueError(f'clip must be >= 0 (0 disables clipping), got {self.clip}')
+    if self.gla is not None and not isinstance(self.gla, GLAOptions):
+      raise ValueError(f'gla must be a sampling.GLAOptions or None, got {self.gla!r}')
+
+  @classmethod
+  def from_config(cls, config, preset=None):
+    """The options of config.sampling (and config.audio for GLA), optionally under a preset.
+
+    Args:
+      config: a full config; every field of this class but `gla` is read from config.sampling
+        by name (converted to the field's type), `gla` by `gla_options_from_config`.
+      preset: a name in `SAMPLER_PRESETS` applied first (`preset_config`), or None.
+    Returns:
+      `SamplerOptions`.
+    Raises:
+      ValueError: an invalid value or an unknown preset, named in the message.
+    """
+    if preset is not None:
+      config = preset_config(config, preset)
+    s = config.sampling
+    values = {f.name: type(f.default)(s[f.name]) for f in dataclasses.fields(cls)
+              if f.name != 'gla' and f.name in s}
+    return cls(gla=gla_options_from_config(config), **values)
+
+  @classmethod
+  def resolve(cls, options=None, **values):
+    """`options` (default: the defaults) with the keyword `values` replaced; validated."""
+    if options is None:
+      return cls(**values)
+    if not isinstance(options, cls):
+      raise ValueError(f'options must be a sampling.SamplerOptions, got {options!r}')
+    return dataclasses.replace(options, **values) if values else options
+
+
+# Named samplers: each sets config.sampling fields (a dict for a sub-section such as gla) on top of
+# a config; what a preset leaves out keeps the config's value (GLA's steps 'first:3' and 32
+# iterations by default). A new preset is one entry.
+SAMPLER_PRESETS = {
+    'ancestral': {'eta': 1.0, 'gla': {'enabled': False}},
+    'deterministic': {'eta': 0.0, 'gla': {'enabled': False}},
+    'gla': {'eta': 1.0, 'gla': {'enabled': True, 'magnitude': 'mel_pinv'}},
+}
+
+
+def _set_fields(section, changes, path):
+  for key, value in changes.items():
+    if key not in section:
+      raise ValueError(f'the sampler preset sets {path}.{key}, which the config does not have')
+    if isinstance(value, dict):
+      _set_fields(section[key], value, f'{path}.{key}')
+    else:
+      section[key] = value
+
+
+def preset_config(config, name):
+  """A copy of `config` whose sampling section runs the preset `name` (config is not changed).
+
+  Args:
+    config: a full config.
+    name: a key of `SAMPLER_PRESETS`.
+  Returns:
+    a new ConfigDict.
+  Raises:
+    ValueError: unknown preset name.
+  """
+  if name not in SAMPLER_PRESETS:
+    raise ValueError(f'unknown sampler {name!r}; choose from {list(SAMPLER_PRESETS)}')
+  out = config.copy_and_resolve_references()
+  _set_fields(out.sampling, SAMPLER_PRESETS[name], 'sampling')
+  return out
+
+
 # ------------------------------------------------------------------------------------ the sampler
-
-
-def _check_options(noise_scale, eta, clip=0.0, gla=None):
-  if noise_scale not in NOISE_SCALES:
-    raise ValueError(f'noise_scale must be one of {NOISE_SCALES}, got {noise_scale!r}')
-  if not 0.0 <= eta <= 1.0:
-    raise ValueError(f'eta must lie in [0, 1] (0 deterministic, 1 ancestral), got {eta}')
-  if noise_scale == 'beta' and eta != 1.0:
-    raise ValueError("noise_scale='beta' defines the ancestral sampler only; use eta=1.0 or "
-                     "noise_scale='posterior'")
-  if not clip >= 0.0:
-    raise ValueError(f'clip must be >= 0 (0 disables clipping), got {clip}')
-  if gla is not None and not isinstance(gla, GLAOptions):
-    raise ValueError(f'gla must be a sampling.GLAOptions or None, got {gla!r}')
 
 
 def schedule_terms(betas):
@@ -223,9 +317,10 @@ def schedule_terms(betas):
       sigma_posterior=jnp.sqrt(one_minus_prev / one_minus * betas))
 
 
-def _step_mean_and_std(y, eps, t, noise_scale, eta):
+def _step_mean_and_std(y, eps, t, options):
   """The deterministic part [B, T] of a reverse step and the std (scalar) of its added noise."""
   keep_noise = 1.0 - t['is_last']
+  eta, noise_scale = options.eta, options.noise_scale
   if eta == 1.0:
     mean = (y - t['beta'] / jnp.sqrt(t['one_minus_alpha_bar']) * eps) / jnp.sqrt(t['alpha'])
     sigma = t['sigma_posterior'] if noise_scale == 'posterior' else jnp.sqrt(t['beta'])
@@ -236,21 +331,21 @@ def _step_mean_and_std(y, eps, t, noise_scale, eta):
   return jnp.sqrt(t['alpha_bar_prev']) * y0 + direction * eps, sigma
 
 
-def reverse_step(y, eps, z, t, *, noise_scale='posterior', eta=1.0):
-  """One reverse step y_n -> y_{n-1}.
+def reverse_step(y, eps, z, t, options=None, **option_values):
+  """One reverse step y_n -> y_{n-1} (without clipping or GLA).
 
   Args:
     y: [B, T] current sample y_n.
     eps: [B, T] predicted noise eps_theta(y_n, x, l_n).
     z: [B, T] standard normal noise for this step.
     t: dict of scalar schedule terms at step n (see `schedule_terms`), plus 'is_last'.
-    noise_scale: 'posterior' or 'beta' (ancestral sampler only).
-    eta: 1 gives the paper's ancestral step; below 1 the DDIM-style step with noise eta * sigma,
-      0 deterministic.
+    options: `SamplerOptions` (its eta and noise_scale are used); None for the defaults.
+    **option_values: fields of `SamplerOptions` replacing those of `options` (eta=0.0, ...).
   Returns:
     [B, T] y_{n-1}.
   """
-  mean, std = _step_mean_and_std(y, eps, t, noise_scale, eta)
+  options = SamplerOptions.resolve(options, **option_values)
+  mean, std = _step_mean_and_std(y, eps, t, options)
   return mean + std * z
 
 
@@ -314,9 +409,9 @@ def _gla_inputs(gla, gla_mask, target_magnitude, mel, num_steps, num_samples):
   return gla_mask, target
 
 
-def reverse_diffusion(eps_fn, params, betas, mel, rng, *, hop_length, noise_scale='posterior',
-                      clip=0.0, eta=1.0, return_trajectory=False, gla=None, gla_mask=None,
-                      target_magnitude=None):
+def reverse_diffusion(eps_fn, params, betas, mel, rng, *, hop_length, options=None,
+                      return_trajectory=False, gla_mask=None, target_magnitude=None,
+                      **option_values):
   """Samples waveforms for a batch of mels by reverse diffusion over `betas`.
 
   Args:
@@ -327,19 +422,18 @@ def reverse_diffusion(eps_fn, params, betas, mel, rng, *, hop_length, noise_scal
     rng: PRNG key; y_N uses split(rng)[0], step n (0-based, run from N-1 down to 0) uses
       split(split(rng)[1], N)[n].
     hop_length: samples per mel frame; the output has T = F * hop_length samples.
-    noise_scale: 'posterior' or 'beta'.
-    clip: if > 0, y is clipped to [-clip, clip] after each step.
-    eta: 1 ancestral, 0 deterministic, in between interpolates the injected noise.
+    options: `SamplerOptions` (eta, noise_scale, clip, gla); None for the defaults (ancestral).
     return_trajectory: also return every intermediate sample.
-    gla: `GLAOptions` for the GLA-Grad correction, or None (off).
     gla_mask: [N] bool / float, nonzero where step n (schedule index) is corrected; None uses
-      gla.steps. Traced, so selections never recompile.
+      options.gla.steps. Traced, so selections never recompile.
     target_magnitude: [B, T // gla hop, gla n_fft // 2 + 1] target |STFT|, for gla.magnitude
       'given' only.
+    **option_values: fields of `SamplerOptions` replacing those of `options` (eta=0.0, gla=...).
   Returns:
     [B, T] float32 waveform y_0, or (y_0, [N, B, T] samples y_{N-1} .. y_0) with return_trajectory.
   """
-  _check_options(noise_scale, eta, clip, gla)
+  options = SamplerOptions.resolve(options, **option_values)
+  gla, clip = options.gla, options.clip
   terms = schedule_terms(betas)
   num_steps = terms['beta'].shape[0]
   batch, frames = mel.shape[0], mel.shape[1]
@@ -361,7 +455,7 @@ def reverse_diffusion(eps_fn, params, betas, mel, rng, *, hop_length, noise_scal
           gla_mask[n] != 0,
           lambda e: gla_corrected_eps(y, e, t, target, gla.griffin_lim),
           lambda e: e, eps)
-    mean, std = _step_mean_and_std(y, eps, t, noise_scale, eta)
+    mean, std = _step_mean_and_std(y, eps, t, options)
     if gla is not None and gla.placement == 'mean':
       mean = jax.lax.cond(gla_mask[n] != 0, lambda m: _project_mean(m, target, gla),
                           lambda m: m, mean)
@@ -374,16 +468,21 @@ def reverse_diffusion(eps_fn, params, betas, mel, rng, *, hop_length, noise_scal
   return (y, trajectory) if return_trajectory else y
 
 
-def make_sampler(eps_fn, *, hop_length, noise_scale='posterior', clip=0.0, eta=1.0, gla=None):
+def make_sampler(eps_fn, *, hop_length, options=None, **option_values):
   """A jitted sampler(params, betas [N], mel [B, F, M], rng) -> [B, F * hop] waveform.
 
-  The sampler also takes keyword arguments gla_mask [N] and target_magnitude (see
-  `reverse_diffusion`) when `gla` is set. Compiled once per schedule length and mel shape (and
-  whether gla_mask / target_magnitude are passed): schedules and GLA step masks are traced.
+  Args:
+    eps_fn: eps_fn(params, noisy [B, T], mel, noise_level [B]) -> [B, T].
+    hop_length: samples per mel frame.
+    options: `SamplerOptions`; None for the defaults.
+    **option_values: fields of `SamplerOptions` replacing those of `options` (eta=0.0, gla=...).
+  Returns:
+    The sampler. It also takes keyword arguments gla_mask [N] and target_magnitude (see
+    `reverse_diffusion`) when options.gla is set. Compiled once per schedule length and mel shape
+    (and whether gla_mask / target_magnitude are passed): schedules and GLA step masks are traced.
   """
-  _check_options(noise_scale, eta, clip, gla)
-  fn = functools.partial(reverse_diffusion, eps_fn, hop_length=hop_length,
-                         noise_scale=noise_scale, clip=clip, eta=eta, gla=gla)
+  options = SamplerOptions.resolve(options, **option_values)
+  fn = functools.partial(reverse_diffusion, eps_fn, hop_length=hop_length, options=options)
 
   def sampler(params, betas, mel, rng, gla_mask=None, target_magnitude=None):
     return fn(params, betas, mel, rng, gla_mask=gla_mask, target_magnitude=target_magnitude)
@@ -391,17 +490,15 @@ def make_sampler(eps_fn, *, hop_length, noise_scale='posterior', clip=0.0, eta=1
   return jax.jit(sampler)
 
 
-def make_multi_schedule_sampler(eps_fn, *, hop_length, noise_scale='posterior', clip=0.0, eta=1.0,
-                                gla=None):
+def make_multi_schedule_sampler(eps_fn, *, hop_length, options=None, **option_values):
   """A jitted sampler(params, betas [K, N], mel, rng) -> [K, B, T]: K schedules of one length.
 
   Every schedule sees the same mel and the same noise draws, so their outputs differ only by the
-  schedule (what a schedule search compares). With `gla`, the keyword arguments gla_mask [N] and
-  target_magnitude are shared by the K schedules.
+  schedule (what a schedule search compares). With options.gla, the keyword arguments gla_mask [N]
+  and target_magnitude are shared by the K schedules. Options as `make_sampler`.
   """
-  _check_options(noise_scale, eta, clip, gla)
-  fn = functools.partial(reverse_diffusion, eps_fn, hop_length=hop_length,
-                         noise_scale=noise_scale, clip=clip, eta=eta, gla=gla)
+  options = SamplerOptions.resolve(options, **option_values)
+  fn = functools.partial(reverse_diffusion, eps_fn, hop_length=hop_length, options=options)
 
   def one(params, betas, mel, rng, gla_mask, target_magnitude):
     return fn(params, betas, mel, rng, gla_mask=gla_mask, target_magnitude=target_magnitude)
@@ -422,24 +519,25 @@ def model_eps_fn(model):
 
 
 def sampler_options_from_config(config):
-  """The keyword options of `make_sampler` / `make_multi_schedule_sampler` from a config.
+  """`SamplerOptions.from_config` as keyword arguments of `make_sampler`, hop_length included.
 
   Args:
-    config: a full config (uses config.audio.hop_length and config.sampling: noise_scale, clip,
-      eta, gla.*).
+    config: a full config (config.audio.hop_length and config.sampling).
   Returns:
-    dict(hop_length, noise_scale, clip, eta, gla) with gla a `GLAOptions` or None.
+    dict(hop_length, eta, noise_scale, clip, gla, ...): one entry per `SamplerOptions` field.
   """
-  s = config.sampling
-  return dict(hop_length=int(config.audio.hop_length), noise_scale=s.noise_scale,
-              clip=float(s.clip), eta=float(s.eta), gla=gla_options_from_config(config))
+  options = SamplerOptions.from_config(config)
+  return dict(hop_length=int(config.audio.hop_length),
+              **{f.name: getattr(options, f.name) for f in dataclasses.fields(options)})
 
 
 def sampler_from_config(model, config):
   """The jitted model sampler with the options of `config.sampling` (GLA included)."""
-  return make_sampler(model_eps_fn(model), **sampler_options_from_config(config))
+  return make_sampler(model_eps_fn(model), hop_length=int(config.audio.hop_length),
+                      options=SamplerOptions.from_config(config))
 
 
 def multi_schedule_sampler_from_config(model, config):
   """`make_multi_schedule_sampler` for a Flax model with the options of `config.sampling`."""
-  return make_multi_schedule_sampler(model_eps_fn(model), **sampler_options_from_config(config))
+  return make_multi_schedule_sampler(model_eps_fn(model), hop_length=int(config.audio.hop_length),
+                                     options=SamplerOptions.from_config(config))

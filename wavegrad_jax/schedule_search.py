@@ -566,7 +566,7 @@ def candidate_mesh(devices=None):
 
 
 def make_batched_scorer(eps_fn, params, mels, score_fn, rng, *, hop_length, mesh=None,
-                        target_magnitude=None, score_args=(), **sampler_options):
+                        target_magnitude=None, score_args=(), options=None, **option_values):
   """A scorer that vocodes fixed mels with K candidate schedules at once, sharded over devices.
 
   Every candidate sees the same mels and the same noise (one rng), so scores differ only by the
@@ -584,13 +584,15 @@ def make_batched_scorer(eps_fn, params, mels, score_fn, rng, *, hop_length, mesh
       for GLA magnitude 'given' only; shared by every candidate.
     score_args: arrays score_fn needs (reference audio, say), passed as replicated arguments
       rather than closed over, so they are not baked into the compiled program as constants.
-    **sampler_options: noise_scale, clip, eta, gla of `sampling.make_multi_schedule_sampler`.
+    options: `sampling.SamplerOptions` of the reverse process (None: the defaults).
+    **option_values: its fields to replace (eta=0.0, ...), as `sampling.make_sampler` takes them.
   Returns:
     scorer(betas [K, N]) -> [K] float64 numpy, NaN mapped to +inf. K is padded up to a power of
     two (and a multiple of the device count), so calls with any K compile at most log2(K) + 1 times.
   """
   mesh = mesh if mesh is not None else candidate_mesh()
-  sampler = sampling.make_multi_schedule_sampler(eps_fn, hop_length=hop_length, **sampler_options)
+  sampler = sampling.make_multi_schedule_sampler(eps_fn, hop_length=hop_length, options=options,
+                                                 **option_values)
   replicated = parallel.replicated(mesh)
   by_candidate = parallel.batch_sharding(mesh, CANDIDATE_MESH)
 
@@ -639,7 +641,7 @@ def make_ls_mse_scorer(eps_fn, params, mels, references, rng, config, mesh=None)
   Returns:
     scorer(betas [K, N]) -> [K] float64 mean LS-MSE over the B segments.
   """
-  options = sampling.sampler_options_from_config(config)
+  options = sampling.SamplerOptions.from_config(config)
   e = config.eval
   ls_cfg = metrics.ls_mse_audio_config(config.audio, e.ls_mse_window_hops, e.ls_mse_hop_divisor)
   references = jnp.asarray(references, jnp.float32)
@@ -649,14 +651,15 @@ def make_ls_mse_scorer(eps_fn, params, mels, references, rng, config, mesh=None)
     return jnp.mean(metrics.ls_mse(generated, refs[None], ls_cfg, eps), axis=-1)
 
   target = None
-  gla = options['gla']
+  gla = options.gla
   if gla is not None and gla.magnitude == 'given':
     # The references are the clean segments: their |STFT| is the true magnitude ('given').
     gl = gla.griffin_lim
     target = audio_lib.stft_magnitude(references, gl.n_fft, gl.hop_length, gl.win_length,
                                       gl.window, gl.pad_mode)
-  return make_batched_scorer(eps_fn, params, mels, score_fn, rng, mesh=mesh,
-                             target_magnitude=target, score_args=(references,), **options)
+  return make_batched_scorer(eps_fn, params, mels, score_fn, rng,
+                             hop_length=int(config.audio.hop_length), mesh=mesh,
+                             target_magnitude=target, score_args=(references,), options=options)
 
 
 def search_segments(utterances, num_utterances, segment_frames, hop_length, pad_value):
