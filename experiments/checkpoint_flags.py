@@ -7,7 +7,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from experiments.configs import common
-from wavegrad_jax import evaluate
+from wavegrad_jax import checkpoints
 
 WORKDIR = flags.DEFINE_string('workdir', None, 'Training run directory holding the checkpoints.')
 STEP = flags.DEFINE_string('step', '', "Checkpoint step: '' for the latest, 'best', or a number.")
@@ -21,7 +21,7 @@ def load_checkpoint():
   """Restores --workdir's checkpoint (--step, --ema) with --config's inference sections.
 
   Returns:
-    (params, config, step): see `evaluate.load_for_inference`.
+    (params, config, step): see `checkpoints.load_for_inference`.
   """
-  return evaluate.load_for_inference(WORKDIR.value, common.get_common_config(), STEP.value,
-                                     EMA.value, CONFIG.value)
+  return checkpoints.load_for_inference(WORKDIR.value, common.get_common_config(), STEP.value,
+                                        EMA.value, CONFIG.value)

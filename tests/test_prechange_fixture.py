@@ -14,7 +14,7 @@ import pytest
 from experiments import compare_samplers
 from experiments.configs import common
 from tests.data import make_prechange_fixture as fixture
-from wavegrad_jax import checkpoints, evaluate
+from wavegrad_jax import checkpoints
 from wavegrad_jax import model as model_lib
 from wavegrad_jax import parallel, sampling, train
 
@@ -44,7 +44,7 @@ def test_denoiser_output_is_unchanged():
 
 @pytest.mark.parametrize('name', ['ancestral', 'deterministic', 'gla'])
 def test_samples_are_unchanged(name):
-  params, config, step = evaluate.load_for_inference(fixture.WORKDIR, common.get_common_config())
+  params, config, step = checkpoints.load_for_inference(fixture.WORKDIR, common.get_common_config())
   assert step == fixture.NUM_STEPS
   config = compare_samplers.sampler_config(config, name)
   config.sampling.gla.iterations = fixture.SAMPLERS[name]['gla'].get('iterations', 32)

@@ -1,5 +1,9 @@
 """Orbax checkpoints of a training run, and restoring what inference needs from a workdir alone.
 
+Every launcher that reads a run loads it with `load_for_inference`: the parameters, with the
+model and frontend of the checkpoint and the inference sections (sampling, eval, search) of
+--config when one is given.
+
 Layout under a workdir (directory names come from `config.checkpoint`):
   config.json                 the run's full config (rewritten at every start).
   checkpoints/<step>/         periodic checkpoints, the latest `train.keep_checkpoints` kept;
@@ -22,6 +26,9 @@ import jax
 from jax.experimental import multihost_utils
 import ml_collections
 import orbax.checkpoint as ocp
+
+from wavegrad_jax import jsonable
+from wavegrad_jax import model as model_lib
 
 STATE = 'state'
 CONFIG = 'config'
@@ -326,3 +333,95 @@ def _maybe_config(workdir):
     return None
   with open(path) as f:
     return config_from_dict(json.load(f))
+
+
+# ------------------------------------------------------------------------------------ inference
+
+
+INFERENCE_SECTIONS = ('sampling', 'eval', 'search')
+
+
+def _merged(default, override):
+  out = dict(default)
+  for k, v in override.items():
+    out[k] = _merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+  return out
+
+
+def inference_config(checkpoint_config, defaults, override=None):
+  """The config an inference launcher runs with.
+
+  The model and frontend always come from the checkpoint. The inference-time sections (sampling,
+  eval, search) come from `override` (the launcher's --config, with its --config.x=y flags) when
+  given, else from the checkpoint; fields either lacks (a run older than the field) take the
+  values in `defaults`.
+
+  Args:
+    checkpoint_config: the ConfigDict the checkpoint trained with.
+    defaults: a full default config (experiments.configs.common.get_common_config()).
+    override: optional ConfigDict from --config.
+  Returns:
+    A new, unlocked ConfigDict.
+  """
+  out = checkpoint_config.to_dict()
+  for section in INFERENCE_SECTIONS:
+    source = override if override is not None else checkpoint_config
+    value = source.get(section, None) if hasattr(source, 'get') else None
+    base = defaults[section].to_dict()
+    out[section] = _merged(base, value.to_dict() if value is not None else {})
+  return ml_collections.ConfigDict(out)
+
+
+def model_and_frontend(config):
+  """{'model': ..., 'audio': ...} of a config as plain dicts, the model's variant name filled in."""
+  return {'model': model_lib.model_config_dict(config.model), 'audio': config.audio.to_dict()}
+
+
+def frontend_differences(a, b, a_name='the checkpoint', b_name='--config', ignore=()):
+  """Fields of the `model` and `audio` sections that differ between two configs.
+
+  Args:
+    a: the recorded config (a checkpoint's, a workdir's).
+    b: the config compared with it (--config, this run's).
+    a_name, b_name: where `a` and `b` come from, for the messages.
+    ignore: dotted paths left out, e.g. ('model.dtype',).
+  Returns:
+    list of 'section.field: <a value> in <a_name> vs <b value> now' strings (`jsonable.differences`),
+    empty when the models and frontends agree.
+  """
+  return jsonable.differences(model_and_frontend(a), model_and_frontend(b), old_name=a_name,
+                              new_name=b_name, ignore=ignore)
+
+
+def parse_step(text):
+  """A --step flag: '' or None -> None (latest), 'best' -> 'best', '123' -> 123."""
+  text = str(text if text is not None else '').strip()
+  if not text:
+    return None
+  return 'best' if text == 'best' else int(text)
+
+
+def load_for_inference(workdir, defaults, step=None, ema=None, override=None):
+  """Restores a run's parameters with the config inference should use.
+
+  Args:
+    workdir: the training run's directory.
+    defaults: a full default config (experiments.configs.common.get_common_config()).
+    step: '' / None (latest), 'best', or an int step (strings are parsed).
+    ema: True / False, or None for config.eval.ema.
+    override: optional --config ConfigDict (see `inference_config`).
+  Returns:
+    (params, config, step).
+  """
+  saved = inference_config(load_config(workdir), defaults, override)
+  ema = bool(saved.eval.ema if ema is None else ema)
+  params, ckpt_config, step = restore_params(workdir, parse_step(step), ema=ema)
+  if override is not None:
+    diffs = frontend_differences(ckpt_config, override)
+    if diffs:
+      logging.warning("--config differs from the checkpoint in %s; the checkpoint's model and "
+                      'frontend are used (only sampling / eval / search come from --config)',
+                      ', '.join(diffs[:6]) + (' ...' if len(diffs) > 6 else ''))
+  config = inference_config(ckpt_config, defaults, override)
+  config.eval.ema = ema
+  return params, config, step

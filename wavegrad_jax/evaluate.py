@@ -10,12 +10,11 @@ import math
 import os
 import re
 
-from absl import logging
 import jax
 import numpy as np
 import tqdm
 
-from wavegrad_jax import metrics, sampling, schedules, synthesize
+from wavegrad_jax import jsonable, metrics, sampling, schedules, synthesize
 
 METRIC_NAMES = ('ls_mse', 'mrstft', 'spectral_convergence', 'log_magnitude_l1', 'mel_l1', 'pesq',
                 'stoi')
@@ -178,10 +177,10 @@ def write_results(results, output_dir, config):
   per_utt = results['per_utterance']
   summary = {k: v for k, v in results.items() if k != 'per_utterance'}
   with open(os.path.join(output_dir, 'metrics.json'), 'w') as f:
-    json.dump(_finite(summary), f, indent=2)
+    json.dump(jsonable.finite(summary), f, indent=2)
   with open(os.path.join(output_dir, 'per_utterance.jsonl'), 'w') as f:
     for row in per_utt:
-      f.write(json.dumps(_finite(row)) + '\n')
+      f.write(json.dumps(jsonable.finite(row)) + '\n')
   import tensorboardX  # only the evaluation writes events.
   step = int(results['step'] or 0)
   split = config.eval.split
@@ -193,17 +192,6 @@ def write_results(results, output_dir, config):
           writer.add_scalar(f'eval_{split}/{name}/{metric}', value, step)
 
 
-def _finite(obj):
-  """NaN / inf -> None, recursively, so the JSON files are standard JSON."""
-  if isinstance(obj, float):
-    return obj if math.isfinite(obj) else None
-  if isinstance(obj, dict):
-    return {k: _finite(v) for k, v in obj.items()}
-  if isinstance(obj, (list, tuple)):
-    return [_finite(v) for v in obj]
-  return obj
-
-
 def default_output_dir(workdir, step):
   """workdir/eval/step_<step>."""
   return os.path.join(workdir, 'eval', f'step_{step}')
@@ -212,63 +200,6 @@ def default_output_dir(workdir, step):
 def evaluation_rng(config):
   """The reverse-diffusion key of an evaluation: PRNGKey(config.eval.seed)."""
   return jax.random.PRNGKey(int(config.eval.seed))
-
-
-INFERENCE_SECTIONS = ('sampling', 'eval', 'search')
-
-
-def _merged(default, override):
-  out = dict(default)
-  for k, v in override.items():
-    out[k] = _merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-  return out
-
-
-def inference_config(checkpoint_config, defaults, override=None):
-  """The config an inference launcher runs with.
-
-  The model and frontend always come from the checkpoint. The inference-time sections (sampling,
-  eval, search) come from `override` (the launcher's --config, with its --config.x=y flags) when
-  given, else from the checkpoint; fields either lacks (a run older than the field) take the
-  values in `defaults`.
-
-  Args:
-    checkpoint_config: the ConfigDict the checkpoint trained with.
-    defaults: a full default config (experiments.configs.common.get_common_config()).
-    override: optional ConfigDict from --config.
-  Returns:
-    A new, unlocked ConfigDict.
-  """
-  import ml_collections  # pylint: disable=g-import-not-at-top
-  out = checkpoint_config.to_dict()
-  for section in INFERENCE_SECTIONS:
-    source = override if override is not None else checkpoint_config
-    value = source.get(section, None) if hasattr(source, 'get') else None
-    base = defaults[section].to_dict()
-    out[section] = _merged(base, value.to_dict() if value is not None else {})
-  return ml_collections.ConfigDict(out)
-
-
-def frontend_differences(a, b):
-  """Fields of the `audio` and `model` sections that differ between two configs.
-
-  Args:
-    a, b: full configs.
-  Returns:
-    list of 'section.field: a_value vs b_value' strings, empty when the frontends and models agree.
-  """
-  diffs = []
-  for section in ('audio', 'model'):
-    da, db = a[section].to_dict(), b[section].to_dict()
-    for k in sorted(set(da) | set(db)):
-      va, vb = da.get(k), db.get(k)
-      if isinstance(va, (list, tuple)) and isinstance(vb, (list, tuple)):
-        same = json.dumps(va) == json.dumps(vb)
-      else:
-        same = va == vb
-      if not same:
-        diffs.append(f'{section}.{k}: {va!r} vs {vb!r}')
-  return diffs
 
 
 def format_table(results):
@@ -283,38 +214,3 @@ def format_table(results):
                    else f'{v:>11.4g}')
     lines.append(f'{name:<24}' + ''.join(cells))
   return '\n'.join(lines)
-
-
-def parse_step(text):
-  """A --step flag: '' or None -> None (latest), 'best' -> 'best', '123' -> 123."""
-  text = str(text if text is not None else '').strip()
-  if not text:
-    return None
-  return 'best' if text == 'best' else int(text)
-
-
-def load_for_inference(workdir, defaults, step=None, ema=None, override=None):
-  """Restores a run's parameters with the config inference should use.
-
-  Args:
-    workdir: the training run's directory.
-    defaults: a full default config (experiments.configs.common.get_common_config()).
-    step: '' / None (latest), 'best', or an int step (strings are parsed).
-    ema: True / False, or None for config.eval.ema.
-    override: optional --config ConfigDict (see `inference_config`).
-  Returns:
-    (params, config, step).
-  """
-  from wavegrad_jax import checkpoints  # pylint: disable=g-import-not-at-top
-  saved = inference_config(checkpoints.load_config(workdir), defaults, override)
-  ema = bool(saved.eval.ema if ema is None else ema)
-  params, ckpt_config, step = checkpoints.restore_params(workdir, parse_step(step), ema=ema)
-  if override is not None:
-    diffs = frontend_differences(ckpt_config, override)
-    if diffs:
-      logging.warning("--config differs from the checkpoint in %s; the checkpoint's model and "
-                      'frontend are used (only sampling / eval / search come from --config)',
-                      ', '.join(diffs[:6]) + (' ...' if len(diffs) > 6 else ''))
-  config = inference_config(ckpt_config, defaults, override)
-  config.eval.ema = ema
-  return params, config, step

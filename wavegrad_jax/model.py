@@ -1,9 +1,14 @@
 """The WaveGrad conditional denoiser: DBlocks on the noisy waveform, UBlocks on the mel, FiLM between.
 
 Layout is channels-last throughout: waveforms [B, T], feature maps [B, time, channels].
+
+Denoisers are chosen by `config.model.name` from `MODELS` (configs without a name, written before
+names existed, mean 'wavegrad'); `build_model` fills the variant's module fields from the other
+keys of `config.model` and validates the result against the frontend.
 """
+import dataclasses
 import math
-from typing import Sequence
+from typing import Any, Callable, Sequence, Tuple
 
 import flax.linen as nn
 import jax
@@ -118,6 +123,11 @@ class DBlock(nn.Module):
 def validate_topology(model_config, hop_length):
   """Checks that a model topology fits a frontend; raises ValueError naming the fix.
 
+  Args:
+    model_config: anything with WaveGrad's topology fields (the `model` config section, or a
+      `WaveGrad` module).
+    hop_length: the frontend's hop in samples.
+
   Returns, for each UBlock, the index of the waveform-path stage (0 = the input conv, k = after
   DBlock k) whose time resolution equals the UBlock's output, which feeds that UBlock's FiLM.
   """
@@ -153,17 +163,40 @@ def validate_topology(model_config, hop_length):
 
 
 class WaveGrad(nn.Module):
-  """The denoiser eps_theta(y_n, mel, l).
+  """The denoiser eps_theta(y_n, mel, l); the paper's topology comes from its fields.
 
   Attributes:
-    config: the `model` section of an experiment config.
     hop_length: mel hop in samples; must equal the product of the upsample factors.
+    mel_channels: width of the conv on the mel before the UBlocks.
+    upsample_factors: per UBlock, its time upsampling factor (their product is hop_length).
+    upsample_channels: per UBlock, its output channels.
+    upsample_dilations: per UBlock, the 4 dilations of its convs.
+    waveform_channels: width of the conv on the noisy waveform before the DBlocks.
+    downsample_factors: per DBlock, its time downsampling factor; their running products must
+      include every UBlock's output resolution (the FiLM inputs).
+    downsample_channels: per DBlock, its output channels.
+    downsample_dilations: the dilations of every DBlock's convs.
+    downsample_mode: 'interpolate' (decimation) or 'conv' (strided conv, as the paper).
+    noise_encoding_scale: multiplier of the noise level in its sinusoidal encoding (5000).
+    leaky_relu_slope: negative slope of every leaky ReLU.
+    dtype: compute dtype name ('float32' or 'bfloat16'); parameters stay float32.
   """
-  config: dict
   hop_length: int
+  mel_channels: int
+  upsample_factors: Tuple[int, ...]
+  upsample_channels: Tuple[int, ...]
+  upsample_dilations: Tuple[Tuple[int, ...], ...]
+  waveform_channels: int
+  downsample_factors: Tuple[int, ...]
+  downsample_channels: Tuple[int, ...]
+  downsample_dilations: Tuple[int, ...]
+  downsample_mode: str
+  noise_encoding_scale: float
+  leaky_relu_slope: float
+  dtype: str
 
   def setup(self):
-    c = self.config
+    c = self
     self.film_sources = validate_topology(c, self.hop_length)
     dtype = jnp.dtype(c.dtype)
     slope = c.leaky_relu_slope
@@ -208,9 +241,78 @@ class WaveGrad(nn.Module):
     return self.output_conv(x)[..., 0].astype(jnp.float32)
 
 
+# ------------------------------------------------------------------------------------- variants
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelVariant:
+  """A denoiser selectable by `config.model.name`.
+
+  Attributes:
+    module: the Flax module class. Its fields other than `hop_length` (which comes from
+      config.audio) are exactly the keys of config.model besides `name`; `build_model` passes them
+      with sequences turned into tuples.
+    validate: validate(module instance) raises ValueError, naming the fix, for a module that cannot
+      run (e.g. a topology that does not fit the hop length).
+  """
+  module: Any
+  validate: Callable[[Any], None]
+
+
+DEFAULT_MODEL = 'wavegrad'
+
+MODELS = {
+    'wavegrad': ModelVariant(WaveGrad, lambda m: validate_topology(m, m.hop_length)),
+}
+
+
+def model_name(model_config):
+  """The variant a `model` config section names; configs from before names existed: 'wavegrad'."""
+  return model_config.get('name', DEFAULT_MODEL)
+
+
+def model_config_dict(model_config):
+  """The `model` section as a plain dict with its variant name filled in (see `model_name`)."""
+  out = model_config.to_dict()
+  out['name'] = model_name(model_config)
+  return out
+
+
+def _as_field(value):
+  # ConfigDicts loaded from JSON hold lists; module fields are hashable tuples.
+  if isinstance(value, (list, tuple)):
+    return tuple(_as_field(v) for v in value)
+  return value
+
+
 def build_model(config):
-  """Builds WaveGrad from a full experiment config (uses `config.model` and `config.audio`)."""
-  return WaveGrad(config.model, config.audio.hop_length)
+  """The denoiser of `config.model.name`, built from `config.model` and `config.audio` and checked.
+
+  Args:
+    config: a full experiment config.
+  Returns:
+    an unbound Flax module (e.g. `WaveGrad`).
+  Raises:
+    ValueError: unknown model name, config.model keys the variant does not have (or lacks), or a
+      model the variant's validation refuses; the message names the fix.
+  """
+  name = model_name(config.model)
+  if name not in MODELS:
+    raise ValueError(f'config.model.name must be one of {sorted(MODELS)}, got {name!r}')
+  variant = MODELS[name]
+  fields = {f.name for f in dataclasses.fields(variant.module)
+            if f.init and f.name not in ('parent', 'name', 'hop_length')}
+  given = {k: _as_field(v) for k, v in config.model.items() if k != 'name'}
+  unknown, missing = sorted(set(given) - fields), sorted(fields - set(given))
+  if unknown or missing:
+    raise ValueError(f'config.model does not fit model {name!r}: '
+                     + (f'unknown fields {unknown}' if unknown else '')
+                     + ('; ' if unknown and missing else '')
+                     + (f'missing fields {missing}' if missing else '')
+                     + f' (the fields of {variant.module.__name__})')
+  model = variant.module(hop_length=int(config.audio.hop_length), **given)
+  variant.validate(model)
+  return model
 
 
 def init_params(model, config, rng, frames=2):

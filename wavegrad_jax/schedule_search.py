@@ -31,41 +31,13 @@ import numpy as np
 import tqdm
 
 from wavegrad_jax import audio as audio_lib
-from wavegrad_jax import metrics, parallel, sampling, schedules
+from wavegrad_jax import jsonable, metrics, parallel, sampling, schedules
 
 METHODS = ('grid', 'coordinate', 'evolution')
 
 
 class SearchResumeError(ValueError):
   """A results file written by a different scorer (other model, data or noise) than this one."""
-
-
-def header_differences(old, new, prefix=''):
-  """Where two JSON-able headers differ, as 'dotted.path: old vs new' lines.
-
-  Args:
-    old: the header a results file holds.
-    new: the header this run would write.
-    prefix: dotted path of `old` / `new` inside the whole header.
-  Returns:
-    list of str, empty when equal; the keys of a dict found on one side only share one line.
-  """
-  if isinstance(old, dict) and isinstance(new, dict):
-    out = []
-    for k in sorted(set(old) & set(new), key=str):
-      out.extend(header_differences(old[k], new[k], f'{prefix}.{k}' if prefix else str(k)))
-    for keys, where in ((set(old) - set(new), 'the file'), (set(new) - set(old), 'this run')):
-      if keys:
-        out.append(f'{prefix or "header"}: {", ".join(sorted(map(str, keys)))} only in {where}')
-    return out
-  if old == new:
-    return []
-  return [f'{prefix or "header"}: {_short(old)} in the file vs {_short(new)} now']
-
-
-def _short(value, limit=120):
-  text = json.dumps(value)
-  return text if len(text) <= limit else text[:limit - 3] + '...'
 
 
 # ------------------------------------------------------------------------------- candidate space
@@ -160,7 +132,8 @@ class ScoreStore:
         first = {}
       if first.get('header') != header:
         # Its scores were made under other settings: mixing them in would rank unlike with unlike.
-        diffs = header_differences(first.get('header'), header)
+        diffs = jsonable.differences(first.get('header'), header, old_name='the file',
+                                     root='header')
         raise SearchResumeError(
             f'{path} was written by a different search setup, so its scores cannot be reused; '
             'it differs in\n  ' + '\n  '.join(diffs) +
@@ -521,7 +494,7 @@ def search_fingerprint(config, *, step, params, mels, references, segment_ids):
   """Everything an LS-MSE score of `make_ls_mse_scorer` depends on, for the results-file header.
 
   A results file is resumed only when this matches exactly, so scores made under other settings
-  are never ranked with new ones; `header_differences` names what changed. The search method,
+  are never ranked with new ones; `jsonable.differences` names what changed. The search method,
   grid and chunk size are left out: they choose which candidates are scored, not their scores.
 
   Args:

@@ -20,7 +20,6 @@ Mesh, shardings and host copies live in `parallel`, TensorBoard / JSONL / consol
 `reporting`; this module holds the optimiser, the pure steps and the loop.
 """
 import functools
-import json
 import os
 import time
 from typing import Any
@@ -422,7 +421,7 @@ def validate_config(config):
       raise ValueError(f'train.{name} must be >= 1, got {c[name]}')
   if int(c.eval_every_steps) < 0 or int(c.heldout_loss_batches) < 0:
     raise ValueError('train.eval_every_steps and train.heldout_loss_batches must be >= 0')
-  model_lib.validate_topology(config.model, int(config.audio.hop_length))
+  model_lib.build_model(config)  # checks the model variant's fields and topology
 
 
 def check_resume_compatible(workdir, config):
@@ -434,18 +433,11 @@ def check_resume_compatible(workdir, config):
   Raises:
     ValueError naming each differing `model.*` / `audio.*` field (compute dtype excepted).
   """
-  if not os.path.exists(os.path.join(workdir, 'config.json')):
+  if not os.path.exists(os.path.join(workdir, checkpoints.CONFIG_FILE)):
     return
-  saved = checkpoints.load_config(workdir)
-  differences = []
-  for section in ('model', 'audio'):
-    old, new = saved[section].to_dict(), config[section].to_dict()
-    for key in sorted(set(old) | set(new)):
-      if key == 'dtype':
-        continue
-      a, b = old.get(key), new.get(key)
-      if json.dumps(a, default=list) != json.dumps(b, default=list):
-        differences.append(f'{section}.{key}: {a!r} in the workdir vs {b!r} now')
+  differences = checkpoints.frontend_differences(
+      checkpoints.load_config(workdir), config, a_name='the workdir', b_name='this run',
+      ignore=('model.dtype',))
   if differences:
     raise ValueError(f'{workdir} holds a run with a different model or frontend, so its '
                      'checkpoints cannot be resumed: ' + '; '.join(differences)

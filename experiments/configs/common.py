@@ -27,6 +27,7 @@ def audio_config(sample_rate=22050, n_fft=1024, win_length=1024, hop_length=256,
 def base_model_config():
   """The paper's WaveGrad Base topology (hop 300 = 5*5*3*2*2)."""
   c = ml_collections.ConfigDict()
+  c.name = 'wavegrad'                 # the variant in wavegrad_jax.model.MODELS; its fields follow.
   c.mel_channels = 768
   c.upsample_factors = (5, 5, 3, 2, 2)
   c.upsample_channels = (512, 512, 256, 128, 128)
