@@ -1,8 +1,8 @@
 r"""Compares the samplers (ancestral, deterministic, GLA-Grad) over schedules and held-out splits.
 
-One command for the README's evaluation table: each sampler vocodes the same utterances of each
-split with each schedule, from the same reverse-diffusion key, and is scored with LS-MSE,
-multi-resolution STFT distance, PESQ, STOI and the real-time factor
+One command for the README's evaluation table; the logic is `wavegrad_jax.compare`: each sampler
+vocodes the same utterances of each split with each schedule, from the same reverse-diffusion key,
+and is scored with LS-MSE, multi-resolution STFT distance, PESQ, STOI and the real-time factor
 (`evaluate.evaluate_utterances`).
 
   python -m experiments.compare_samplers --workdir=runs/tiny
@@ -11,7 +11,8 @@ multi-resolution STFT distance, PESQ, STOI and the real-time factor
   python -m experiments.compare_samplers --workdir=runs/tiny --config=experiments/configs/tiny.py \
       --config.sampling.gla.iterations=64 --config.eval.write_wavs=False
 
-Samplers (`SAMPLERS`), each applied on top of the inference config's sampling section:
+Samplers (`sampling.SAMPLER_PRESETS`), each applied on top of the inference config's sampling
+section:
   ancestral      eta = 1: the paper's sampler.
   deterministic  eta = 0: DDIM-style steps on the same continuous noise levels.
   gla            eta = 1 with GLA-Grad (gla.enabled, magnitude 'mel_pinv', the config's gla.steps
@@ -24,11 +25,7 @@ The model, frontend and data come from the checkpoint; --config (optional) only 
 sampling / eval / search sections. RTF is synthesis wall time (compilation excluded) over the
 seconds of reference audio, so it depends on the machine and config.eval's chunking and batch size.
 """
-import json
-import math
 import os
-import platform
-import shlex
 import sys
 import time
 
@@ -36,19 +33,12 @@ from absl import app
 from absl import flags
 from absl import logging
 import jax
-import tqdm
 
 from experiments import checkpoint_flags
+from wavegrad_jax import compare
 from wavegrad_jax import evaluate
 from wavegrad_jax import model as model_lib
 from wavegrad_jax import sampling
-
-# The named samplers (config.sampling fields each sets), from the library.
-SAMPLERS = sampling.SAMPLER_PRESETS
-SPLITS = ('heldout', 'unseen', 'train')
-# (results key, table heading, format) of the table's metric columns.
-TABLE_METRICS = (('ls_mse', 'LS-MSE', '.3f'), ('mrstft', 'MR-STFT', '.3f'), ('pesq', 'PESQ', '.2f'),
-                 ('stoi', 'STOI', '.3f'), ('rtf', 'RTF', '#.3g'))
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer('max_utterances', 8, 'Utterances per split (the first in id order; 0: all).')
@@ -59,216 +49,12 @@ flags.DEFINE_float('max_seconds', 2.8, 'Cut each utterance to at most this many 
                    '(0: whole).')
 flags.DEFINE_string('schedules', '6,25,50', "Comma-separated schedules (names such as '6', "
                     "'linear:..' specs, .json paths; ';' between them if one is 'list:a,b').")
-flags.DEFINE_list('samplers', list(SAMPLERS), f'Samplers to compare, of {list(SAMPLERS)}.')
-flags.DEFINE_list('splits', ['heldout', 'unseen'], f'Splits to evaluate on, of {list(SPLITS)}.')
+flags.DEFINE_list('samplers', list(sampling.SAMPLER_PRESETS),
+                  f'Samplers to compare, of {list(sampling.SAMPLER_PRESETS)}.')
+flags.DEFINE_list('splits', ['heldout', 'unseen'],
+                  f'Splits to evaluate on, of {list(compare.SPLITS)}.')
 flags.DEFINE_string('output', None, 'Output folder (default <workdir>/compare_samplers).')
 flags.mark_flag_as_required('workdir')
-
-
-def sampler_config(config, sampler):
-  """A copy of `config` whose sampling section runs `sampler`.
-
-  Args:
-    config: full inference config.
-    sampler: a key of `SAMPLERS`.
-  Returns:
-    A new ConfigDict (config is not changed).
-  Raises:
-    ValueError: unknown sampler name.
-  """
-  return sampling.preset_config(config, sampler)
-
-
-def sampler_settings(config):
-  """The sampling options a variant ran with, as a JSON-ready dict (GLA details only when on)."""
-  s = config.sampling
-  out = {'eta': float(s.eta), 'noise_scale': s.noise_scale, 'clip': float(s.clip),
-         'gla': bool(s.gla.enabled)}
-  if s.gla.enabled:
-    out.update({f'gla_{k}': s.gla[k] for k in ('steps', 'iterations', 'magnitude', 'placement',
-                                                'momentum')})
-  return out
-
-
-def compare(eps_fn, params, config, utterances_by_split, schedule_list, samplers, rng, *,
-            output_dir=None, step=None, progress=True):
-  """Evaluates every (split, sampler, schedule) with `evaluate.evaluate_utterances`.
-
-  Args:
-    eps_fn: denoiser eps_fn(params, noisy [B, T], mel [B, F, M], noise_level [B]).
-    params: its parameters.
-    config: full inference config; each sampler changes a copy of its sampling section.
-    utterances_by_split: {split name: list of {'id', 'audio' [T], 'mel' [F, n_mels]}}; an empty
-      list skips the split (recorded in the results).
-    schedule_list: [(name, betas [N])] (`evaluate.parse_schedule_list`).
-    samplers: keys of `SAMPLERS`, in table order.
-    rng: PRNG key shared by every variant: on one split, samplers and schedules differ only by
-      themselves, never by the noise.
-    output_dir: if given, each variant's evaluation goes to output_dir/<split>/<sampler>/.
-    step: the checkpoint step, recorded.
-    progress: show progress bars.
-  Returns:
-    dict: {'step', 'schedules': {name: [betas]}, 'samplers': {name: settings}, 'splits': {split:
-    {'num_utterances', 'audio_seconds', 'ids'}}, 'skipped_splits': [split], 'rows': [{'split',
-    'sampler', 'schedule', 'num_steps', metric means, 'rtf', 'synthesis_seconds',
-    'compile_seconds', 'nonfinite_utterances'}]}, rows in split, sampler, schedule order.
-  Raises:
-    ValueError: unknown sampler, or an option a sampler needs conflicts with the config.
-  """
-  configs = {name: sampler_config(config, name) for name in samplers}
-  for name, c in configs.items():  # fail before any synthesis, not after minutes of it.
-    try:
-      sampling.SamplerOptions.from_config(c)
-    except ValueError as e:
-      raise ValueError(f'sampler {name!r}: {e}') from e
-  results = {'step': step,
-             'schedules': {n: [float(b) for b in betas] for n, betas in schedule_list},
-             'samplers': {n: sampler_settings(c) for n, c in configs.items()},
-             'splits': {}, 'skipped_splits': [], 'rows': []}
-  jobs = []
-  for split, utterances in utterances_by_split.items():
-    if not utterances:
-      logging.warning('split %r has no utterances; skipped', split)
-      results['skipped_splits'].append(split)
-      continue
-    results['splits'][split] = {
-        'num_utterances': len(utterances),
-        'audio_seconds': sum(len(u['audio']) for u in utterances) / float(
-            config.audio.sample_rate),
-        'ids': [str(u.get('id', i)) for i, u in enumerate(utterances)]}
-    jobs.extend((split, name) for name in samplers)
-  for split, name in tqdm.tqdm(jobs, desc='split x sampler', unit='variant', disable=not progress):
-    c = configs[name].copy_and_resolve_references()
-    c.eval.split = split  # names the TensorBoard tags.
-    out = evaluate.evaluate_utterances(
-        eps_fn, params, c, utterances_by_split[split], schedule_list, rng,
-        output_dir=os.path.join(output_dir, split, name) if output_dir else None, step=step,
-        progress=progress)
-    # The reference seconds evaluate scored (whole frames), which its RTF divides by.
-    results['splits'][split]['audio_seconds'] = out['audio_seconds']
-    for schedule, summary in out['schedules'].items():
-      row = {'split': split, 'sampler': name, 'schedule': schedule}
-      row.update({k: v for k, v in summary.items() if k != 'betas'})
-      results['rows'].append(row)
-      logging.info('%s %s %s: %s', split, name, schedule,
-                   ', '.join(f'{k} {_cell(row.get(k), f)}' for k, _, f in TABLE_METRICS))
-  return results
-
-
-def _cell(value, fmt):
-  if value is None or (isinstance(value, float) and not math.isfinite(value)):
-    return 'n/a'
-  return format(value, fmt)
-
-
-def markdown_table(results):
-  """The results as a markdown table.
-
-  Columns: split | sampler | steps | LS-MSE | MR-STFT | PESQ | STOI | RTF. A metric whose mean
-  has no finite value is 'n/a'; rows with non-finite samples get a footnote saying how many of the
-  utterances diverged.
-
-  Args:
-    results: what `compare` returns.
-  Returns:
-    str, the table's lines (and footnotes), without a trailing newline.
-  """
-  heads = ['split', 'sampler', 'steps'] + [h for _, h, _ in TABLE_METRICS]
-  lines = ['| ' + ' | '.join(heads) + ' |',
-           '|' + '|'.join([':---'] * 3 + ['---:'] * len(TABLE_METRICS)) + '|']
-  notes = []
-  for row in results['rows']:
-    steps = str(row['num_steps'])
-    if row['schedule'] != steps:
-      steps += f' ({row["schedule"]})'
-    bad = int(row.get('nonfinite_utterances') or 0)
-    if bad:
-      notes.append(f'{len(notes) + 1}. {row["split"]} / {row["sampler"]} / {steps} steps: {bad} of '
-                   f'{results["splits"][row["split"]]["num_utterances"]} utterances non-finite '
-                   '(means over the finite ones)')
-      steps += f' [{len(notes)}]'
-    cells = [row['split'], row['sampler'], steps]
-    cells += [_cell(row.get(k), f) for k, _, f in TABLE_METRICS]
-    lines.append('| ' + ' | '.join(cells) + ' |')
-  if results.get('skipped_splits'):
-    notes.append(f'Skipped (no utterances): {", ".join(results["skipped_splits"])}.')
-  return '\n'.join(lines + ([''] + notes if notes else []))
-
-
-def header_line(results, *, workdir, device, command, max_seconds):
-  """One line naming the checkpoint, the utterances, the device and the command of a table.
-
-  Args:
-    results: what `compare` returns, optionally with 'ema' (bool) added.
-    workdir: the checkpoint's run directory, as given.
-    device: `device_description()`.
-    command: `command_line(sys.argv)`.
-    max_seconds: the cut applied to each utterance, in seconds (0: none).
-  Returns:
-    str without a newline.
-  """
-  ema = results.get('ema')
-  parts = [f'Checkpoint `{workdir}` step {results["step"]}'
-           + ('' if ema is None else ' (EMA weights)' if ema else ' (raw weights)')]
-  for split, info in results['splits'].items():
-    parts.append(f'{split}: {info["num_utterances"]} utterances, {info["audio_seconds"]:.1f} s')
-  parts.append(f'each cut to at most {max_seconds:g} s' if max_seconds else 'whole utterances')
-  gla = results['samplers'].get('gla')
-  if gla:
-    parts.append(f'gla: ancestral + GLA-Grad at steps {gla["gla_steps"]}, '
-                 f'{gla["gla_iterations"]} iterations, {gla["gla_magnitude"]} magnitude')
-  parts.append(f'device: {device}')
-  parts.append(f'command: `{command}`')
-  return '; '.join(parts) + '.'
-
-
-def device_description():
-  """'cpu (2 cores, <model name>)' or the accelerator's kind and count."""
-  devices = jax.devices()
-  if jax.default_backend() == 'cpu':
-    model = platform.processor() or platform.machine()
-    try:
-      with open('/proc/cpuinfo') as f:
-        model = next((l.split(':', 1)[1].strip() for l in f if l.startswith('model name')), model)
-    except OSError:
-      pass
-    return f'cpu ({os.cpu_count()} cores, {model})'
-  return f'{len(devices)} x {devices[0].device_kind}'
-
-
-def command_line(argv):
-  """The `python -m experiments.compare_samplers ...` command with shell-quoted arguments."""
-  return ' '.join(['python -m experiments.compare_samplers'] + [shlex.quote(a) for a in argv[1:]])
-
-
-def _json_safe(obj):
-  """NaN / inf -> None, recursively, so results.json is standard JSON."""
-  if isinstance(obj, float):
-    return obj if math.isfinite(obj) else None
-  if isinstance(obj, dict):
-    return {k: _json_safe(v) for k, v in obj.items()}
-  if isinstance(obj, (list, tuple)):
-    return [_json_safe(v) for v in obj]
-  return obj
-
-
-def write_outputs(results, output_dir, header):
-  """Writes results.json and table.md (the header line, a blank line, the table).
-
-  Args:
-    results: what `compare` returns (plus any run details to record).
-    output_dir: created if missing.
-    header: `header_line(...)`.
-  Returns:
-    str, the text of table.md.
-  """
-  os.makedirs(output_dir, exist_ok=True)
-  table = header + '\n\n' + markdown_table(results) + '\n'
-  with open(os.path.join(output_dir, 'results.json'), 'w') as f:
-    json.dump(_json_safe(results), f, indent=2)
-  with open(os.path.join(output_dir, 'table.md'), 'w') as f:
-    f.write(table)
-  return table
 
 
 def main(argv):
@@ -276,12 +62,13 @@ def main(argv):
   from wavegrad_jax import input_pipeline  # pylint: disable=g-import-not-at-top
   start = time.perf_counter()
   samplers = list(dict.fromkeys(FLAGS.samplers))
-  bad = [s for s in samplers if s not in SAMPLERS]
+  presets = list(sampling.SAMPLER_PRESETS)
+  bad = [s for s in samplers if s not in presets]
   if bad or not samplers:
-    raise app.UsageError(f'--samplers: unknown {bad}; choose from {list(SAMPLERS)}')
-  bad = [s for s in FLAGS.splits if s not in SPLITS]
+    raise app.UsageError(f'--samplers: unknown {bad}; choose from {presets}')
+  bad = [s for s in FLAGS.splits if s not in compare.SPLITS]
   if bad or not FLAGS.splits:
-    raise app.UsageError(f'--splits: unknown {bad}; choose from {list(SPLITS)}')
+    raise app.UsageError(f'--splits: unknown {bad}; choose from {list(compare.SPLITS)}')
   params, config, step = checkpoint_flags.load_checkpoint()
   schedule_list = evaluate.parse_schedule_list(FLAGS.schedules, config.sampling.named_schedules)
   splits = input_pipeline.prepare_dataset(config)
@@ -293,11 +80,11 @@ def main(argv):
                ', '.join(f'{len(u)} {s} utterances' for s, u in utterances.items()),
                [n for n, _ in schedule_list], samplers, output_dir)
   model = model_lib.build_model(config)
-  results = compare(sampling.model_eps_fn(model), params, config, utterances, schedule_list,
-                    samplers, evaluate.evaluation_rng(config), output_dir=output_dir,
-                    step=step)
-  command = command_line(sys.argv)
-  device = device_description()
+  results = compare.compare(sampling.model_eps_fn(model), params, config, utterances,
+                            schedule_list, samplers, evaluate.evaluation_rng(config),
+                            output_dir=output_dir, step=step)
+  command = compare.command_line('experiments.compare_samplers', sys.argv)
+  device = compare.device_description()
   results.update(workdir=FLAGS.workdir, ema=bool(config.eval.ema), seed=int(config.eval.seed),
                  max_utterances=FLAGS.max_utterances, max_seconds=FLAGS.max_seconds,
                  device=device, jax_version=jax.__version__, command=command,
@@ -305,9 +92,9 @@ def main(argv):
                  eval_chunking={k: config.eval[k] for k in ('chunk_frames', 'overlap_frames',
                                                              'batch_size')},
                  wall_seconds=time.perf_counter() - start)
-  header = header_line(results, workdir=FLAGS.workdir, device=device, command=command,
-                       max_seconds=FLAGS.max_seconds)
-  print(write_outputs(results, output_dir, header), end='')
+  header = compare.header_line(results, workdir=FLAGS.workdir, device=device, command=command,
+                               max_seconds=FLAGS.max_seconds)
+  print(compare.write_outputs(results, output_dir, header), end='')
   print(f'wrote {output_dir}/table.md and results.json ({results["wall_seconds"]:.0f} s)')
 
 

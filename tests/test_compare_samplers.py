@@ -7,9 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments import compare_samplers
 from tests.test_synthesize import SR, _config, _random_params, _speech_like
-from wavegrad_jax import evaluate
+from wavegrad_jax import compare, evaluate
 from wavegrad_jax import model as model_lib
 from wavegrad_jax import sampling, synthesize
 
@@ -37,7 +36,7 @@ def compared(tmp_path_factory):
   schedule_list = evaluate.parse_schedule_list('list:1e-4,1e-2,0.2;linear:1e-4:0.2:3',
                                                config.sampling.named_schedules)
   out_dir = str(tmp_path_factory.mktemp('compare'))
-  results = compare_samplers.compare(
+  results = compare.compare(
       sampling.model_eps_fn(model), params, config, utterances, schedule_list, SAMPLERS,
       jax.random.PRNGKey(0), output_dir=out_dir, step=3, progress=False)
   return config, results, out_dir
@@ -80,9 +79,10 @@ def test_samplers_share_utterances_and_differ_only_by_the_sampler(compared):
 
 def test_table_and_results_files(compared):
   _, results, out_dir = compared
-  header = compare_samplers.header_line(results, workdir='w', device='cpu', max_seconds=3.0,
-                                        command=compare_samplers.command_line(['x', '--a=1 2']))
-  table = compare_samplers.write_outputs(results, out_dir, header)
+  header = compare.header_line(
+      results, workdir='w', device='cpu', max_seconds=3.0,
+      command=compare.command_line('experiments.compare_samplers', ['x', '--a=1 2']))
+  table = compare.write_outputs(results, out_dir, header)
   with open(os.path.join(out_dir, 'table.md')) as f:
     assert f.read() == table
   lines = table.splitlines()
@@ -102,11 +102,11 @@ def test_nonfinite_values_are_reported():
       {'split': 'heldout', 'sampler': 'gla', 'schedule': 'best_N6', 'num_steps': 6,
        'ls_mse': None, 'mrstft': float('nan'), 'pesq': 1.5, 'stoi': 0.5, 'rtf': 0.2,
        'nonfinite_utterances': 1}]}
-  table = compare_samplers.markdown_table(results)
+  table = compare.markdown_table(results)
   assert '| heldout | gla | 6 (best_N6) [1] | n/a | n/a | 1.50 | 0.500 | 0.200 |' in table
   assert '1. heldout / gla / 6 (best_N6) steps: 1 of 4 utterances non-finite' in table
 
 
 def test_unknown_sampler_is_refused():
   with pytest.raises(ValueError, match="unknown sampler 'ddpm'"):
-    compare_samplers.sampler_config(_config(), 'ddpm')
+    sampling.preset_config(_config(), 'ddpm')

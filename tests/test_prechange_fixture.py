@@ -11,7 +11,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments import compare_samplers
 from experiments.configs import common
 from tests.data import make_prechange_fixture as fixture
 from wavegrad_jax import checkpoints
@@ -46,7 +45,7 @@ def test_denoiser_output_is_unchanged():
 def test_samples_are_unchanged(name):
   params, config, step = checkpoints.load_for_inference(fixture.WORKDIR, common.get_common_config())
   assert step == fixture.NUM_STEPS
-  config = compare_samplers.sampler_config(config, name)
+  config = sampling.preset_config(config, name)
   config.sampling.gla.iterations = fixture.SAMPLERS[name]['gla'].get('iterations', 32)
   sampler = sampling.sampler_from_config(model_lib.build_model(config), config)
   out = sampler(params, jnp.asarray(EXPECTED['betas'], jnp.float32), jnp.asarray(EXPECTED['mel']),
