@@ -63,20 +63,20 @@ def folder_corpus(tmp_path_factory):
 
 def test_shapes_dtypes_and_determinism(folder_corpus):
   config, splits = folder_corpus
-  batches = input_pipeline.TrainBatches(config, splits=splits)
+  batches = input_pipeline.TrainBatches.from_config(config, splits=splits)
   first = batches.batch(3)
   hop, frames = config.audio.hop_length, config.data.segment_frames
   assert set(first) == {'audio', 'mel'}
   assert first['audio'].shape == (4, frames * hop) and first['audio'].dtype == np.float32
   assert first['mel'].shape == (4, frames, config.audio.n_mels) and first['mel'].dtype == np.float32
-  again = input_pipeline.TrainBatches(config, splits=splits).batch(3)  # a "resumed" run.
+  again = input_pipeline.TrainBatches.from_config(config, splits=splits).batch(3)  # a "resumed" run.
   for key in first:
     np.testing.assert_array_equal(first[key], again[key])
     np.testing.assert_array_equal(first[key], batches.batch(3)[key])
   assert not np.array_equal(first['audio'], batches.batch(4)['audio'])
   config.data.shuffle_seed = 1
   try:
-    other_seed = input_pipeline.TrainBatches(config, splits=splits).batch(3)
+    other_seed = input_pipeline.TrainBatches.from_config(config, splits=splits).batch(3)
   finally:
     config.data.shuffle_seed = 0
   assert not np.array_equal(first['audio'], other_seed['audio'])
@@ -84,8 +84,8 @@ def test_shapes_dtypes_and_determinism(folder_corpus):
 
 def test_host_shards_concatenate_to_global_batch(folder_corpus):
   config, splits = folder_corpus
-  whole = input_pipeline.TrainBatches(config, splits=splits)
-  hosts = [input_pipeline.TrainBatches(config, p, 2, splits=splits) for p in range(2)]
+  whole = input_pipeline.TrainBatches.from_config(config, splits=splits)
+  hosts = [input_pipeline.TrainBatches.from_config(config, p, 2, splits=splits) for p in range(2)]
   assert hosts[0].local_batch == 2 and whole.local_batch == 4
   for step in (0, 2, 5):  # 5 x 4 examples crosses an epoch boundary of the ~9 utterances.
     shards = [h.batch(step) for h in hosts]
@@ -96,7 +96,7 @@ def test_host_shards_concatenate_to_global_batch(folder_corpus):
 
 def test_epochs_visit_every_utterance_once(folder_corpus):
   config, splits = folder_corpus
-  batches = input_pipeline.TrainBatches(config, splits=splits)
+  batches = input_pipeline.TrainBatches.from_config(config, splits=splits)
   n = batches.num_utterances
   steps = -(-2 * n // batches.global_batch)
   used = [u for step in range(steps) for u, _ in batches.plan(step)]
@@ -105,7 +105,7 @@ def test_epochs_visit_every_utterance_once(folder_corpus):
 
 def test_crops_match_the_full_utterance_mel(folder_corpus):
   config, splits = folder_corpus
-  batches = input_pipeline.TrainBatches(config, splits=splits)
+  batches = input_pipeline.TrainBatches.from_config(config, splits=splits)
   hop, size = config.audio.hop_length, config.data.segment_frames
   whole = jax.jit(lambda x: audio.log_mel_spectrogram(x, config.audio))  # jit: fewer compiles.
   full_mels = {}  # one unbatched frontend call per utterance: each length compiles anew.
@@ -178,7 +178,7 @@ def test_heldout_utterances(folder_corpus):
 
 def test_iterate_prefetches_the_same_batches(folder_corpus):
   config, splits = folder_corpus
-  batches = input_pipeline.TrainBatches(config, splits=splits)
+  batches = input_pipeline.TrainBatches.from_config(config, splits=splits)
   stream = batches.iterate(start_step=5)
   for step in (5, 6, 7):
     got = next(stream)
@@ -190,11 +190,11 @@ def test_batch_size_checks(folder_corpus):
   config, splits = folder_corpus
   assert input_pipeline.global_batch_size(config, 2, num_data_devices=4) == 4
   with pytest.raises(ValueError, match=r'config.train.batch_size=4 .*process count \(3\)'):
-    input_pipeline.TrainBatches(config, 0, 3, splits=splits)
+    input_pipeline.TrainBatches.from_config(config, 0, 3, splits=splits)
   with pytest.raises(ValueError, match=r'config.train.batch_size=4 .*data mesh axis \(8\)'):
     input_pipeline.global_batch_size(config, 1, num_data_devices=8)
   with pytest.raises(ValueError, match='process_index'):
-    input_pipeline.TrainBatches(config, 2, 2, splits=splits)
+    input_pipeline.TrainBatches.from_config(config, 2, 2, splits=splits)
 
 
 def test_config_changes_name_a_new_dataset(folder_corpus):
@@ -292,5 +292,5 @@ def test_fillets_source_with_max_files(tmp_path):
     assert 0.5 < np.abs(u["audio"]).max() <= 0.9 + 1e-6
   summary = splits.info.metadata['summary']
   assert summary['files_listed'] > 1500 and summary['files_read'] == 6
-  batch = input_pipeline.TrainBatches(config, splits=splits).batch(0)
+  batch = input_pipeline.TrainBatches.from_config(config, splits=splits).batch(0)
   assert batch['mel'].shape == (4, 16, config.audio.n_mels)

@@ -77,7 +77,11 @@ def prepare_dataset(config) -> DatasetSplits:
   Raises:
     builders.DataSourceError: the source folder is missing or empty, or no file can be read.
   """
-  builder = builders.prepare(config.data, config.audio)
+  return _open_splits(config.data, config.audio)
+
+
+def _open_splits(data_config, audio_config) -> DatasetSplits:
+  builder = builders.prepare(data_config, audio_config)
   opened = builder.as_data_source()
   sources = {k: opened[k] if k in opened else _EmptySplit() for k in builders.SPLITS}
   return DatasetSplits(sources, builder.info)
@@ -97,7 +101,10 @@ def global_batch_size(config, process_count: int = 1, num_data_devices: Optional
   Raises:
     ValueError: the batch size is not positive or does not divide by the counts.
   """
-  batch = int(config.train.batch_size)
+  return _checked_batch_size(int(config.train.batch_size), process_count, num_data_devices)
+
+
+def _checked_batch_size(batch, process_count, num_data_devices):
   if batch < 1:
     raise ValueError(f'config.train.batch_size must be positive, got {batch}')
   if process_count < 1 or batch % process_count:
@@ -123,12 +130,16 @@ class TrainBatches:
     num_utterances: training utterances n.
   """
 
-  def __init__(self, config, process_index: int = 0, process_count: int = 1, *,
-               num_data_devices: Optional[int] = None, splits: Optional[DatasetSplits] = None):
+  def __init__(self, data_config, audio_config, batch_size: int, process_index: int = 0,
+               process_count: int = 1, *, num_data_devices: Optional[int] = None,
+               splits: Optional[DatasetSplits] = None):
     """Opens the training split (building the dataset first if needed).
 
     Args:
-      config: the full config (data, audio and train sections).
+      data_config: the `data` section (segment_frames, shuffle_seed, prefetch_batches,
+        read_threads; the corpus when `splits` is None).
+      audio_config: the `audio` section (hop_length, n_mels, log_floor).
+      batch_size: the global batch size (config.train.batch_size).
       process_index: this host's index in [0, process_count).
       process_count: number of hosts sharing the global batch.
       num_data_devices: size of the mesh's data axis, checked against the batch size (None: not).
@@ -136,23 +147,23 @@ class TrainBatches:
     Raises:
       ValueError: bad batch size or process index, or an empty training split.
     """
-    self.global_batch = global_batch_size(config, process_count, num_data_devices)
+    self.global_batch = _checked_batch_size(int(batch_size), process_count, num_data_devices)
     if not 0 <= process_index < process_count:
       raise ValueError(f'process_index {process_index} must be in [0, {process_count})')
     self.local_batch = self.global_batch // process_count
     self._process_index = process_index
-    self._seed = int(config.data.shuffle_seed)
-    self.segment_frames = int(config.data.segment_frames)
+    self._seed = int(data_config.shuffle_seed)
+    self.segment_frames = int(data_config.segment_frames)
     if self.segment_frames < 1:
       raise ValueError(f'config.data.segment_frames must be positive, got {self.segment_frames}')
-    self._hop = int(config.audio.hop_length)
-    self._n_mels = int(config.audio.n_mels)
-    self._mel_pad = np.float32(np.log(float(config.audio.log_floor)))
-    self._prefetch = max(1, int(config.data.prefetch_batches))
+    self._hop = int(audio_config.hop_length)
+    self._n_mels = int(audio_config.n_mels)
+    self._mel_pad = np.float32(np.log(float(audio_config.log_floor)))
+    self._prefetch = max(1, int(data_config.prefetch_batches))
     # Record reads mostly wait on I/O outside the GIL, so a few threads overlap them.
     self._readers = concurrent.futures.ThreadPoolExecutor(
-        max(1, int(config.data.read_threads)), thread_name_prefix='TrainBatches.read')
-    splits = splits if splits is not None else prepare_dataset(config)
+        max(1, int(data_config.read_threads)), thread_name_prefix='TrainBatches.read')
+    splits = splits if splits is not None else _open_splits(data_config, audio_config)
     self._source = splits['train']
     self._frames = splits.frames('train')
     self.num_utterances = len(self._source)
@@ -163,6 +174,13 @@ class TrainBatches:
                        f'frame counts for {len(self._frames)}: delete it and build again')
     self._permutations = {}
     self._lock = threading.Lock()
+
+  @classmethod
+  def from_config(cls, config, process_index: int = 0, process_count: int = 1,
+                  **kwargs) -> 'TrainBatches':
+    """`TrainBatches` of a full config's data and audio sections and train.batch_size."""
+    return cls(config.data, config.audio, int(config.train.batch_size), process_index,
+               process_count, **kwargs)
 
   def _permutation(self, epoch: int) -> np.ndarray:
     with self._lock:

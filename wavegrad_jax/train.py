@@ -501,9 +501,10 @@ def train_and_evaluate(config, workdir):
   reporter.console(f'train step compiled in {time.time() - compile_start:.1f} s')
 
   splits = open_dataset(config)
-  batches = _input_pipeline().TrainBatches(config, jax.process_index(), jax.process_count(),
-                                           num_data_devices=parallel.batch_partitions(
-                                               mesh, config.mesh), splits=splits)
+  batches = _input_pipeline().TrainBatches(
+      config.data, config.audio, int(config.train.batch_size), jax.process_index(),
+      jax.process_count(), num_data_devices=parallel.batch_partitions(mesh, config.mesh),
+      splits=splits)
   data_sharding = parallel.batch_sharding(mesh, config.mesh)
   global_batch = int(config.train.batch_size)
   evaluator = None
