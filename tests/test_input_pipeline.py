@@ -294,3 +294,24 @@ def test_fillets_source_with_max_files(tmp_path):
   assert summary['files_listed'] > 1500 and summary['files_read'] == 6
   batch = input_pipeline.TrainBatches.from_config(config, splits=splits).batch(0)
   assert batch['mel'].shape == (4, 16, config.audio.n_mels)
+
+
+def test_a_corpus_is_one_module_and_one_registry_entry(folder_corpus, tmp_path, monkeypatch):
+  """A corpus defined here (as a new module would define it) builds once it has an entry."""
+  from wavegrad_jax.data import folder, registry  # pylint: disable=g-import-not-at-top
+  from wavegrad_jax.data.corpus import Corpus  # pylint: disable=g-import-not-at-top
+  config, _ = folder_corpus
+
+  def list_wavs(path, data_cfg):  # the .wav files only, speaker spk_c unseen.
+    del data_cfg
+    return folder.list_folder_files(path, ['wav'], 1, ['spk_c']), {}
+
+  corpus = Corpus(name='wavs_only', builder_name='wavs_only_corpus', description='wav files.',
+                  list_files=list_wavs)
+  monkeypatch.setitem(registry.CORPORA, 'wavs_only', corpus)
+  splits = input_pipeline.prepare_dataset(_config(tmp_path, 'wavs_only', config.data.dir))
+  assert os.path.relpath(splits.info.data_dir, str(tmp_path)).startswith(
+      'wavs_only_corpus' + os.sep)
+  ids = [e['id'].decode() for k in builders.SPLITS for e in splits[k]]
+  assert len(ids) > 4 and all(i.endswith('.wav') for i in ids)
+  assert {e['speaker'].decode() for e in splits['unseen']} == {'spk_c'}
