@@ -135,7 +135,7 @@ def step_rng(seed, step):
   return jax.random.fold_in(jax.random.key(seed), step)
 
 
-def train_step(state, batch, *, model, tx, levels, seed, loss, train_config):
+def train_step(state, batch, *, model, tx, levels, seed, loss_name, train_config):
   """One optimiser update on a global batch; pure.
 
   Args:
@@ -145,13 +145,12 @@ def train_step(state, batch, *, model, tx, levels, seed, loss, train_config):
     tx: the optax optimiser.
     levels: [S + 1] training noise levels (`train_noise_levels`).
     seed: the run's seed (config.seed); step n draws from `step_rng(seed, n)`.
-    loss: the denoising loss, 'l1' or 'l2' (config.diffusion.loss).
+    loss_name: the denoising loss, 'l1' or 'l2' (config.diffusion.loss).
     train_config: the `train` section (EMA decay and warm-up, learning-rate schedule).
   Returns:
     (new state, metrics dict of float32 scalars: loss, grad_norm (before clipping), learning_rate).
   """
   rng = step_rng(seed, state.step)
-  loss_type = loss
   eps_fn = sampling.model_eps_fn(model)
   audio = batch['audio'].astype(jnp.float32)
   mel = batch['mel'].astype(jnp.float32)
@@ -159,16 +158,16 @@ def train_step(state, batch, *, model, tx, levels, seed, loss, train_config):
   def loss_fn(params):
     # The model casts to its compute dtype inside and returns float32, so with bf16 compute the
     # loss, its gradient accumulation into float32 params, and the optimiser all stay float32.
-    value, _ = diffusion.denoising_loss(eps_fn, params, rng, audio, mel, levels, loss_type)
-    return value
+    loss, _ = diffusion.denoising_loss(eps_fn, params, rng, audio, mel, levels, loss_name)
+    return loss
 
-  value, grads = jax.value_and_grad(loss_fn)(state.params)
+  loss, grads = jax.value_and_grad(loss_fn)(state.params)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   decay = ema_decay(train_config, state.step)
   ema_params = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params, params)
   metrics = {
-      'loss': value,
+      'loss': loss,
       'grad_norm': optax.tree.norm(grads),
       'learning_rate': jnp.asarray(learning_rate_schedule(train_config)(state.step), jnp.float32),
   }
@@ -194,7 +193,7 @@ def compile_train_step(model, tx, config, mesh, shardings):
   """
   parallel.check_batch_size(int(config.train.batch_size), mesh, config.mesh)
   fn = functools.partial(train_step, model=model, tx=tx, levels=train_noise_levels(config),
-                         seed=int(config.seed), loss=config.diffusion.loss,
+                         seed=int(config.seed), loss_name=config.diffusion.loss,
                          train_config=config.train)
   data_sharding = parallel.batch_sharding(mesh, config.mesh)
   jitted = jax.jit(fn, in_shardings=(shardings, data_sharding),
@@ -207,7 +206,7 @@ def compile_train_step(model, tx, config, mesh, shardings):
   return jitted.lower(abstract_state, abstract_batch).compile()
 
 
-def heldout_losses(params, ema_params, batch, index, *, model, levels, seed, loss):
+def heldout_losses(params, ema_params, batch, index, *, model, levels, seed, loss_name):
   """Mean denoising loss of the raw and EMA parameters on held-out batch `index`; pure.
 
   The key is fold_in(key(seed), index): the same at every evaluation, so the losses of successive
@@ -221,14 +220,14 @@ def heldout_losses(params, ema_params, batch, index, *, model, levels, seed, los
     model: the WaveGrad module.
     levels: [S + 1] training noise levels.
     seed: the held-out noise seed (config.train.eval_seed).
-    loss: 'l1' or 'l2' (config.diffusion.loss).
+    loss_name: 'l1' or 'l2' (config.diffusion.loss).
   Returns:
     {'heldout_loss_raw': scalar, 'heldout_loss': scalar (EMA)}.
   """
   rng = jax.random.fold_in(jax.random.key(seed), index)
   eps_fn = sampling.model_eps_fn(model)
   losses = [diffusion.denoising_loss(eps_fn, p, rng, batch['audio'], batch['mel'], levels,
-                                     loss)[0] for p in (params, ema_params)]
+                                     loss_name)[0] for p in (params, ema_params)]
   return {'heldout_loss_raw': losses[0], 'heldout_loss': losses[1]}
 
 
@@ -236,7 +235,7 @@ def compile_eval_step(model, config, mesh, shardings, batch_size):
   """`heldout_losses` jitted over the mesh: (params, ema_params, batch, index) -> scalars."""
   parallel.check_batch_size(batch_size, mesh, config.mesh, 'train.eval_batch_size')
   fn = functools.partial(heldout_losses, model=model, levels=train_noise_levels(config),
-                         seed=int(config.train.eval_seed), loss=config.diffusion.loss)
+                         seed=int(config.train.eval_seed), loss_name=config.diffusion.loss)
   return jax.jit(fn, in_shardings=(shardings.params, shardings.ema_params,
                                    parallel.batch_sharding(mesh, config.mesh), None),
                  out_shardings=parallel.replicated(mesh))
