@@ -69,7 +69,8 @@ def test_shapes_dtypes_and_determinism(folder_corpus):
   assert set(first) == {'audio', 'mel'}
   assert first['audio'].shape == (4, frames * hop) and first['audio'].dtype == np.float32
   assert first['mel'].shape == (4, frames, config.audio.n_mels) and first['mel'].dtype == np.float32
-  again = input_pipeline.TrainBatches.from_config(config, splits=splits).batch(3)  # a "resumed" run.
+  # A "resumed" run.
+  again = input_pipeline.TrainBatches.from_config(config, splits=splits).batch(3)
   for key in first:
     np.testing.assert_array_equal(first[key], again[key])
     np.testing.assert_array_equal(first[key], batches.batch(3)[key])

@@ -1,7 +1,8 @@
 """A checkpoint written before the issue-10 restructuring restores and samples exactly as then.
 
-tests/data/prechange_run/ and prechange_expected.npz were made by tests/data/make_prechange_fixture.py
-from the code at commit b1a4748; nothing here regenerates them.
+tests/data/prechange_run/ and prechange_expected.npz were made by
+tests/data/make_prechange_fixture.py from the code at commit b1a4748; nothing here regenerates
+them.
 """
 import os
 import shutil

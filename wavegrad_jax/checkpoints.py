@@ -386,8 +386,8 @@ def frontend_differences(a, b, a_name='the checkpoint', b_name='--config', ignor
     a_name, b_name: where `a` and `b` come from, for the messages.
     ignore: dotted paths left out, e.g. ('model.dtype',).
   Returns:
-    list of 'section.field: <a value> in <a_name> vs <b value> now' strings (`jsonable.differences`),
-    empty when the models and frontends agree.
+    list of 'section.field: <a value> in <a_name> vs <b value> now' strings
+    (`jsonable.differences`), empty when the models and frontends agree.
   """
   return jsonable.differences(model_and_frontend(a), model_and_frontend(b), old_name=a_name,
                               new_name=b_name, ignore=ignore)

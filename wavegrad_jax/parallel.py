@@ -227,7 +227,7 @@ def param_partition_spec(shape, mesh, fsdp_axis):
 
 
 def state_shardings(abstract_state, mesh, mesh_config):
-  """Per-leaf NamedShardings for a pytree of parameters (params, EMA and optimiser moments alike)."""
+  """Per-leaf NamedShardings of a parameter pytree (params, EMA and optimiser moments alike)."""
   return jax.tree.map(
       lambda x: NamedSharding(mesh, param_partition_spec(x.shape, mesh, mesh_config.fsdp_axis)),
       abstract_state)

@@ -9,12 +9,13 @@ state and inference parameters) and computes the same denoiser output and the sa
 script uses only entry points that survive the restructuring, so it also runs afterwards (its
 outputs should then be identical).
 
-The run: tiny.py's frontend with a two-UBlock model of a few channels (about 6k parameters), three
-Adam steps on harmonic tones with warm-up off, saved as a periodic checkpoint at step 3 with
-config.json beside it, exactly as `train.train_and_evaluate` lays a workdir out.
-prechange_expected.npz holds the inputs and outputs: a tone's log-mel [1, 20, 80], the 6-step schedule and
-the samples of the ancestral, deterministic (eta 0) and GLA-Grad (mel_pinv) samplers from key(7),
-and the denoiser's output on a fixed noisy input at noise level 0.5.
+The run: tiny.py's frontend with a two-UBlock model of a few channels (4,429 parameters), 100
+Adam steps (learning rate 3e-3, warm-up off) on harmonic tones, so that its samples stay finite,
+saved as a periodic checkpoint at step 100 with config.json beside it, as
+`train.train_and_evaluate` lays a workdir out. prechange_expected.npz holds the inputs and
+outputs: a tone's log-mel [1, 20, 80], the 6-step schedule, the samples of the ancestral,
+deterministic (eta 0) and GLA-Grad (mel_pinv, 4 iterations) samplers from key(7), and the
+denoiser's output on a fixed noisy input at noise level 0.5.
 """
 import os
 import shutil
