@@ -137,6 +137,8 @@ def test_resampling_and_edge_cases():
   assert np.isnan(perceptual.visqol(bad, clean, rate)['visqol_moslqo'])
   assert np.isnan(perceptual.visqol(clean, np.zeros_like(clean), rate)['visqol_moslqo'])
   assert np.isnan(perceptual.visqol(clean[:1000], clean[:1000], rate)['visqol_moslqo'])
+  half_second = clean[:rate // 2]    # too short for one of ViSQOL's speech patches
+  assert np.isnan(perceptual.visqol(half_second, half_second, rate)['visqol_nsim'])
   # Samples beyond [-1, 1] are clipped as a PCM file would clip them, not rejected.
   assert np.isfinite(perceptual.dnsmos(3.0 * clean, rate)['dnsmos_ovrl'])
   with pytest.raises(ValueError, match=r'1-D waveform \[T\]'):
