@@ -28,6 +28,7 @@ def _config():
   config.eval.overlap_frames = 4
   config.eval.batch_size = 2
   config.eval.mrstft_resolutions = ((256, 64, 256), (512, 128, 512))
+  config.eval.dnsmos = config.eval.visqol = 'false'  # tests/test_perceptual.py covers them.
   return config
 
 

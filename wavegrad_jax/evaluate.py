@@ -2,8 +2,9 @@
 
 For each schedule: chunked, batched synthesis (one compilation per schedule length and chunk
 shape), then LS-MSE, multi-resolution STFT distance, mel L1, PESQ (wideband, 16 kHz) and STOI
-against the reference audio, plus the real-time factor. Results go to metrics.json (means per
-schedule), per_utterance.jsonl (one line per schedule and utterance), TensorBoard scalars and wavs.
+against the reference audio, plus the real-time factor; with the optional perceptual extra, also
+DNSMOS and ViSQOL (`perceptual`). Results go to metrics.json (means per schedule),
+per_utterance.jsonl (one line per schedule and utterance), TensorBoard scalars and wavs.
 """
 import json
 import math
@@ -14,10 +15,10 @@ import jax
 import numpy as np
 import tqdm
 
-from wavegrad_jax import jsonable, metrics, sampling, schedules, synthesize
+from wavegrad_jax import jsonable, metrics, perceptual, sampling, schedules, synthesize
 
 METRIC_NAMES = ('ls_mse', 'mrstft', 'spectral_convergence', 'log_magnitude_l1', 'mel_l1', 'pesq',
-                'stoi')
+                'stoi') + perceptual.ALL_FIELDS
 
 
 def schedule_name(spec):
@@ -56,7 +57,27 @@ def _safe_id(utt_id):
   return re.sub(r'[^A-Za-z0-9._+-]+', '_', str(utt_id))
 
 
-def score_utterances(generated, references, config, metrics_fn=None):
+def perceptual_measures(config):
+  """The perceptual measures config.eval.dnsmos / eval.visqol ask for and that are installed.
+
+  'auto' measures that are not installed are left out with a one-line hint, logged once.
+
+  Args:
+    config: full config (eval).
+  Returns:
+    tuple of `perceptual.MEASURES` names.
+  Raises:
+    perceptual.MissingExtraError: a measure set to 'true' is not installed (names the fix).
+    ValueError: a setting other than 'auto', 'true' or 'false', or a bad dnsmos_short_clips.
+  """
+  perceptual.check_short_clips(config.eval.get('dnsmos_short_clips', 'pad'))
+  measures, hint = perceptual.resolve(
+      {m: config.eval.get(m, 'auto') for m in perceptual.MEASURES})
+  perceptual.log_hint_once(hint)
+  return measures
+
+
+def score_utterances(generated, references, config, metrics_fn=None, measures=None):
   """Every metric for each (generated, reference) pair of one schedule.
 
   Args:
@@ -65,10 +86,13 @@ def score_utterances(generated, references, config, metrics_fn=None):
     config: full config (audio, eval).
     metrics_fn: optional `metrics.make_spectral_metrics_fn` result, reused across schedules so that
       each utterance length compiles once.
+    measures: perceptual measures to add (`perceptual_measures(config)` when None).
   Returns:
-    list of {metric name: float} per utterance (PESQ / STOI only if enabled in config.eval).
+    list of {metric name: float} per utterance (PESQ / STOI only if enabled in config.eval;
+    DNSMOS / ViSQOL fields only for `measures`).
   """
   metrics_fn = metrics_fn or metrics.make_spectral_metrics_fn(config.audio, config.eval)
+  measures = perceptual_measures(config) if measures is None else measures
   rate = int(config.audio.sample_rate)
   rows = []
   for gen, ref in zip(generated, references):
@@ -77,6 +101,8 @@ def score_utterances(generated, references, config, metrics_fn=None):
       row['pesq'] = float(metrics.pesq_wb(gen, ref, rate))
     if config.eval.stoi:
       row['stoi'] = float(metrics.stoi(gen, ref, rate))
+    row.update(perceptual.score(gen, ref, rate, measures,
+                                config.eval.get('dnsmos_short_clips', 'pad')))
     rows.append(row)
   return rows
 
@@ -105,11 +131,17 @@ def evaluate_utterances(eps_fn, params, config, utterances, schedule_list, rng, 
     progress: show progress bars.
   Returns:
     dict: {'step', 'num_utterances', 'audio_seconds', 'schedules': {name: {'num_steps', 'betas',
-    'rtf', 'synthesis_seconds', 'compile_seconds', metric means...}}, 'per_utterance': [rows]}.
+    'rtf', 'synthesis_seconds', 'compile_seconds', metric means...}}, 'per_utterance': [rows]},
+    and with DNSMOS / ViSQOL on, 'reference': {their means on the reference audio} (ViSQOL of
+    each reference against itself: the scale's ceiling).
+  Raises:
+    perceptual.MissingExtraError: eval.dnsmos / eval.visqol is 'true' but not installed (raised
+      before any synthesis).
   """
   if not utterances:
     raise ValueError('no utterances to evaluate (empty split?)')
   audio_cfg, e = config.audio, config.eval
+  measures = perceptual_measures(config)  # a missing required extra fails before synthesis.
   hop, rate = int(audio_cfg.hop_length), int(audio_cfg.sample_rate)
   sampler = sampling.make_sampler(eps_fn, hop_length=hop,
                                   options=sampling.SamplerOptions.from_config(config))
@@ -131,6 +163,10 @@ def evaluate_utterances(eps_fn, params, config, utterances, schedule_list, rng, 
   audio_seconds = sum(r.shape[0] for r in refs) / rate
   results = {'step': step, 'num_utterances': len(utterances), 'audio_seconds': audio_seconds,
              'schedules': {}, 'per_utterance': []}
+  if measures:
+    ref_rows = [perceptual.score(r, r, rate, measures, e.get('dnsmos_short_clips', 'pad'))
+                for r in refs]
+    results['reference'] = {k: _mean([row[k] for row in ref_rows]) for k in ref_rows[0]}
   if output_dir:
     os.makedirs(output_dir, exist_ok=True)
     if e.write_wavs and e.write_references:
@@ -141,7 +177,7 @@ def evaluate_utterances(eps_fn, params, config, utterances, schedule_list, rng, 
                                disable=not progress):
     generated, stats = vocode(params, betas, mels, rng, progress=progress,
                               desc=f'{name} ({len(betas)} steps)', **vocode_kwargs)
-    rows = score_utterances(generated, refs, config, metrics_fn)
+    rows = score_utterances(generated, refs, config, metrics_fn, measures)
     summary = {'num_steps': int(len(betas)), 'betas': [float(b) for b in betas],
                'rtf': stats['synthesis_seconds'] / audio_seconds,
                'synthesis_seconds': stats['synthesis_seconds'],
@@ -185,7 +221,10 @@ def write_results(results, output_dir, config):
   step = int(results['step'] or 0)
   split = config.eval.split
   with tensorboardX.SummaryWriter(os.path.join(output_dir, 'tb')) as writer:
-    for name, sched in results['schedules'].items():
+    rows = dict(results['schedules'])
+    if 'reference' in results:
+      rows['reference'] = results['reference']
+    for name, sched in rows.items():
       for metric in METRIC_NAMES + ('rtf',):
         value = sched.get(metric)
         if value is not None and math.isfinite(value):
@@ -203,14 +242,20 @@ def evaluation_rng(config):
 
 
 def format_table(results):
-  """A plain-text table of the per-schedule means in `results`."""
-  cols = ('num_steps', 'ls_mse', 'mrstft', 'mel_l1', 'pesq', 'stoi', 'rtf')
-  lines = [f'{"schedule":<24}' + ''.join(f'{c:>11}' for c in cols)]
-  for name, sched in results['schedules'].items():
+  """A plain-text table of the per-schedule means in `results`, and of the reference's DNSMOS."""
+  rows = dict(results['schedules'])
+  if 'reference' in results:
+    rows['reference'] = results['reference']
+  perceptual_cols = tuple(c for c in ('dnsmos_ovrl', 'visqol_moslqo')
+                          if any(c in r for r in rows.values()))
+  cols = ('num_steps', 'ls_mse', 'mrstft', 'mel_l1', 'pesq', 'stoi') + perceptual_cols + ('rtf',)
+  widths = [max(11, len(c) + 2) for c in cols]
+  lines = [f'{"schedule":<24}' + ''.join(f'{c:>{w}}' for c, w in zip(cols, widths))]
+  for name, sched in rows.items():
     cells = []
-    for c in cols:
+    for c, w in zip(cols, widths):
       v = sched.get(c)
-      cells.append(f'{"-":>11}' if v is None else f'{v:>11d}' if isinstance(v, int)
-                   else f'{v:>11.4g}')
+      cells.append(f'{"-":>{w}}' if v is None else f'{v:>{w}d}' if isinstance(v, int)
+                   else f'{v:>{w}.4g}')
     lines.append(f'{name:<24}' + ''.join(cells))
   return '\n'.join(lines)

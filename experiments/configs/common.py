@@ -228,6 +228,15 @@ def eval_config():
   c.mrstft_resolutions = ((512, 128, 512), (1024, 256, 1024), (2048, 512, 2048))  # (n_fft, hop, win)
   c.pesq = True                 # wideband PESQ at 16 kHz (slow-ish: host C code).
   c.stoi = True
+  # Offline perceptual measures, an optional extra (pip install -r requirements-perceptual.txt):
+  # DNSMOS P.835 / P.808 (no reference needed) and ViSQOL v3 speech-mode MOS-LQO (against the
+  # reference). 'auto': measured when installed, else left out with a one-line hint; 'true':
+  # required (an error naming the install command when missing); 'false': off.
+  c.dnsmos = 'auto'
+  c.visqol = 'auto'
+  # DNSMOS rates 9.01 s windows: 'pad' shorter clips with zeros (stable), or 'tile' them with
+  # copies of themselves as Microsoft's script does (a cut clip's score jumps with its length).
+  c.dnsmos_short_clips = 'pad'
   c.write_wavs = True
   c.write_references = True     # also write the reference audio, for listening side by side.
   c.wav_subtype = 'PCM_16'      # soundfile subtype of written wavs.
