@@ -110,7 +110,8 @@ def stft(audio, n_fft, hop_length, win_length=None, window='hann', pad_mode='ref
 
   With framing 'center' this is librosa `stft(center=True)` less its trailing frame; with
   'hop_center' it is HiFi-GAN's: (n_fft - hop_length) // 2 samples padded at each end, then
-  `stft(center=False)`, frame i centred on the middle of hop i.
+  `stft(center=False)`, frame i centred on the middle of hop i (for an odd n_fft - hop_length the
+  last frame reads one zero past the end padding, where HiFi-GAN would drop that frame).
 
   Args:
     audio: [..., T] float waveform; T >= hop_length.
