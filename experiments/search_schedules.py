@@ -19,9 +19,9 @@ from absl import app
 from absl import flags
 from absl import logging
 import jax
-import numpy as np
 
 from experiments import checkpoint_flags
+from wavegrad_jax import mel_conventions
 from wavegrad_jax import model as model_lib
 from wavegrad_jax import sampling
 from wavegrad_jax import schedule_search
@@ -59,7 +59,7 @@ def run():
   hop = int(config.audio.hop_length)
   mels, refs, ids = schedule_search.search_segments(
       utterances, int(s.num_utterances), int(s.segment_frames), hop,
-      float(np.log(config.audio.log_floor)))
+      mel_conventions.silence_value(config.audio))
   model = model_lib.build_model(config)
   rng = jax.random.PRNGKey(int(s.seed))
   scorer = schedule_search.make_ls_mse_scorer(sampling.model_eps_fn(model), params, mels, refs,

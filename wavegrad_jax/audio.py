@@ -1,9 +1,12 @@
 """The mel frontend (STFT, mel filterbank, log) in JAX, and audio file loading.
 
-Waveforms are [..., T] float32 in [-1, 1]; spectra are frames-major, [..., frames, bins]. Frames
-are centred like librosa's `center=True`, but only the first T // hop_length are kept so that
-frames * hop_length == T, which the model requires. Every JAX function is jittable when the config
-values (sizes, window name, pad mode) are Python constants: close over the config, don't trace it.
+Waveforms are [..., T] float32 in [-1, 1]; spectra are frames-major, [..., frames, bins]. With the
+default framing 'center' frames are centred like librosa's `center=True`; 'hop_center' centres frame
+i on the middle of hop i (HiFi-GAN). Either way only the first T // hop_length frames are kept so
+that frames * hop_length == T, which the model requires. What happens after the filterbank (log
+base, floor, dB, normalisation) is the `audio.convention`'s, in `mel_conventions`. Every JAX
+function is jittable when the config values (sizes, window name, pad mode) are Python constants:
+close over the config, don't trace it.
 """
 import functools
 import os
@@ -11,12 +14,12 @@ import struct
 
 import jax
 import jax.numpy as jnp
-import librosa
 import numpy as np
 import scipy.signal
 import soundfile
 import soxr
 
+from wavegrad_jax import mel_conventions
 
 class AudioLoadError(ValueError):
   """An audio file is missing, empty, truncated, corrupt or unreadable; the message names it."""
@@ -25,25 +28,17 @@ class AudioLoadError(ValueError):
 # ------------------------------------------------------------------------------ filterbank, window
 
 
-@functools.lru_cache(maxsize=None)
-def _mel_filterbank_cached(sample_rate, n_fft, n_mels, fmin, fmax):
-  fb = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
-  fb = np.ascontiguousarray(fb.T, dtype=np.float32)
-  fb.setflags(write=False)  # shared by every caller through the cache
-  return fb
-
-
 def mel_filterbank(audio_cfg):
-  """The Slaney-style mel filterbank of librosa (htk=False, norm='slaney'), cached.
+  """librosa's mel filterbank of the frontend, cached: Slaney scale and norm unless audio.mel_scale
+  / audio.mel_norm say 'htk' / 'none'.
 
   Args:
-    audio_cfg: the `audio` config section (uses sample_rate, n_fft, n_mels, fmin, fmax in Hz).
+    audio_cfg: the `audio` config section (sample_rate, n_fft, n_mels, fmin, fmax in Hz,
+      mel_scale, mel_norm) or a `mel_conventions.Frontend`.
   Returns:
     [n_fft // 2 + 1, n_mels] float32, read-only; right-multiplies a [..., frames, bins] spectrum.
   """
-  fmax = None if audio_cfg.fmax is None else float(audio_cfg.fmax)
-  return _mel_filterbank_cached(int(audio_cfg.sample_rate), int(audio_cfg.n_fft),
-                                int(audio_cfg.n_mels), float(audio_cfg.fmin), fmax)
+  return mel_conventions.filterbank(mel_conventions.frontend(audio_cfg))
 
 
 @functools.lru_cache(maxsize=None)
@@ -100,8 +95,23 @@ def _overlap_add(frames, hop_length):
   return out.reshape(out.shape[:-2] + ((f + k - 1) * hop_length,))
 
 
-def stft(audio, n_fft, hop_length, win_length=None, window='hann', pad_mode='reflect'):
-  """Complex STFT with centred frames, as librosa `stft(center=True)` less its trailing frame.
+def _framing_pad(n_fft, hop_length, framing):
+  """Samples padded at each end: n_fft // 2 ('center') or (n_fft - hop) // 2 ('hop_center')."""
+  if framing == 'center':
+    return n_fft // 2
+  if framing == 'hop_center':
+    return max(0, (n_fft - hop_length) // 2)
+  raise ValueError(f"framing must be 'center' or 'hop_center', got {framing!r}")
+
+
+def stft(audio, n_fft, hop_length, win_length=None, window='hann', pad_mode='reflect',
+         framing='center'):
+  """Complex STFT of the first T // hop_length frames.
+
+  With framing 'center' this is librosa `stft(center=True)` less its trailing frame; with
+  'hop_center' it is HiFi-GAN's: (n_fft - hop_length) // 2 samples padded at each end, then
+  `stft(center=False)`, frame i centred on the middle of hop i (for an odd n_fft - hop_length the
+  last frame reads one zero past the end padding, where HiFi-GAN would drop that frame).
 
   Args:
     audio: [..., T] float waveform; T >= hop_length.
@@ -109,7 +119,8 @@ def stft(audio, n_fft, hop_length, win_length=None, window='hann', pad_mode='ref
     hop_length: frame step in samples.
     win_length: window length in samples (<= n_fft; default n_fft), zero-padded centred to n_fft.
     window: any `scipy.signal.get_window` spec, e.g. 'hann' (periodic).
-    pad_mode: `jnp.pad` mode for the n_fft // 2 samples added at each end.
+    pad_mode: `jnp.pad` mode for the samples added at each end.
+    framing: 'center' or 'hop_center'.
   Returns:
     [..., T // hop_length, n_fft // 2 + 1] complex64.
   """
@@ -120,18 +131,19 @@ def stft(audio, n_fft, hop_length, win_length=None, window='hann', pad_mode='ref
   if frames < 1:
     raise ValueError(f'audio of {audio.shape[-1]} samples is shorter than one hop '
                      f'({hop_length} samples)')
-  pad = n_fft // 2
+  pad = _framing_pad(n_fft, hop_length, framing)
   padded = jnp.pad(audio, [(0, 0)] * (audio.ndim - 1) + [(pad, pad)], mode=pad_mode)
   framed = _frame(padded, n_fft, hop_length, frames)
   return jnp.fft.rfft(framed * win, axis=-1)
 
 
-def stft_magnitude(audio, n_fft, hop_length, win_length=None, window='hann', pad_mode='reflect'):
+def stft_magnitude(audio, n_fft, hop_length, win_length=None, window='hann', pad_mode='reflect',
+                   framing='center'):
   """|STFT| of `audio`: [..., T] -> [..., T // hop_length, n_fft // 2 + 1] float32 (see `stft`)."""
-  return jnp.abs(stft(audio, n_fft, hop_length, win_length, window, pad_mode))
+  return jnp.abs(stft(audio, n_fft, hop_length, win_length, window, pad_mode, framing))
 
 
-def istft(spec, length, n_fft, hop_length, win_length=None, window='hann'):
+def istft(spec, length, n_fft, hop_length, win_length=None, window='hann', framing='center'):
   """Inverse of `stft`: windowed overlap-add divided by the window's sum of squares.
 
   Samples the window covers (nearly) nowhere are left undivided, as librosa does. The last few
@@ -141,7 +153,7 @@ def istft(spec, length, n_fft, hop_length, win_length=None, window='hann'):
   Args:
     spec: [..., frames, n_fft // 2 + 1] complex STFT in `stft`'s framing.
     length: output length in samples, usually the T given to `stft`; zero-filled past the frames.
-    n_fft, hop_length, win_length, window: as given to `stft`.
+    n_fft, hop_length, win_length, window, framing: as given to `stft`.
   Returns:
     [..., length] float32 waveform.
   """
@@ -154,7 +166,7 @@ def istft(spec, length, n_fft, hop_length, win_length=None, window='hann'):
                      hop_length)
   covered = wss > np.finfo(np.float32).tiny
   y = jnp.where(covered, y / jnp.where(covered, wss, 1.0), y)
-  start = n_fft // 2
+  start = _framing_pad(n_fft, hop_length, framing)
   y = y[..., start:start + length]
   if y.shape[-1] < length:
     y = jnp.pad(y, [(0, 0)] * (y.ndim - 1) + [(0, length - y.shape[-1])])
@@ -165,27 +177,40 @@ def istft(spec, length, n_fft, hop_length, win_length=None, window='hann'):
 
 
 def mel_spectrogram(audio, audio_cfg):
-  """Mel spectrogram before the log, as librosa.feature.melspectrogram on the first T // hop frames.
+  """Linear mel spectrogram (before the log) of the first T // hop frames.
+
+  The default frontend is librosa.feature.melspectrogram; audio.framing, stft_norm, magnitude_eps,
+  mel_scale and mel_norm select the other conventions' STFT and filterbank (see mel_conventions).
 
   Args:
     audio: [..., T] float waveform at audio_cfg.sample_rate.
-    audio_cfg: the `audio` config section; its values must be Python constants.
+    audio_cfg: the `audio` config section (or a `mel_conventions.Frontend`); Python constants.
   Returns:
-    [..., T // hop_length, n_mels] float32, |STFT| ** power summed through the mel filterbank.
+    [..., T // hop_length, n_mels] float32, (gain * |STFT|) ** power through the mel filterbank.
   """
-  mag = stft_magnitude(audio, int(audio_cfg.n_fft), int(audio_cfg.hop_length),
-                       int(audio_cfg.win_length), audio_cfg.window, audio_cfg.pad_mode)
-  power = float(audio_cfg.power)
-  spec = mag if power == 1.0 else mag ** power
+  fe = mel_conventions.frontend(audio_cfg)
+  spec = stft(audio, fe.n_fft, fe.hop_length, fe.win_length, fe.window, fe.pad_mode, fe.framing)
+  if fe.magnitude_eps:
+    mag = jnp.sqrt(jnp.square(spec.real) + jnp.square(spec.imag) + fe.magnitude_eps)
+  else:
+    mag = jnp.abs(spec)
+  gain = mel_conventions.stft_gain(fe)
+  if gain != 1.0:
+    mag = mag * gain
+  spec = mag if fe.power == 1.0 else mag ** fe.power
   # HIGHEST: the default float32 matmul on TPU (bf16 passes) and on GPU (TF32) costs ~1e-3 relative.
-  return jnp.matmul(spec, jnp.asarray(mel_filterbank(audio_cfg)),
+  return jnp.matmul(spec, jnp.asarray(mel_conventions.filterbank(fe)),
                     precision=jax.lax.Precision.HIGHEST)
 
 
 def log_mel_spectrogram(audio, audio_cfg):
-  """The model's conditioning: log(max(mel, log_floor)), natural log; [..., T // hop, n_mels]."""
-  mel = mel_spectrogram(audio, audio_cfg)
-  return jnp.log(jnp.maximum(mel, float(audio_cfg.log_floor)))
+  """The model's conditioning mel, in the audio section's convention; [..., T // hop, n_mels].
+
+  By default (convention 'wavegrad') log(max(mel, log_floor)), natural log; other conventions
+  apply log10 / dB and normalisation (`mel_conventions.compress`). float32.
+  """
+  fe = mel_conventions.frontend(audio_cfg)
+  return mel_conventions.compress(mel_spectrogram(audio, fe), fe)
 
 
 # ------------------------------------------------------------------------------------------ loading

@@ -10,9 +10,9 @@ or restarted run sees exactly the data it would have seen, with no iterator stat
 where n is the number of training utterances. The crop takes mel frames [k, k + segment_frames)
 and audio samples [k * hop, (k + segment_frames) * hop): frame k is centred on sample k * hop, the
 alignment the model's upsampler assumes. An utterance shorter than the segment is used whole from
-frame 0, its audio zero-padded and its mel padded with log(audio.log_floor), the value silence
-takes; utterances shorter than one hop cannot have a mel frame and are never stored (the build
-summary lists them).
+frame 0, its audio zero-padded and its mel padded with the value silence takes in the audio
+convention (`mel_conventions.silence_value`: log(audio.log_floor) by default); utterances shorter
+than one hop cannot have a mel frame and are never stored (the build summary lists them).
 """
 import collections.abc
 import concurrent.futures
@@ -22,6 +22,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
+from wavegrad_jax import mel_conventions
 from wavegrad_jax.data import builders
 
 # Stream tags keep the permutation and crop rngs apart when an epoch number equals an example index.
@@ -158,7 +159,8 @@ class TrainBatches:
       raise ValueError(f'config.data.segment_frames must be positive, got {self.segment_frames}')
     self._hop = int(audio_config.hop_length)
     self._n_mels = int(audio_config.n_mels)
-    self._mel_pad = np.float32(np.log(float(audio_config.log_floor)))
+    # Silence in the frontend's convention: a float, or per band under mean-variance normalisation.
+    self._mel_pad = mel_conventions.silence_value(audio_config)
     self._prefetch = max(1, int(data_config.prefetch_batches))
     # Record reads mostly wait on I/O outside the GIL, so a few threads overlap them.
     self._readers = concurrent.futures.ThreadPoolExecutor(

@@ -2,21 +2,22 @@
 
 Used by the sampler's GLA-Grad option (Liu et al., "GLA-Grad: A Griffin-Lim Extended Waveform
 Generation Diffusion Model", ICASSP 2024), and usable alone. Spectra are frames-major,
-[..., frames, n_fft // 2 + 1], in `audio.stft`'s framing (centred frames, T // hop of them), so a
-magnitude from `audio.stft_magnitude` or from `mel_pinv_magnitude` plugs in directly.
+[..., frames, n_fft // 2 + 1], in `audio.stft`'s framing (T // hop frames, 'center' or
+'hop_center'), so a magnitude from `audio.stft_magnitude` or from `mel_pinv_magnitude` plugs in
+directly when the framings agree.
 
 Every function is jittable when the STFT sizes, window and iteration count are Python constants:
 close over a `GriffinLimOptions`, don't trace it.
 """
 import dataclasses
 import functools
-import types
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from wavegrad_jax import audio as audio_lib
+from wavegrad_jax import mel_conventions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,12 +29,13 @@ class GriffinLimOptions:
     hop_length: frame step in samples.
     win_length: window length in samples, <= n_fft (zero-padded centred to n_fft).
     window: `scipy.signal.get_window` spec, e.g. 'hann'.
-    pad_mode: `jnp.pad` mode of the centred frames ('reflect' as the mel frontend, 'constant').
+    pad_mode: `jnp.pad` mode of the frames' end padding ('reflect' as the mel frontend, 'constant').
     iterations: projections per call; 0 returns the input unchanged.
     momentum: the fast Griffin-Lim acceleration alpha of Perraudin et al. (2013); 0 is plain
       Griffin-Lim, whose spectral convergence never increases (exactly so with pad_mode
       'constant'; 'reflect' ties the edge samples to their mirror images); about 0.99 converges
       faster but without that guarantee.
+    framing: 'center' or 'hop_center' (see `audio.stft`); the mel frontend's audio.framing.
   """
   n_fft: int
   hop_length: int
@@ -42,6 +44,7 @@ class GriffinLimOptions:
   pad_mode: str = 'reflect'
   iterations: int = 32
   momentum: float = 0.0
+  framing: str = 'center'
 
   def __post_init__(self):
     if self.n_fft < 1 or self.hop_length < 1:
@@ -55,6 +58,9 @@ class GriffinLimOptions:
                        f'({self.win_length}) leaves samples no frame covers')
     if int(self.iterations) != self.iterations or self.iterations < 0:
       raise ValueError(f'Griffin-Lim iterations must be an integer >= 0, got {self.iterations}')
+    if self.framing not in mel_conventions.FRAMINGS:
+      raise ValueError(f'Griffin-Lim framing must be one of {mel_conventions.FRAMINGS}, got '
+                       f'{self.framing!r}')
     if not 0.0 <= self.momentum <= 1.0:
       raise ValueError(f'Griffin-Lim momentum must lie in [0, 1] (0: plain GLA), got '
                        f'{self.momentum}')
@@ -70,11 +76,12 @@ class GriffinLimOptions:
 
 def _stft(audio, opts):
   return audio_lib.stft(audio, opts.n_fft, opts.hop_length, opts.win_length, opts.window,
-                        opts.pad_mode)
+                        opts.pad_mode, opts.framing)
 
 
 def _istft(spec, length, opts):
-  return audio_lib.istft(spec, length, opts.n_fft, opts.hop_length, opts.win_length, opts.window)
+  return audio_lib.istft(spec, length, opts.n_fft, opts.hop_length, opts.win_length, opts.window,
+                         opts.framing)
 
 
 def impose_magnitude(spec, magnitude):
@@ -150,9 +157,11 @@ def spectral_convergence(audio, magnitude, opts):
 
 
 @functools.lru_cache(maxsize=None)
-def _mel_pinv_cached(sample_rate, n_fft, n_mels, fmin, fmax):
-  fb = audio_lib.mel_filterbank(types.SimpleNamespace(
-      sample_rate=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax))
+def _pinv_of(sample_rate, n_fft, n_mels, fmin, fmax, mel_scale, mel_norm):
+  fb = mel_conventions.filterbank(mel_conventions.Frontend(
+      sample_rate=sample_rate, n_fft=n_fft, hop_length=1, win_length=n_fft, window='hann',
+      n_mels=n_mels, fmin=fmin, fmax=fmax, power=1.0, convention='custom', mel_scale=mel_scale,
+      mel_norm=mel_norm))
   # float64 SVD: the narrow low-frequency filters make the filterbank poorly conditioned.
   pinv = np.linalg.pinv(fb.astype(np.float64)).astype(np.float32)
   pinv.setflags(write=False)  # shared by every caller through the cache
@@ -163,64 +172,46 @@ def mel_pseudo_inverse(audio_cfg):
   """Moore-Penrose pseudo-inverse of `audio.mel_filterbank(audio_cfg)`, cached.
 
   Args:
-    audio_cfg: the `audio` config section (sample_rate and fmin, fmax in Hz; n_fft, n_mels).
+    audio_cfg: the `audio` config section or a `MelFrontend` (sample_rate and fmin, fmax in Hz;
+      n_fft, n_mels, mel_scale, mel_norm).
   Returns:
     [n_mels, n_fft // 2 + 1] float32, read-only; right-multiplies a [..., frames, n_mels] mel.
   """
-  fmax = None if audio_cfg.fmax is None else float(audio_cfg.fmax)
-  return _mel_pinv_cached(int(audio_cfg.sample_rate), int(audio_cfg.n_fft),
-                          int(audio_cfg.n_mels), float(audio_cfg.fmin), fmax)
+  fe = mel_conventions.frontend(audio_cfg)
+  return _pinv_of(fe.sample_rate, fe.n_fft, fe.n_mels, fe.fmin, fe.fmax, fe.mel_scale,
+                  fe.mel_norm)
 
 
 def mel_pinv_magnitude(log_mel, audio_cfg):
-  """An |STFT| estimate from the conditioning log-mel, through the filterbank's pseudo-inverse.
+  """An |STFT| estimate from the conditioning mel, through the filterbank's pseudo-inverse.
 
-  Undoes `audio.log_mel_spectrogram` in reverse order: exp, the pseudo-inverse of the filterbank
-  (the minimum-norm spectrum with exactly this mel), a clamp at 0 (a magnitude is not negative),
-  then the 1 / power root. Bands at the log floor come back as the floor, not as silence.
+  Undoes `audio.log_mel_spectrogram` in reverse order: the convention's normalisation and log
+  (`mel_conventions.decompress`: exp for ours), the pseudo-inverse of the filterbank (the
+  minimum-norm spectrum with exactly this mel), a clamp at 0 (a magnitude is not negative), the
+  1 / power root, then the convention's STFT scaling (stft_norm, magnitude_eps). Bands at the
+  floor come back as the floor, not as silence.
 
   Args:
-    log_mel: [..., frames, n_mels] natural-log mel (audio_cfg's frontend).
-    audio_cfg: the `audio` config section; its values must be Python constants.
+    log_mel: [..., frames, n_mels] conditioning mel in audio_cfg's convention.
+    audio_cfg: the `audio` config section or a `MelFrontend`; its values must be Python constants.
   Returns:
-    [..., frames, n_fft // 2 + 1] float32 magnitude in `audio.stft`'s units.
+    [..., frames, n_fft // 2 + 1] float32 magnitude in `audio.stft`'s units (no STFT scaling),
+    in the frontend's framing.
   """
-  mel = jnp.exp(jnp.asarray(log_mel, jnp.float32))
+  fe = mel_conventions.frontend(audio_cfg)
+  mel = mel_conventions.decompress(jnp.asarray(log_mel, jnp.float32), fe)
   # HIGHEST: TF32 / bf16 matmul passes would cost ~1e-3 relative, as in audio.mel_spectrogram.
-  spec = jnp.matmul(mel, jnp.asarray(mel_pseudo_inverse(audio_cfg)),
+  spec = jnp.matmul(mel, jnp.asarray(mel_pseudo_inverse(fe)),
                     precision=jax.lax.Precision.HIGHEST)
   spec = jnp.maximum(spec, 0.0)
-  power = float(audio_cfg.power)
-  return spec if power == 1.0 else spec ** (1.0 / power)
+  mag = spec if fe.power == 1.0 else spec ** (1.0 / fe.power)
+  gain = mel_conventions.stft_gain(fe)
+  if gain != 1.0:
+    mag = mag / gain
+  if fe.magnitude_eps:
+    mag = jnp.sqrt(jnp.maximum(jnp.square(mag) - fe.magnitude_eps, 0.0))
+  return mag
 
 
-@dataclasses.dataclass(frozen=True)
-class MelFrontend:
-  """The static part of an `audio` config section that `mel_pinv_magnitude` needs (hashable).
-
-  Attributes:
-    sample_rate: Hz.
-    n_fft, hop_length, win_length: STFT sizes in samples.
-    window: `scipy.signal.get_window` spec.
-    n_mels: mel bands.
-    fmin, fmax: band edges in Hz.
-    power: exponent of |STFT| before the filterbank (1 magnitude, 2 power).
-  """
-  sample_rate: int
-  n_fft: int
-  hop_length: int
-  win_length: int
-  window: str
-  n_mels: int
-  fmin: float
-  fmax: float
-  power: float
-
-  @classmethod
-  def from_config(cls, audio_cfg):
-    """Reads the fields of the same names from an `audio` config section."""
-    fmax = audio_cfg.fmax if audio_cfg.fmax is not None else audio_cfg.sample_rate / 2
-    return cls(sample_rate=int(audio_cfg.sample_rate), n_fft=int(audio_cfg.n_fft),
-               hop_length=int(audio_cfg.hop_length), win_length=int(audio_cfg.win_length),
-               window=audio_cfg.window, n_mels=int(audio_cfg.n_mels),
-               fmin=float(audio_cfg.fmin), fmax=float(fmax), power=float(audio_cfg.power))
+# Every frontend value `mel_pinv_magnitude` needs, hashable: the full `mel_conventions.Frontend`.
+MelFrontend = mel_conventions.Frontend

@@ -154,13 +154,13 @@ class GLAOptions:
       mel, gl = self.mel_frontend, self.griffin_lim
       if mel is None:
         raise ValueError("GLA magnitude='mel_pinv' needs the mel frontend (mel_frontend=...)")
-      ours = (gl.n_fft, gl.hop_length, gl.win_length, gl.window)
-      theirs = (mel.n_fft, mel.hop_length, mel.win_length, mel.window)
+      ours = (gl.n_fft, gl.hop_length, gl.win_length, gl.window, gl.framing)
+      theirs = (mel.n_fft, mel.hop_length, mel.win_length, mel.window, mel.framing)
       if ours != theirs:
         raise ValueError(
             "GLA magnitude='mel_pinv' estimates the |STFT| the mel was made from, so the GLA STFT "
-            f'(n_fft, hop_length, win_length, window) = {ours} must equal the mel frontend\'s '
-            f"{theirs}; set them to 0 / '' to inherit it, or use magnitude='given'")
+            f'(n_fft, hop_length, win_length, window, framing) = {ours} must equal the mel '
+            f"frontend's {theirs}; set them to 0 / '' to inherit it, or use magnitude='given'")
 
 
 def gla_options_from_config(config):
@@ -177,14 +177,15 @@ def gla_options_from_config(config):
   g, a = config.sampling.gla, config.audio
   if not g.enabled:
     return None
+  mel_frontend = phase.MelFrontend.from_config(a)
   griffin_lim = phase.GriffinLimOptions(
       n_fft=int(g.n_fft or a.n_fft), hop_length=int(g.hop_length or a.hop_length),
       win_length=int(g.win_length or a.win_length),
       window=g.window or a.window, pad_mode=g.pad_mode or a.pad_mode,
-      iterations=int(g.iterations), momentum=float(g.momentum))
+      iterations=int(g.iterations), momentum=float(g.momentum), framing=mel_frontend.framing)
   return GLAOptions(griffin_lim=griffin_lim, steps=g.steps, magnitude=g.magnitude,
                     placement=g.placement, mean_peak=float(g.mean_peak),
-                    mel_frontend=phase.MelFrontend.from_config(a))
+                    mel_frontend=mel_frontend)
 
 
 # ------------------------------------------------------------------------- options and presets

@@ -629,7 +629,7 @@ def make_ls_mse_scorer(eps_fn, params, mels, references, rng, config, mesh=None)
     # The references are the clean segments: their |STFT| is the true magnitude ('given').
     gl = gla.griffin_lim
     target = audio_lib.stft_magnitude(references, gl.n_fft, gl.hop_length, gl.win_length,
-                                      gl.window, gl.pad_mode)
+                                      gl.window, gl.pad_mode, gl.framing)
   return make_batched_scorer(eps_fn, params, mels, score_fn, rng,
                              hop_length=int(config.audio.hop_length), mesh=mesh,
                              target_magnitude=target, score_args=(references,), options=options)

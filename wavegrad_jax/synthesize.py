@@ -19,15 +19,16 @@ import dataclasses
 import math
 import os
 import time
+import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.signal
 import soundfile
 import tqdm
 
 from wavegrad_jax import audio as audio_lib
+from wavegrad_jax import mel_conventions
 from wavegrad_jax import sampling
 
 AUDIO_EXTENSIONS = ('.wav', '.flac', '.ogg', '.mp3')
@@ -225,7 +226,7 @@ def chunked_vocoder_from_config(sampler, config):
   Args:
     sampler: a jitted sampler(params, betas [N], mel [B, F, M], rng) -> [B, F * hop].
     config: full config (eval.chunk_frames, overlap_frames, batch_size in frames / chunks;
-      audio.hop_length in samples; audio.log_floor pads with silence).
+      audio.hop_length in samples; the audio convention's silence pads).
   Returns:
     The `vocode` function of `make_chunked_vocoder`.
   """
@@ -233,7 +234,7 @@ def chunked_vocoder_from_config(sampler, config):
   return make_chunked_vocoder(
       sampler, hop_length=int(config.audio.hop_length), chunk_frames=int(e.chunk_frames),
       overlap_frames=int(e.overlap_frames), batch_size=int(e.batch_size),
-      pad_value=float(np.log(config.audio.log_floor)))
+      pad_value=mel_conventions.silence_value(config.audio))
 
 
 def needs_target_magnitude(config):
@@ -272,7 +273,7 @@ def make_target_magnitude_fn(config):
         f'config.sampling.gla.hop_length={gl.hop_length} differs from config.audio.hop_length='
         f'{hop}; set gla.hop_length to 0 (inherit) or {hop}')
   return jax.jit(lambda x: audio_lib.stft_magnitude(x, gl.n_fft, gl.hop_length, gl.win_length,
-                                                    gl.window, gl.pad_mode))
+                                                    gl.window, gl.pad_mode, gl.framing))
 
 
 def target_magnitude(target_fn, wave, frames):
@@ -288,22 +289,18 @@ def target_magnitude(target_fn, wave, frames):
 
 
 def log_mel_bounds(audio_cfg):
-  """The range a natural-log mel of [-1, 1] audio can take under `audio_cfg`.
+  """The range a mel of [-1, 1] audio can take under `audio_cfg` (`mel_conventions.value_bounds`).
 
-  The lower bound is log(log_floor). The upper bound is reached by no real signal: an STFT bin is at
-  most sum(window) in magnitude for |x| <= 1, and a mel band sums its filter weights over bins.
+  By default the lower bound is log(log_floor). The upper bound is reached by no real signal: an
+  STFT bin is at most sum(window) in magnitude for |x| <= 1, and a mel band sums its filter weights
+  over bins.
 
   Args:
     audio_cfg: the checkpoint's `audio` section.
   Returns:
-    (low, high) in nats.
+    (low, high) in the convention's units (nats by default).
   """
-  n_fft, win = int(audio_cfg.n_fft), int(audio_cfg.win_length)
-  window_sum = float(np.sum(scipy.signal.get_window(audio_cfg.window, min(win, n_fft),
-                                                    fftbins=True)))
-  band_weight = float(np.max(np.sum(audio_lib.mel_filterbank(audio_cfg), axis=0)))
-  high = float(audio_cfg.power) * math.log(window_sum) + math.log(band_weight)
-  return math.log(float(audio_cfg.log_floor)), high
+  return mel_conventions.value_bounds(audio_cfg)
 
 
 def _frontend_summary(audio_cfg):
@@ -313,16 +310,26 @@ def _frontend_summary(audio_cfg):
           f'log_floor={audio_cfg.log_floor}')
 
 
+def _values_summary(audio_cfg):
+  fe = mel_conventions.frontend(audio_cfg)
+  if fe.convention == 'wavegrad' and fe.log_scale == 'ln' and fe.normalize == 'none':
+    return 'natural-log'
+  return f'{mel_conventions.describe(fe)} ({mel_conventions.preset_call(fe)})'
+
+
 def check_mel(mel, audio_cfg, source='mel', mel_hop=None, mel_sample_rate=None, check_range=True):
   """Validates a mel from outside (e.g. a TTS model) against the checkpoint's frontend.
 
   Args:
-    mel: [frames, n_mels] (or [1, frames, n_mels]) natural-log mel.
+    mel: [frames, n_mels] (or [1, frames, n_mels]) mel in the checkpoint's convention (natural-log
+      by default).
     audio_cfg: the checkpoint's `audio` section.
     source: name used in error messages (e.g. the file path).
     mel_hop: hop in samples the mel was made with, if known; must equal audio_cfg.hop_length.
     mel_sample_rate: sample rate in Hz the mel was made at, if known; must equal the checkpoint's.
-    check_range: reject values that look like log10, dB or linear mels.
+    check_range: reject values outside the convention's range, or that look like log10, dB or
+      linear mels where natural-log ones are expected; warn (`MelConventionWarning`) when they
+      look like another convention's.
   Returns:
     [frames, n_mels] float32.
   Raises:
@@ -333,7 +340,7 @@ def check_mel(mel, audio_cfg, source='mel', mel_hop=None, mel_sample_rate=None, 
 
   def fail(problem):
     return SynthesisInputError(f'{source}: {problem}. The checkpoint expects a [frames, n_mels] '
-                               f'natural-log mel with {frontend}.')
+                               f'{_values_summary(audio_cfg)} mel with {frontend}.')
 
   if (mel_hop is not None and int(mel_hop) != hop) or (
       mel_sample_rate is not None and int(mel_sample_rate) != rate):
@@ -370,6 +377,15 @@ def check_mel(mel, audio_cfg, source='mel', mel_hop=None, mel_sample_rate=None, 
   low, high = log_mel_bounds(audio_cfg)
   lo, hi = float(mel.min()), float(mel.max())
   tol = 1e-3
+  fe = mel_conventions.frontend(audio_cfg)
+  if fe.log_scale != 'ln' or fe.normalize != 'none':
+    if lo < low - tol or hi > high + tol:
+      forms = mel_conventions.resembles(mel)
+      looks = f'; they look like a {mel_conventions.FORMS[forms[0]]}' if forms else ''
+      raise fail(f'values range from {lo:.3g} to {hi:.3g}, outside [{low:.3g}, {high:.3g}], the '
+                 f'range of {mel_conventions.describe(fe)} for [-1, 1] audio{looks}')
+    _warn_if_other_convention(mel, fe, source)
+    return mel
   if lo < low - tol:
     db_hint = ' Values like these come from a dB mel (20*log10 or 10*log10)' if lo < -20 else ''
     raise fail(f'values range from {lo:.2f} to {hi:.2f}, below log(log_floor) = {low:.2f}, the '
@@ -388,7 +404,14 @@ def check_mel(mel, audio_cfg, source='mel', mel_hop=None, mel_sample_rate=None, 
   if lo >= log10_floor - tol and at_log10_floor >= 0.01:
     raise fail(f'{at_log10_floor:.0%} of the values sit at {log10_floor:.3f} = '
                f'log10(log_floor): looks like a log10 mel; convert with mel * ln(10)')
+  _warn_if_other_convention(mel, fe, source)
   return mel
+
+
+def _warn_if_other_convention(mel, fe, source):
+  warning = mel_conventions.resemblance_warning(mel, fe, source)
+  if warning:
+    warnings.warn(warning, mel_conventions.MelConventionWarning, stacklevel=3)
 
 
 def load_mel(path, audio_cfg, mel_hop=None, mel_sample_rate=None, check_range=True):

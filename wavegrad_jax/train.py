@@ -33,6 +33,7 @@ import optax
 from wavegrad_jax import checkpoints
 from wavegrad_jax import diffusion
 from wavegrad_jax import model as model_lib
+from wavegrad_jax import mel_conventions
 from wavegrad_jax import parallel
 from wavegrad_jax import reporting
 from wavegrad_jax import sampling
@@ -284,7 +285,7 @@ def example_mels(utterances, frames, floor):
   Args:
     utterances: list of {'mel': [F_i, n_mels]}.
     frames: common length in mel frames.
-    floor: log-mel value of silence, used as padding.
+    floor: mel value of silence in the frontend's convention (a float, or [n_mels]), the padding.
   Returns:
     ([K, frames, n_mels] float32, [K] int32 real frame counts).
   """
@@ -378,8 +379,8 @@ class _Evaluator:
     from wavegrad_jax import audio as audio_lib  # pylint: disable=g-import-not-at-top
     config = self.config
     hop, sr = int(config.audio.hop_length), int(config.audio.sample_rate)
-    floor = float(np.log(config.audio.log_floor))
-    mels, lengths = example_mels(self.examples, self.example_frames, floor)
+    mels, lengths = example_mels(self.examples, self.example_frames,
+                                 mel_conventions.silence_value(config.audio))
     device = jax.local_devices()[0]
     ema = jax.device_put(ema, device)
     rng = jax.random.key(int(config.train.sample_seed))

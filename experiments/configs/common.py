@@ -7,8 +7,13 @@ import ml_collections
 
 def audio_config(sample_rate=22050, n_fft=1024, win_length=1024, hop_length=256, n_mels=80,
                  fmin=0.0, fmax=None):
-  """The mel frontend: sample rate in Hz, window and hop in samples, band edges in Hz."""
+  """The mel frontend: sample rate in Hz, window and hop in samples, band edges in Hz.
+
+  This is our own convention, 'wavegrad'; audio_config_hifigan / _espnet / _lmnt give the other
+  conventions in wide use. wavegrad_jax/mel_conventions.py documents every field.
+  """
   c = ml_collections.ConfigDict()
+  c.convention = 'wavegrad'  # the recipe the fields below follow, or 'custom' for your own mix.
   c.sample_rate = sample_rate
   c.n_fft = n_fft
   c.win_length = win_length
@@ -18,9 +23,79 @@ def audio_config(sample_rate=22050, n_fft=1024, win_length=1024, hop_length=256,
   c.fmax = fmax if fmax is not None else sample_rate / 2
   c.window = 'hann'
   c.power = 1.0            # 1: magnitude mel, 2: power mel.
-  c.log_floor = 1e-5       # log(max(mel, log_floor)), natural log.
-  c.pad_mode = 'reflect'   # centred frames, as librosa center=True.
+  c.framing = 'center'     # frame i centred on sample i * hop ('hop_center': on hop i's middle).
+  c.pad_mode = 'reflect'   # how the n_fft // 2 samples beyond each end are made (librosa center).
+  c.stft_norm = 'none'     # 'window': |STFT| / sqrt(sum(window^2)), as torchaudio normalized=True.
+  c.magnitude_eps = 0.0    # |STFT| = sqrt(re^2 + im^2 + magnitude_eps).
+  c.mel_scale = 'slaney'   # librosa.filters.mel htk=False ('htk': True).
+  c.mel_norm = 'slaney'    # area-normalised triangles ('none': peak 1).
+  c.log_scale = 'ln'       # 'ln', 'log10' or 'db' (20 / power * log10 - db_ref).
+  c.log_floor = 1e-5       # the log of max(mel, log_floor).
+  c.db_ref = 0.0           # 'db' only.
+  c.normalize = 'none'     # 'none', 'meanvar' (per band, with stats_file) or 'range'.
+  c.stats_file = ''        # 'meanvar': .npy [2, n_mels] mean and scale, or ESPnet GlobalMVN .npz.
+  c.range_in = (-100.0, 0.0)  # 'range': this span of the log values ...
+  c.range_out = (0.0, 1.0)    # ... maps linearly onto this one, clipped.
   c.peak_normalize = 0.9   # loaded audio is scaled to this peak; 0 disables.
+  return c
+
+
+def audio_config_hifigan(sample_rate=22050, n_fft=1024, win_length=1024, hop_length=256,
+                         n_mels=80, fmin=0.0, fmax=8000.0):
+  """HiFi-GAN's mels (meldataset.py), which Tacotron 2 / FastSpeech 2 models paired with it emit.
+
+  (n_fft - hop) / 2 reflect padding at each end and no centring, |STFT| = sqrt(re^2 + im^2 + 1e-9),
+  Slaney filterbank, ln(max(mel, 1e-5)); audio scaled to a 0.95 peak as its training data.
+  """
+  c = audio_config(sample_rate, n_fft, win_length, hop_length, n_mels, fmin, fmax)
+  c.convention = 'hifigan'
+  c.framing = 'hop_center'
+  c.magnitude_eps = 1e-9
+  c.peak_normalize = 0.95
+  return c
+
+
+def audio_config_espnet(sample_rate=22050, n_fft=1024, win_length=1024, hop_length=256,
+                        n_mels=80, fmin=80.0, fmax=7600.0, stats_file=''):
+  """ESPnet / ParallelWaveGAN's mels (preprocess.py logmelfilterbank; LJSpeech recipe sizes).
+
+  Centred reflect-padded |STFT|, Slaney filterbank, log10(max(mel, 1e-10)); with a stats_file
+  (ParallelWaveGAN's stats.npy or ESPnet's GlobalMVN .npz) also (v - mean) / scale per band. Audio
+  keeps its level (no peak normalisation).
+  """
+  c = audio_config(sample_rate, n_fft, win_length, hop_length, n_mels, fmin, fmax)
+  c.convention = 'espnet'
+  c.log_scale = 'log10'
+  c.log_floor = 1e-10
+  c.normalize = 'meanvar' if stats_file else 'none'
+  c.stats_file = stats_file
+  c.peak_normalize = 0.0
+  return c
+
+
+def audio_config_lmnt(sample_rate=22050, n_fft=None, win_length=None, hop_length=300, n_mels=128,
+                      fmin=20.0, fmax=None):
+  """lmnt-com wavegrad / diffwave's mels (preprocess.py): dB normalised to [0, 1].
+
+  torchaudio MelSpectrogram (centred reflect, |STFT| / sqrt(sum(window^2)), HTK filterbank without
+  norm), 20 log10(max(mel, 1e-5)) - 20, then clip((dB + 100) / 100, 0, 1). Its sizes follow the
+  hop: win = 4 * hop, n_fft the next power of two. The defaults are lmnt WaveGrad's; DiffWave's are
+  hop_length=256, n_mels=80. Audio keeps its level.
+  """
+  win_length = win_length or 4 * hop_length
+  n_fft = n_fft or 2 ** (win_length - 1).bit_length()
+  c = audio_config(sample_rate, n_fft, win_length, hop_length, n_mels, fmin, fmax)
+  c.convention = 'lmnt'
+  c.stft_norm = 'window'
+  c.mel_scale = 'htk'
+  c.mel_norm = 'none'
+  c.log_scale = 'db'
+  c.log_floor = 1e-5
+  c.db_ref = 20.0
+  c.normalize = 'range'
+  c.range_in = (-100.0, 0.0)
+  c.range_out = (0.0, 1.0)
+  c.peak_normalize = 0.0
   return c
 
 

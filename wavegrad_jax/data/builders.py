@@ -49,6 +49,7 @@ from tensorflow_datasets.core import utils as tfds_utils
 from wavegrad_jax import audio as audio_lib
 from wavegrad_jax.data import registry
 from wavegrad_jax.data.corpus import DataSourceError, SourceFile
+from wavegrad_jax import mel_conventions
 
 # Bump when the stored layout or its computation changes: it is part of every config's hash.
 _FORMAT_VERSION = '1.0.0'
@@ -75,10 +76,11 @@ def stored_audio_values(audio_cfg) -> Dict[str, Any]:
     audio_cfg: the `audio` config section.
   Returns:
     dict of sample_rate (Hz), n_fft, win_length, hop_length (samples), n_mels, fmin, fmax (Hz),
-    window, power, log_floor, pad_mode and peak_normalize.
+    window, power, log_floor, pad_mode and peak_normalize, plus the mel convention's fields that
+    differ from the default's (`mel_conventions.stored_values`: none for the default frontend).
   """
   fmax = audio_cfg.fmax
-  return {
+  return mel_conventions.stored_values(audio_cfg) | {
       'sample_rate': int(audio_cfg.sample_rate),
       'n_fft': int(audio_cfg.n_fft),
       'win_length': int(audio_cfg.win_length),
