@@ -390,7 +390,7 @@ def test_training_data_of_a_convention_and_its_silence_padding(espnet_stats, tmp
   example = splits['train'][0]
   ref = espnet_stats[1].transform(espnet_reference(np.asarray(example['audio'], np.float64)))
   assert _rel_err(example['mel'], ref) < 1e-4
-  batches = input_pipeline.TrainBatches(config, splits=splits)
+  batches = input_pipeline.TrainBatches.from_config(config, splits=splits)
   batch = batches.batch(0)
   silence = mc.silence_value(config.audio)
   assert silence.shape == (80,)  # per band under mean-variance normalisation

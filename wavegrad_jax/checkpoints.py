@@ -28,6 +28,7 @@ import ml_collections
 import orbax.checkpoint as ocp
 
 from wavegrad_jax import jsonable
+from wavegrad_jax import mel_conventions
 from wavegrad_jax import model as model_lib
 
 STATE = 'state'
@@ -373,8 +374,12 @@ def inference_config(checkpoint_config, defaults, override=None):
 
 
 def model_and_frontend(config):
-  """{'model': ..., 'audio': ...} of a config as plain dicts, the model's variant name filled in."""
-  return {'model': model_lib.model_config_dict(config.model), 'audio': config.audio.to_dict()}
+  """{'model': ..., 'audio': ...} of a config as plain dicts, with what an older run lacks filled in.
+
+  The model's variant name and the mel-convention fields added since take their defaults.
+  """
+  return {'model': model_lib.model_config_dict(config.model),
+          'audio': mel_conventions.with_default_fields(config.audio.to_dict())}
 
 
 def frontend_differences(a, b, a_name='the checkpoint', b_name='--config', ignore=()):

@@ -173,6 +173,24 @@ class Frontend:
         range_out=tuple(float(v) for v in get('range_out')))
 
 
+def with_default_fields(audio_dict):
+  """An `audio` section as a dict, the frontend fields it lacks (a run older than them) filled in.
+
+  Runs recorded before a field existed made their mels the way its default does, so comparing
+  an old run's frontend with a new config must not see a difference there.
+
+  Args:
+    audio_dict: a plain dict of an `audio` config section.
+  Returns:
+    a new dict: `audio_dict` plus each missing `Frontend` field at its default.
+  """
+  out = dict(audio_dict)
+  for f in dataclasses.fields(Frontend):
+    if f.default is not dataclasses.MISSING:
+      out.setdefault(f.name, f.default)
+  return out
+
+
 def frontend(audio_cfg):
   """`Frontend.from_config`: the validated, hashable frontend of an `audio` section."""
   return Frontend.from_config(audio_cfg)
