@@ -188,7 +188,7 @@ def test_options_from_config_read_every_field_by_name():
   assert options == sampling.SamplerOptions(eta=0.25, noise_scale='posterior', clip=1.5, gla=None)
   keywords = sampling.sampler_options_from_config(config)
   assert keywords == dict(hop_length=config.audio.hop_length, eta=0.25, noise_scale='posterior',
-                          clip=1.5, gla=None)
+                          clip=1.5, gla=None, prior=None)
   hash(options)  # static: usable as a jit argument or a dict key
 
 

@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from wavegrad_jax import phase
+from wavegrad_jax import priors
 
 NOISE_SCALES = ('posterior', 'beta')
 GLA_MAGNITUDES = ('mel_pinv', 'given')
@@ -205,11 +206,14 @@ class SamplerOptions:
     noise_scale: std of the ancestral step's noise: 'posterior' (sigma~) or 'beta' (sqrt(beta_n)).
     clip: if > 0, y is clipped to [-clip, clip] after each step.
     gla: `GLAOptions` of the GLA-Grad correction, or None (off).
+    prior: `priors.Prior` (PriorGrad: y_N and each step's noise scaled by the mel's frame std),
+      or None for N(0, I); built from config.diffusion, since it must match training.
   """
   eta: float = 1.0
   noise_scale: str = 'posterior'
   clip: float = 0.0
   gla: Optional[GLAOptions] = None
+  prior: Optional[priors.Prior] = None
 
   def __post_init__(self):
     if self.noise_scale not in NOISE_SCALES:
@@ -223,14 +227,17 @@ class SamplerOptions:
       raise ValueError(f'clip must be >= 0 (0 disables clipping), got {self.clip}')
     if self.gla is not None and not isinstance(self.gla, GLAOptions):
       raise ValueError(f'gla must be a sampling.GLAOptions or None, got {self.gla!r}')
+    if self.prior is not None and not isinstance(self.prior, priors.Prior):
+      raise ValueError(f'prior must be a priors.Prior or None, got {self.prior!r}')
 
   @classmethod
   def from_config(cls, config, preset=None):
     """The options of config.sampling (and config.audio for GLA), optionally under a preset.
 
     Args:
-      config: a full config; every field of this class but `gla` is read from config.sampling
-        by name (converted to the field's type), `gla` by `gla_options_from_config`.
+      config: a full config; every field of this class but `gla` and `prior` is read from
+        config.sampling by name (converted to the field's type), `gla` by
+        `gla_options_from_config`, `prior` from config.diffusion by `priors.from_config`.
       preset: a name in `SAMPLER_PRESETS` applied first (`preset_config`), or None.
     Returns:
       `SamplerOptions`.
@@ -241,8 +248,8 @@ class SamplerOptions:
       config = preset_config(config, preset)
     s = config.sampling
     values = {f.name: type(f.default)(s[f.name]) for f in dataclasses.fields(cls)
-              if f.name != 'gla' and f.name in s}
-    return cls(gla=gla_options_from_config(config), **values)
+              if f.name not in ('gla', 'prior') and f.name in s}
+    return cls(gla=gla_options_from_config(config), prior=priors.from_config(config), **values)
 
   @classmethod
   def resolve(cls, options=None, **values):
@@ -443,6 +450,9 @@ def reverse_diffusion(eps_fn, params, betas, mel, rng, *, hop_length, options=No
   gla_mask, target = _gla_inputs(gla, gla_mask, target_magnitude, mel, num_steps, num_samples)
   init_rng, step_rng = jax.random.split(rng)
   y = jax.random.normal(init_rng, (batch, num_samples), jnp.float32)
+  # PriorGrad: start from, and re-noise with, N(0, diag(std^2)) instead of N(0, I).
+  noise_std = 1.0 if options.prior is None else options.prior.noise_std(mel, hop_length)
+  y = y * noise_std
   step_keys = jax.random.split(step_rng, num_steps)
 
   def body(y, n):
@@ -460,7 +470,7 @@ def reverse_diffusion(eps_fn, params, betas, mel, rng, *, hop_length, options=No
     if gla is not None and gla.placement == 'mean':
       mean = jax.lax.cond(gla_mask[n] != 0, lambda m: _project_mean(m, target, gla),
                           lambda m: m, mean)
-    y = mean + std * z
+    y = mean + std * noise_std * z
     if clip > 0:
       y = jnp.clip(y, -clip, clip)
     return y, (y if return_trajectory else None)

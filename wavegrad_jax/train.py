@@ -24,6 +24,7 @@ import os
 import time
 from typing import Any
 
+from absl import logging
 import flax.struct
 import jax
 import jax.numpy as jnp
@@ -35,6 +36,7 @@ from wavegrad_jax import diffusion
 from wavegrad_jax import model as model_lib
 from wavegrad_jax import mel_conventions
 from wavegrad_jax import parallel
+from wavegrad_jax import priors
 from wavegrad_jax import reporting
 from wavegrad_jax import sampling
 from wavegrad_jax import schedules
@@ -136,7 +138,7 @@ def step_rng(seed, step):
   return jax.random.fold_in(jax.random.key(seed), step)
 
 
-def train_step(state, batch, *, model, tx, levels, seed, loss_name, train_config):
+def train_step(state, batch, *, model, tx, levels, seed, loss_name, train_config, prior=None):
   """One optimiser update on a global batch; pure.
 
   Args:
@@ -148,6 +150,7 @@ def train_step(state, batch, *, model, tx, levels, seed, loss_name, train_config
     seed: the run's seed (config.seed); step n draws from `step_rng(seed, n)`.
     loss_name: the denoising loss, 'l1' or 'l2' (config.diffusion.loss).
     train_config: the `train` section (EMA decay and warm-up, learning-rate schedule).
+    prior: `priors.Prior` (PriorGrad's mel-dependent noise) or None for N(0, I).
   Returns:
     (new state, metrics dict of float32 scalars: loss, grad_norm (before clipping), learning_rate).
   """
@@ -155,11 +158,13 @@ def train_step(state, batch, *, model, tx, levels, seed, loss_name, train_config
   eps_fn = sampling.model_eps_fn(model)
   audio = batch['audio'].astype(jnp.float32)
   mel = batch['mel'].astype(jnp.float32)
+  noise_std = _noise_std(prior, audio, mel)
 
   def loss_fn(params):
     # The model casts to its compute dtype inside and returns float32, so with bf16 compute the
     # loss, its gradient accumulation into float32 params, and the optimiser all stay float32.
-    loss, _ = diffusion.denoising_loss(eps_fn, params, rng, audio, mel, levels, loss_name)
+    loss, _ = diffusion.denoising_loss(eps_fn, params, rng, audio, mel, levels, loss_name,
+                                       noise_std)
     return loss
 
   loss, grads = jax.value_and_grad(loss_fn)(state.params)
@@ -175,6 +180,13 @@ def train_step(state, batch, *, model, tx, levels, seed, loss_name, train_config
   new_state = TrainState(step=state.step + 1, params=params, ema_params=ema_params,
                          opt_state=opt_state)
   return new_state, metrics
+
+
+def _noise_std(prior, audio, mel):
+  """[B, T] std of the prior's noise for a batch, or None for N(0, I)."""
+  if prior is None:
+    return None
+  return prior.noise_std(mel, audio.shape[-1] // mel.shape[-2])
 
 
 def batch_shapes(config, batch_size):
@@ -195,7 +207,7 @@ def compile_train_step(model, tx, config, mesh, shardings):
   parallel.check_batch_size(int(config.train.batch_size), mesh, config.mesh)
   fn = functools.partial(train_step, model=model, tx=tx, levels=train_noise_levels(config),
                          seed=int(config.seed), loss_name=config.diffusion.loss,
-                         train_config=config.train)
+                         train_config=config.train, prior=priors.from_config(config))
   data_sharding = parallel.batch_sharding(mesh, config.mesh)
   jitted = jax.jit(fn, in_shardings=(shardings, data_sharding),
                    out_shardings=(shardings, parallel.replicated(mesh)), donate_argnums=(0,))
@@ -207,7 +219,8 @@ def compile_train_step(model, tx, config, mesh, shardings):
   return jitted.lower(abstract_state, abstract_batch).compile()
 
 
-def heldout_losses(params, ema_params, batch, index, *, model, levels, seed, loss_name):
+def heldout_losses(params, ema_params, batch, index, *, model, levels, seed, loss_name,
+                   prior=None):
   """Mean denoising loss of the raw and EMA parameters on held-out batch `index`; pure.
 
   The key is fold_in(key(seed), index): the same at every evaluation, so the losses of successive
@@ -222,13 +235,15 @@ def heldout_losses(params, ema_params, batch, index, *, model, levels, seed, los
     levels: [S + 1] training noise levels.
     seed: the held-out noise seed (config.train.eval_seed).
     loss_name: 'l1' or 'l2' (config.diffusion.loss).
+    prior: `priors.Prior` or None (as in `train_step`).
   Returns:
     {'heldout_loss_raw': scalar, 'heldout_loss': scalar (EMA)}.
   """
   rng = jax.random.fold_in(jax.random.key(seed), index)
   eps_fn = sampling.model_eps_fn(model)
+  noise_std = _noise_std(prior, batch['audio'], batch['mel'])
   losses = [diffusion.denoising_loss(eps_fn, p, rng, batch['audio'], batch['mel'], levels,
-                                     loss_name)[0] for p in (params, ema_params)]
+                                     loss_name, noise_std)[0] for p in (params, ema_params)]
   return {'heldout_loss_raw': losses[0], 'heldout_loss': losses[1]}
 
 
@@ -236,7 +251,8 @@ def compile_eval_step(model, config, mesh, shardings, batch_size):
   """`heldout_losses` jitted over the mesh: (params, ema_params, batch, index) -> scalars."""
   parallel.check_batch_size(batch_size, mesh, config.mesh, 'train.eval_batch_size')
   fn = functools.partial(heldout_losses, model=model, levels=train_noise_levels(config),
-                         seed=int(config.train.eval_seed), loss_name=config.diffusion.loss)
+                         seed=int(config.train.eval_seed), loss_name=config.diffusion.loss,
+                         prior=priors.from_config(config))
   return jax.jit(fn, in_shardings=(shardings.params, shardings.ema_params,
                                    parallel.batch_sharding(mesh, config.mesh), None),
                  out_shardings=parallel.replicated(mesh))
@@ -307,6 +323,21 @@ def _input_pipeline():
   # the step functions that tests and the benchmark drive with synthetic batches.
   from wavegrad_jax import input_pipeline  # pylint: disable=g-import-not-at-top
   return input_pipeline
+
+
+def with_prior_energy_range(config):
+  """A copy of `config` with diffusion.prior_energy_range measured on the training split.
+
+  PriorGrad normalises frame energies by the training data's range; recording it in the run's
+  config makes resumption, evaluation and synthesis use the very same prior.
+  """
+  train_split = open_dataset(config)['train']
+  low, high = priors.energy_range((train_split[i]['mel'] for i in range(len(train_split))),
+                                  config.audio)
+  config = config.copy_and_resolve_references()
+  config.diffusion.prior_energy_range = (low, high)
+  logging.info('PriorGrad frame-energy range of the training data: %.4g .. %.4g', low, high)
+  return config
 
 
 def open_dataset(config):
@@ -467,6 +498,8 @@ def train_and_evaluate(config, workdir):
   model = model_lib.build_model(config)
   tx = make_optimizer(config.train)
   check_resume_compatible(workdir, config)
+  if priors.needs_energy_range(config):
+    config = with_prior_energy_range(config)
   ckpts = checkpoints.RunCheckpoints(workdir, config)
   checkpoints.save_config(workdir, config)
 

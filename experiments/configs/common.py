@@ -123,6 +123,14 @@ def diffusion_config():
   c = ml_collections.ConfigDict()
   c.train_schedule = 'linear:1e-6:0.01:1000'
   c.loss = 'l1'
+  # 'standard': the paper's N(0, I) noise. 'priorgrad': PriorGrad's mel-dependent prior (Lee et
+  # al., ICLR 2022; wavegrad_jax/priors.py): each frame's noise std is its normalised energy, in
+  # training and sampling alike.
+  c.prior = 'standard'
+  c.prior_std_min = 0.1         # PriorGrad: the smallest frame std.
+  # PriorGrad: (min, max) frame energy of the training data; () measures it when training starts
+  # and records it in the run's config.json, which inference then reads.
+  c.prior_energy_range = ()
   return c
 
 
