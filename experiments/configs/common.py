@@ -212,6 +212,10 @@ def data_config():
   c.mel_window_frames = 64      # build: mels are computed on windows of this many frames.
   c.prefetch_batches = 4        # training batches read ahead by TrainBatches.iterate's thread.
   c.read_threads = 4            # threads reading one training batch's records.
+  # source='paired' (wavegrad_jax/data/paired.py): <id>.npy mels, in the audio section's
+  # convention, beside <id>.<one of extensions> audio, e.g. a TTS model's teacher-forced mels.
+  c.paired_mel_layout = 'frames_first'  # 'frames_first': [frames, n_mels]; 'mels_first': transposed.
+  c.paired_tolerance_frames = 1.0  # frames * hop may differ from the audio length by this many hops.
   return c
 
 
@@ -247,6 +251,12 @@ def train_config():
   c.sample_seed = 4321          # reverse-diffusion noise of those examples, fixed across evals.
   c.sample_schedule = ''        # their inference schedule; '': sampling.schedule.
   c.heldout_loss_utterances = 64  # held-out utterances the crops come from; 0: all.
+  # Fine-tuning: a new run starts from another run's weights with a fresh optimiser (and this
+  # config's learning rate). A workdir (its latest checkpoint), <workdir>/checkpoints/<step> or
+  # <workdir>/checkpoints_best; its model and frontend must match this config's. Used only while
+  # this run's workdir has no checkpoint of its own (a resumed fine-tune continues from those).
+  c.init_from = ''
+  c.init_from_ema = True        # start from the EMA weights; False: the raw trained weights.
   return c
 
 

@@ -64,6 +64,7 @@ class Utterance:
   speaker: str
   split: str
   frames: int
+  mel_path: str = ''  # a stored mel (paired corpora), '' when computed from the audio.
 
 
 # ----------------------------------------------------------------------------------- config values
@@ -202,6 +203,14 @@ def _load_trimmed(path: str, audio_cfg) -> np.ndarray:
   return samples[:(samples.shape[0] // hop) * hop]
 
 
+def _read(item, data_cfg, audio_cfg) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+  """(audio [frames * hop], stored mel [frames, n_mels] or None to compute) of a file."""
+  read = registry.get_corpus(str(data_cfg.source)).read
+  if read is None:
+    return _load_trimmed(item.path, audio_cfg), None
+  return read(item, data_cfg, audio_cfg)
+
+
 def make_mel_fn(audio_cfg):
   """The jitted frontend for builds: [rows, L] float32 -> [rows, L // hop, n_mels] float32.
 
@@ -316,7 +325,7 @@ def make_plan(data_cfg, audio_cfg) -> BuildPlan:
 
   def frames_of(f):
     try:
-      return _load_trimmed(f.path, audio_cfg).shape[0] // hop
+      return _read(f, data_cfg, audio_cfg)[0].shape[0] // hop
     except audio_lib.AudioLoadError as e:
       return e
     except Exception as e:  # pylint: disable=broad-except
@@ -334,7 +343,7 @@ def make_plan(data_cfg, audio_cfg) -> BuildPlan:
       else:
         split = ('unseen' if f.unseen else
                  'heldout' if is_heldout(f.uid, float(data_cfg.heldout_fraction)) else 'train')
-        utterances[split].append(Utterance(f.uid, f.path, f.speaker, split, frames))
+        utterances[split].append(Utterance(f.uid, f.path, f.speaker, split, frames, f.mel_path))
 
   read = len(files) - len(unreadable)
   if read == 0:
@@ -460,13 +469,16 @@ class _SpeechBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
           total += utterances[stop].frames * hop
           stop += 1
         chunk = utterances[start:stop]
-        waves = list(pool.map(lambda u: _load_trimmed(u.path, audio_cfg), chunk))
+        reads = list(pool.map(lambda u: _read(u, cfg, audio_cfg), chunk))
+        waves = [w for w, _ in reads]
         for u, w in zip(chunk, waves):
           if w.shape[0] != u.frames * hop:
             raise DataSourceError(f'{u.path} changed while the dataset was being built '
                                   f'({u.frames * hop} samples, now {w.shape[0]}); build again')
-        mels = batched_log_mels(waves, audio_cfg, mel_fn, int(cfg.mel_batch_samples),
-                                int(cfg.mel_window_frames))
+        # Stored mels (paired corpora) are kept; the others are computed from their audio.
+        computed = iter(batched_log_mels([w for w, m in reads if m is None], audio_cfg, mel_fn,
+                                         int(cfg.mel_batch_samples), int(cfg.mel_window_frames)))
+        mels = [m if m is not None else next(computed) for _, m in reads]
         for u, w, m in zip(chunk, waves, mels):
           yield u.uid, {'id': u.uid, 'speaker': u.speaker, 'audio': w, 'mel': m}
         start = stop

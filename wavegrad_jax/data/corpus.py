@@ -5,7 +5,7 @@ registered by name in registry.py; `config.data.source` picks one. Reading, mels
 TFDS dataset are the same for every corpus (builders.py).
 """
 import dataclasses
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 
 class DataSourceError(ValueError):
@@ -21,11 +21,14 @@ class SourceFile:
     path: the audio file.
     speaker: speaker id.
     unseen: True for speakers kept out of training (they go to the 'unseen' split).
+    mel_path: a stored mel paired with the audio (paired.py), read by the corpus's `read`; '' when
+      the mel is computed from the audio.
   """
   uid: str
   path: str
   speaker: str
   unseen: bool = False
+  mel_path: str = ''
 
 
 def _no_values(data_cfg) -> Dict[str, Any]:
@@ -49,9 +52,15 @@ class Corpus:
       files are listed or how they are split, as plain JSON values. They join the prepared
       dataset's name hash (with the folder, the split and subset settings and the frontend), so
       changing one builds a new dataset. The default, none.
+    read: read(file, data_cfg, audio_cfg) -> (audio [frames * hop] float32, mel [frames, n_mels]
+      float32) for a corpus whose mels are stored beside the audio (paired.py); `file` has the
+      `SourceFile` attributes path and mel_path. Raises `audio.AudioLoadError` with the path and the
+      reason for a file the build should skip and count. None (the default): the audio is loaded
+      and cut to whole hops, and the mel computed from it with the audio section's frontend.
   """
   name: str
   builder_name: str
   description: str
   list_files: Callable[[str, Any], Tuple[List[SourceFile], Dict[str, str]]]
   stored_values: Callable[[Any], Dict[str, Any]] = _no_values
+  read: Optional[Callable[[Any, Any, Any], Tuple[Any, Any]]] = None

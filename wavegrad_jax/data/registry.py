@@ -1,11 +1,12 @@
 """The corpora by name (`config.data.source`): adding a corpus is its module plus one entry here."""
-from wavegrad_jax.data import fillets, folder, ljspeech
+from wavegrad_jax.data import fillets, folder, ljspeech, paired
 from wavegrad_jax.data.corpus import DataSourceError
 
 CORPORA = {corpus.name: corpus for corpus in (
     fillets.CORPUS,
     ljspeech.CORPUS,
     folder.CORPUS,
+    paired.CORPUS,
 )}
 
 
