@@ -328,6 +328,45 @@ def restore_params(workdir, step=None, ema=True):
     manager.close()
 
 
+def resolve_checkpoint_path(path):
+  """Which run and checkpoint a path names: a workdir or one of its checkpoint folders.
+
+  Args:
+    path: a training workdir (its latest periodic checkpoint), its periodic or best checkpoint
+      directory (e.g. runs/tiny/checkpoints, runs/tiny/checkpoints_best), or one step of those
+      (runs/tiny/checkpoints/2000).
+  Returns:
+    (workdir, step) for `restore_params`: step None (latest), 'best' or an int.
+  Raises:
+    FileNotFoundError: the path is none of these, naming what was expected.
+  """
+  path = _absolute(path).rstrip('/')
+  if not os.path.isdir(path):
+    raise FileNotFoundError(f'{path}: no such directory; give a training workdir or one of its '
+                            'checkpoint folders (<workdir>/checkpoints[/<step>], '
+                            '<workdir>/checkpoints_best)')
+  name, parent = os.path.basename(path), os.path.dirname(path)
+  candidates = [(path, None)]
+  if name.isdigit():
+    candidates.append((os.path.dirname(parent), int(name)))
+  candidates.append((parent, None))
+  for workdir, step in candidates:
+    try:
+      periodic, best = _checkpoint_dirs(workdir, _maybe_config(workdir))
+    except (OSError, ValueError):
+      continue
+    where = parent if isinstance(step, int) else path
+    if where == workdir and os.path.isdir(periodic):
+      return workdir, None
+    if where == periodic:
+      return workdir, step
+    if where == best:
+      return workdir, 'best'
+  raise FileNotFoundError(f'{path}: neither a training workdir (with a {CONFIG_FILE} and '
+                          'checkpoints/) nor one of its checkpoint folders '
+                          '(<workdir>/checkpoints[/<step>], <workdir>/checkpoints_best)')
+
+
 def _maybe_config(workdir):
   path = os.path.join(workdir, CONFIG_FILE)
   if not os.path.exists(path):

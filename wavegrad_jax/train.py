@@ -475,6 +475,63 @@ def check_resume_compatible(workdir, config):
                      + '. Use a new --workdir, or the config that run was started with.')
 
 
+def init_source(workdir, config):
+  """The checkpoint a fine-tune starts from (config.train.init_from), checked against this run.
+
+  Reads only config files, so a mismatch is refused before anything is created or compiled.
+
+  Args:
+    workdir: this run's directory.
+    config: this run's config.
+  Returns:
+    (init workdir, step for `checkpoints.restore_params`), or None when train.init_from is empty
+    or `workdir` already holds a checkpoint (a resumed fine-tune continues from its own).
+  Raises:
+    FileNotFoundError: init_from is not a workdir or checkpoint folder.
+    ValueError: its model or frontend differs from this config's, naming each field.
+  """
+  init_from = str(config.train.get('init_from', '') or '')
+  periodic = os.path.join(workdir, config.checkpoint.directory)
+  if not init_from or (os.path.isdir(periodic) and any(n.isdigit() for n in os.listdir(periodic))):
+    return None
+  source = checkpoints.resolve_checkpoint_path(init_from)
+  differences = checkpoints.frontend_differences(
+      checkpoints.load_config(source[0]), config, a_name='train.init_from', b_name='this run',
+      ignore=('model.dtype',))
+  if differences:
+    raise ValueError(f'train.init_from={init_from} holds a run with another model or frontend, '
+                     'so its weights cannot start this one: ' + '; '.join(differences)
+                     + '. Use a config with its model and audio sections (e.g. the one it was '
+                     'trained with, with only data and train fields changed).')
+  return source
+
+
+def init_from_checkpoint(state, shardings, source, config):
+  """`state` with the parameters (raw and EMA) of another run's checkpoint; optimiser and step kept.
+
+  Args:
+    state: a fresh TrainState (step 0, freshly initialised optimiser state).
+    shardings: its per-leaf shardings (`abstract_train_state`).
+    source: (workdir, step) from `init_source`.
+    config: this run's config (train.init_from_ema picks EMA or raw weights).
+  Returns:
+    (new TrainState, one line saying where the weights came from).
+  """
+  ema = bool(config.train.get('init_from_ema', True))
+  params, saved, step = checkpoints.restore_params(source[0], source[1], ema=ema)
+  differences = checkpoints.frontend_differences(saved, config, a_name='train.init_from',
+                                                 b_name='this run', ignore=('model.dtype',))
+  if differences:  # the step's own config, in case the workdir's config.json was rewritten
+    raise ValueError(f'{source[0]} step {step} has another model or frontend: '
+                     + '; '.join(differences))
+  # Two copies: the train step donates the state, so params and EMA must not share buffers.
+  params, ema_params = jax.jit(lambda p: (p, jax.tree.map(jnp.copy, p)),
+                               out_shardings=(shardings.params, shardings.ema_params))(params)
+  line = (f"initialised from {source[0]} step {step} ({'EMA' if ema else 'raw'} weights) with a "
+          'fresh optimiser')
+  return state.replace(params=params, ema_params=ema_params), line
+
+
 def train_and_evaluate(config, workdir):
   """Trains (resuming from the latest checkpoint in `workdir`) and evaluates periodically.
 
@@ -498,6 +555,7 @@ def train_and_evaluate(config, workdir):
   model = model_lib.build_model(config)
   tx = make_optimizer(config.train)
   check_resume_compatible(workdir, config)
+  init = init_source(workdir, config)
   if priors.needs_energy_range(config):
     config = with_prior_energy_range(config)
   ckpts = checkpoints.RunCheckpoints(workdir, config)
@@ -505,9 +563,14 @@ def train_and_evaluate(config, workdir):
 
   abstract, shardings = abstract_train_state(model, tx, config, mesh)
   state, start_step = ckpts.restore_latest(abstract)
+  init_line = None
   if state is None:
     state, start_step = init_train_state(model, tx, config, mesh), 0
+    if init is not None:
+      state, init_line = init_from_checkpoint(state, shardings, init, config)
   reporter = reporting.Reporter(workdir, config.logging, start_step, config.train.num_steps)
+  if init_line:
+    reporter.console(init_line)
   reporter.console(
       f'WaveGrad: {model_lib.count_params(abstract.params):,} parameters; mesh '
       f'{dict(mesh.shape)} over {jax.device_count()} {jax.devices()[0].device_kind} device(s), '
