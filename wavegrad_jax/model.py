@@ -120,6 +120,38 @@ class DBlock(nn.Module):
     return h + residual
 
 
+def _factorizations(n, count, largest):
+  """Non-increasing lists of `count` integers in [2, largest] multiplying to n."""
+  if count == 1:
+    return [(n,)] if 2 <= n <= largest else []
+  out = []
+  for f in range(min(n, largest), 1, -1):
+    if n % f == 0:
+      out.extend((f,) + rest for rest in _factorizations(n // f, count - 1, f))
+  return out
+
+
+def upsample_factor_suggestions(hop_length, count, limit=3):
+  """Upsampling factor lists that multiply to `hop_length`, most balanced first.
+
+  Args:
+    hop_length: the mel hop in samples.
+    count: UBlocks wanted (the length of the model's factor list); other counts are tried (nearest
+      first) when the hop has no factorisation into that many factors >= 2.
+    limit: most lists returned.
+  Returns:
+    list of (upsample_factors, downsample_factors) tuples: factors largest first, as the paper's
+    (5, 5, 3, 2, 2), and the downsample factors whose running products meet every UBlock's
+    resolution (the upsample factors after the first, reversed).
+  """
+  for c in sorted(range(1, 9), key=lambda c: (abs(c - count), -c)):
+    lists = sorted(_factorizations(int(hop_length), c, int(hop_length)),
+                   key=lambda f: (max(f), -min(f), sum(x * x for x in f)))
+    if lists:
+      return [(f, tuple(reversed(f[1:]))) for f in lists[:limit]]
+  return []
+
+
 def validate_topology(model_config, hop_length):
   """Checks that a model topology fits a frontend; raises ValueError naming the fix.
 
@@ -143,9 +175,13 @@ def validate_topology(model_config, hop_length):
     raise ValueError(f'downsample_channels has {len(model_config.downsample_channels)} entries but '
                      f'downsample_factors has {len(down)}: give one channel count per DBlock')
   if int(np.prod(up)) != hop_length:
+    works = '; '.join(f'upsample_factors={u} with downsample_factors={d}'
+                      for u, d in upsample_factor_suggestions(hop_length, len(up)))
     raise ValueError(f'upsample factors {up} multiply to {int(np.prod(up))}, but the mel hop is '
                      f'{hop_length} samples: each mel frame must expand to exactly one hop. '
-                     'Change model.upsample_factors or audio.hop_length.')
+                     'Change model.upsample_factors (and the channels and dilations per UBlock, '
+                     'downsample_factors to match) or audio.hop_length. Factor lists for hop '
+                     f'{hop_length}: {works}.')
   # Samples per time step at each waveform-path stage.
   stage_strides = [1] + [int(s) for s in np.cumprod(down)]
   film_sources = []
