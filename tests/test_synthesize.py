@@ -66,10 +66,12 @@ def _log_mel(config, samples, silence=0):
 
 
 def _synth(setup, tmp_path, paths, **kw):
+  """synthesize_files into tmp_path/out; a bad input raises (fail_fast) unless kw says otherwise."""
   config, _, params, vocode, betas = setup
   inputs = []
   for p in paths:
     inputs.extend(synthesize.collect_inputs(p))
+  kw.setdefault('fail_fast', True)
   return synthesize.synthesize_files(vocode, params, betas, config, inputs, str(tmp_path / 'out'),
                                      jax.random.PRNGKey(0), progress=False, **kw)
 
