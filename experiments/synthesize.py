@@ -18,10 +18,10 @@ the error message of a mismatch). --mel_convention=hifigan / espnet / lmnt / wav
 recipe the mels were made with (experiments/configs/common.py's presets, at that recipe's sizes,
 with --mel_hop and --mel_sample_rate in place of its hop and rate, and --mel_stats as ESPnet's
 mean-variance statistics file), and --mel_convention=<config .py> its audio section (e.g.
-experiments/configs/tiny_espnet.py): a difference the conversion undoes (log base, dB, normalisation,
-STFT scaling, filterbank norm) is converted, said in one line; any other (hop, rate, n_fft, window,
-bands, band edges, framing) is refused before anything is loaded, naming the fields and the config
-that would match.
+experiments/configs/tiny_espnet.py): a difference the conversion undoes (log base, dB,
+normalisation, STFT scaling, filterbank norm) is converted, said in one line; any other (hop, rate,
+n_fft, window, bands, band edges, framing) is refused before anything is loaded, naming the fields
+and the config that would match.
 
 Folders at scale: files are read, vocoded in batches and written a group at a time, with a progress
 bar. Each wav is written under a temporary name and renamed when complete, and the settings are
@@ -192,7 +192,7 @@ def run():
     config.eval.ema = checkpoint_flags.EMA.value
   declared = declared_audio(config.audio)
   mel_hop, mel_rate = FLAGS.mel_hop, FLAGS.mel_sample_rate
-  if any(synthesize._is_mel_file(src) for src, _ in inputs):  # pylint: disable=protected-access
+  if any(synthesize.is_mel_file(src) for src, _ in inputs):
     if declared is None:
       synthesize.check_frame_rate(config.audio, mel_hop, mel_rate, '--mel_hop/--mel_sample_rate')
     else:

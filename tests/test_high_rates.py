@@ -63,7 +63,7 @@ def test_a_factor_list_that_misses_the_hop_is_refused_with_lists_that_work(hop, 
 def test_high_rate_config_trains_and_vocodes(name, tmp_path):
   config = _config(name)
   d, t = config.data, config.train
-  d.tfds_dir, d.max_files, d.heldout_fraction, d.build_threads = str(tmp_path / 'tfds'), 2, 0.0, 1
+  d.tfds_dir, d.max_files, d.heldout_fraction, d.build_threads = str(tmp_path / 'tfds'), 1, 0.0, 1
   t.batch_size, t.num_steps, t.eval_every_steps, t.checkpoint_every_steps = 2, 3, 0, 3
   t.log_every_steps = 1
   config.logging.progress_bar = False
@@ -76,6 +76,7 @@ def test_high_rate_config_trains_and_vocodes(name, tmp_path):
   params, inference, step = checkpoints.load_for_inference(workdir, common.get_common_config())
   assert step == 3 and inference.audio.sample_rate == config.audio.sample_rate
   inference.sampling.clip = 1.0
+  inference.eval.chunk_frames, inference.eval.overlap_frames = 40, 0  # one small chunk
   vocode = synthesize.chunked_vocoder_from_config(
       sampling.sampler_from_config(model_lib.build_model(inference), inference), inference)
   np.save(tmp_path / 'mel.npy', example['mel'][:40])

@@ -25,6 +25,18 @@ from wavegrad_jax import train
 ARMS = ('degraded', 'clean')
 
 
+def _processor():
+  """The CPU's model name (Linux /proc/cpuinfo), else platform.processor()."""
+  try:
+    with open('/proc/cpuinfo') as f:
+      for line in f:
+        if line.startswith('model name'):
+          return line.split(':', 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor()
+
+
 def _arm_config(config, pairs_dir, init_from, steps):
   c = config.copy_and_resolve_references()
   c.data.source, c.data.dir = 'paired', pairs_dir
@@ -120,7 +132,7 @@ def run_study(config, source_config, degrade_cfg, *, init_from, workdir, steps, 
                    'batch_size': int(config.train.batch_size),
                    'degrade': degrade_cfg.to_dict()},
       'timings': timings,
-      'device': f'{jax.devices()[0].platform} ({os.cpu_count()} cores, {platform.processor()})',
+      'device': f'{jax.devices()[0].platform} ({os.cpu_count()} cores, {_processor()})',
   }
 
 

@@ -608,7 +608,7 @@ def collect_inputs(path, exclude=None, mels_only=False):
         full = os.path.join(root, name)
         if not name.lower().endswith(supported):
           continue
-        if exclude and not _is_mel_file(name) and _is_under(full, exclude):
+        if exclude and not is_mel_file(name) and _is_under(full, exclude):
           continue
         pairs.append((full, os.path.splitext(os.path.relpath(full, path))[0] + '.wav'))
     if not pairs:
@@ -688,7 +688,7 @@ class SynthesisPlan:
 def _probe_frames(src, audio_cfg):
   """An input's mel frames from its header (None for audio that is resampled); cheap."""
   hop, rate = int(audio_cfg.hop_length), int(audio_cfg.sample_rate)
-  if _is_mel_file(src):
+  if is_mel_file(src):
     _check_npy_header(src)
     try:
       array = np.load(src, mmap_mode='r', allow_pickle=False)
@@ -842,14 +842,14 @@ def load_input(path, audio_cfg, mel_hop=None, mel_sample_rate=None, check_range=
                      declared)[0]
 
 
-def _is_mel_file(path):
+def is_mel_file(path):
   return os.fspath(path).lower().endswith(MEL_EXTENSIONS)
 
 
 def _load_input(path, audio_cfg, mel_hop, mel_sample_rate, check_range, log_mel_fn,
                 declared=None):
   """(mel [F, n_mels], audio [F * hop] or None for a .npy mel); see `load_input`."""
-  if _is_mel_file(path):
+  if is_mel_file(path):
     return load_mel(path, audio_cfg, mel_hop, mel_sample_rate, check_range, declared), None
   # An audio file goes through the checkpoint's own frontend, so mel_hop cannot disagree there.
   return mel_from_audio_file(path, audio_cfg, log_mel_fn)
@@ -903,7 +903,7 @@ def synthesize_files(vocode, params, betas, config, inputs, output_dir, rng, *, 
     raise SynthesisInputError(next(iter(failed.values())))
   target_fn = make_target_magnitude_fn(config)
   if target_fn is not None:
-    mel_inputs = [job.src for job in plan.todo if _is_mel_file(job.src)]
+    mel_inputs = [job.src for job in plan.todo if is_mel_file(job.src)]
     if mel_inputs:
       more = f' (and {len(mel_inputs) - 1} more .npy files)' if len(mel_inputs) > 1 else ''
       raise SynthesisInputError(

@@ -214,8 +214,9 @@ def data_config():
   c.read_threads = 4            # threads reading one training batch's records.
   # source='paired' (wavegrad_jax/data/paired.py): <id>.npy mels, in the audio section's
   # convention, beside <id>.<one of extensions> audio, e.g. a TTS model's teacher-forced mels.
-  c.paired_mel_layout = 'frames_first'  # 'frames_first': [frames, n_mels]; 'mels_first': transposed.
-  c.paired_tolerance_frames = 1.0  # frames * hop may differ from the audio length by this many hops.
+  c.paired_mel_layout = 'frames_first'  # [frames, n_mels]; 'mels_first': [n_mels, frames].
+  c.paired_tolerance_frames = 1.0  # frames * hop may differ from the audio length by this many hops
+
   return c
 
 
