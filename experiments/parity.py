@@ -1,4 +1,4 @@
-r"""Learning parity with the reference PyTorch WaveGrad (lmnt-com/wavegrad 0.1.5); writes JSON and a plot.
+r"""Learning parity with the reference PyTorch WaveGrad (lmnt-com/wavegrad 0.1.5): JSON and a plot.
 
 Runs in its own venv (torch and the reference are never dependencies of the library):
 
@@ -40,7 +40,8 @@ from wavegrad_jax import model as model_lib
 from wavegrad_jax import schedules
 
 _CONFIG = config_flags.DEFINE_config_file(
-    'config', 'experiments/configs/parity.py', 'The parity study config (add :quick for a smoke run).',
+    'config', 'experiments/configs/parity.py',
+    'The parity study config (add :quick for a smoke run).',
     lock_config=True)
 _OUTPUT = flags.DEFINE_string('output', None, 'Where to write the JSON report.')
 _PLOT = flags.DEFINE_string('plot', '', "PNG of the curves; '' puts it beside --output (.png).")
@@ -128,7 +129,8 @@ class OurFunctions:
     parity_lib.check_reference_topology(config.model, self.film_sources)
     self.init = jax.jit(lambda key: model_lib.init_params(self.model, config, key))
     self.tx = optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(learning_rate))
-    apply = lambda params, noisy, mel, level: self.model.apply({'params': params}, noisy, mel, level)
+    apply = lambda params, noisy, mel, level: self.model.apply({'params': params}, noisy, mel,
+                                                               level)
 
     def loss_fn(params, audio, mel, level, noise):
       noisy = diffusion.add_noise(audio, noise, level)

@@ -1,4 +1,4 @@
-"""The torch-free pieces of the parity study with the reference PyTorch WaveGrad (experiments/parity.py).
+"""Torch-free parts of the parity study with the reference PyTorch WaveGrad (experiments.parity).
 
 The reference is lmnt-com/wavegrad 0.1.5 (`wavegrad.model`). Its Conv1d weights are [out, in, k]
 (channels-first) where ours (Flax) are [k, in, out]; its modules are named by position

@@ -46,7 +46,7 @@ class ReducedWaveGrad(reference.WaveGrad):
 
 
 def build(config, state_dict):
-  """The reference model for our `config` (Base: the reference's own class), loaded with our weights.
+  """The reference model for our `config` (Base: the reference's own class) with our weights.
 
   Args:
     config: our experiment config (reference variant); `model` and `audio.n_mels` are read.

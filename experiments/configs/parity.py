@@ -1,4 +1,4 @@
-"""The parity study with the reference PyTorch WaveGrad (lmnt-com/wavegrad 0.1.5): experiments/parity.py.
+"""Config of the parity study with the reference PyTorch WaveGrad (experiments.parity).
 
 The model section is Base in the reference's variant (its dilation order, its noise-level encoding
 without the x5000 scale, its interpolation downsampling), so that our initial weights copy into the
