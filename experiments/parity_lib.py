@@ -214,13 +214,16 @@ def overlap(curves_a, curves_b):
 def compare_orders(curves_a, curves_b, final_evals):
   """Paired comparison of two sets of curves [seeds, evaluations] from the same seeds.
 
-  Scores each run by the mean held-out loss over all evaluations after the first (the area under
-  its curve: lower learns faster) and by the mean of its last `final_evals` evaluations. Returns
-  per-seed scores, their mean and spread, and the paired differences a - b.
+  Scores each run three ways, lower being better: 'area', the mean held-out loss over all
+  evaluations after the first (the area under its curve, dominated by the first, steep part);
+  'log_area', the mean of its logarithm (every phase of the curve weighs alike); 'final', the mean
+  of the last `final_evals` evaluations. Returns per-seed scores, their mean and spread, and the
+  paired differences a - b.
   """
   a, b = np.asarray(curves_a, np.float64), np.asarray(curves_b, np.float64)
   out = {}
   for name, score in (('area', lambda c: c[:, 1:].mean(axis=1)),
+                      ('log_area', lambda c: np.log(c[:, 1:]).mean(axis=1)),
                       ('final', lambda c: c[:, -final_evals:].mean(axis=1))):
     sa, sb = score(a), score(b)
     diff = sa - sb

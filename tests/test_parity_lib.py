@@ -167,5 +167,6 @@ def test_overlap_and_order_comparison():
   assert comparison['area']['a_lower_in_every_seed']
   np.testing.assert_allclose(comparison['final']['paired_diff'], [-0.1] * 3)
   np.testing.assert_allclose(comparison['area']['a'], (seeds - 0.1)[:, 1:].mean(axis=1))
+  np.testing.assert_allclose(comparison['log_area']['b'], np.log(seeds[:, 1:]).mean(axis=1))
   with pytest.raises(ValueError, match='different shapes'):
     parity_lib.overlap(seeds, seeds[:2])
