@@ -518,6 +518,12 @@ def main(argv):
     summary['dilation'] = report['dilation_order']['verdict']
   print(summary)
   print(f'wrote {output} and {plot_path}')
+  failed = [name for name, ok in (('forward', report['forward']['agree']),
+                                  ('early steps', report['early_steps']['agree']),
+                                  ('held-out bands', summary['bands_overlap'] is not False))
+            if not ok]
+  if failed:  # a non-zero exit, so that CI's quick run catches a divergence from the reference
+    raise SystemExit(f'parity FAILED ({", ".join(failed)}); see {output}')
 
 
 if __name__ == '__main__':
