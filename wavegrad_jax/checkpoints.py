@@ -244,6 +244,66 @@ def archive_run(workdir):
   return target
 
 
+def _saved_metadata(directory, step):
+  """(state metadata tree, config or None) of checkpoint `step`; raises when unreadable."""
+  manager = _read_only_manager(directory)
+  try:
+    tree = manager.item_metadata(step)[STATE].tree
+    try:
+      restored = manager.restore(step, args=ocp.args.Composite(**{CONFIG: ocp.args.JsonRestore()}))
+      config = config_from_dict(restored[CONFIG])
+    except Exception:  # pylint: disable=broad-except
+      config = None  # the state decides whether the checkpoint is readable.
+    return tree, config
+  finally:
+    manager.close()
+
+
+def _refuse_mismatch(directory, step, saved_tree, saved_config, abstract_state, config, workdir):
+  mismatch = state_differences(saved_tree, abstract_state)
+  if not mismatch:
+    return
+  fields = state_config_differences(saved_config, config) if saved_config is not None else []
+  raise errors.ResumeMismatchError(
+      f'{directory}/{step} holds a training state made under other settings than this '
+      "run's, so this run cannot resume from it: "
+      + ('; '.join(fields) if fields else 'no recorded config field differs')
+      + f' (saved state: {"; ".join(mismatch)}). Nothing was changed. Train in a new '
+      '--workdir, or pass --start_afresh to move the old run into '
+      f'{os.path.join(workdir, PREVIOUS_RUNS_DIR)}/ and train from step 0 here, or '
+      'rerun with the settings that run was trained with.')
+
+
+def check_resumable(workdir, config, abstract_state):
+  """Raises errors.ResumeMismatchError unless the run can resume from its newest readable checkpoint.
+
+  The check `RunCheckpoints.restore_latest` makes, made before anything is opened for writing:
+  it creates, moves and restores nothing (unreadable checkpoints are skipped here; restoring sets
+  them aside).
+
+  Args:
+    workdir: the run's directory.
+    config: this run's config.
+    abstract_state: this run's TrainState of jax.ShapeDtypeStruct leaves.
+  """
+  directory, _ = _checkpoint_dirs(workdir, config)
+  if not os.path.isdir(directory):
+    return
+  manager = _read_only_manager(directory)
+  try:
+    steps = sorted(manager.all_steps(), reverse=True)
+  finally:
+    manager.close()
+  for step in steps:
+    try:
+      saved_tree, saved_config = _saved_metadata(directory, step)
+    except Exception:  # pylint: disable=broad-except
+      continue
+    _refuse_mismatch(directory, step, saved_tree, saved_config, abstract_state, config,
+                     _absolute(workdir))
+    return
+
+
 class RunCheckpoints:
   """The periodic and best-by-held-out-loss checkpoint managers of one training run.
 
@@ -385,22 +445,12 @@ class RunCheckpoints:
     """
     for step in sorted(self._manager.all_steps(), reverse=True):
       try:
-        saved_tree, saved_config = self._saved_metadata(step)
+        saved_tree, saved_config = _saved_metadata(self.directory, step)
       except Exception as e:  # pylint: disable=broad-except
         self._set_aside(step, e)
         continue
-      mismatch = state_differences(saved_tree, abstract_state)
-      if mismatch:
-        fields = (state_config_differences(saved_config, self._config)
-                  if saved_config is not None else [])
-        raise errors.ResumeMismatchError(
-            f'{self.directory}/{step} holds a training state made under other settings than this '
-            f"run's, so this run cannot resume from it: "
-            + ('; '.join(fields) if fields else 'no recorded config field differs')
-            + f' (saved state: {"; ".join(mismatch)}). Nothing was changed. Train in a new '
-            '--workdir, or pass --start_afresh to move the old run into '
-            f'{os.path.join(self.workdir, PREVIOUS_RUNS_DIR)}/ and train from step 0 here, or '
-            'rerun with the settings that run was trained with.')
+      _refuse_mismatch(self.directory, step, saved_tree, saved_config, abstract_state,
+                       self._config, self.workdir)
       try:
         restored = self._manager.restore(
             step, args=ocp.args.Composite(**{STATE: ocp.args.StandardRestore(abstract_state)}))
@@ -408,21 +458,6 @@ class RunCheckpoints:
       except Exception as e:  # pylint: disable=broad-except
         self._set_aside(step, e)
     return None, None
-
-  def _saved_metadata(self, step):
-    """(state metadata tree, config or None) of checkpoint `step`; raises when unreadable."""
-    manager = _read_only_manager(self.directory)
-    try:
-      tree = manager.item_metadata(step)[STATE].tree
-      try:
-        restored = manager.restore(
-            step, args=ocp.args.Composite(**{CONFIG: ocp.args.JsonRestore()}))
-        config = config_from_dict(restored[CONFIG])
-      except Exception:  # pylint: disable=broad-except
-        config = None  # the state decides whether the checkpoint is readable.
-      return tree, config
-    finally:
-      manager.close()
 
   def _set_aside(self, step, error):
     moved = _quarantine(self.directory, step, self.workdir)

@@ -512,15 +512,12 @@ def train_and_evaluate(config, workdir, *, start_afresh=False):
   splits = open_dataset(config)  # builds it when needed: a data error stops the run here.
   model = model_lib.build_model(config)
   tx = make_optimizer(config.train)
+  abstract, shardings = abstract_train_state(model, tx, config, mesh)
+  if not start_afresh:
+    checkpoints.check_resumable(workdir, config, abstract)
   archived = checkpoints.archive_run(workdir) if start_afresh else None
   ckpts = checkpoints.RunCheckpoints(workdir, config)
-
-  abstract, shardings = abstract_train_state(model, tx, config, mesh)
-  try:
-    state, start_step = ckpts.restore_latest(abstract)
-  except errors.ResumeMismatchError:
-    ckpts.close()
-    raise
+  state, start_step = ckpts.restore_latest(abstract)
   checkpoints.save_config(workdir, config)
   if state is None:
     state, start_step = init_train_state(model, tx, config, mesh), 0
