@@ -10,6 +10,7 @@ moves such a workdir's old run into <workdir>/previous_runs/<time>/ and trains f
 """
 from absl import app
 from absl import flags
+from absl import logging
 from ml_collections import config_flags
 
 from experiments import cli
@@ -28,6 +29,10 @@ def main(argv):
   """Runs training with the parsed config; extra positional arguments are an error."""
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  if not flags.FLAGS['verbosity'].present:
+    # Progress goes to the console, TensorBoard and metrics.jsonl; --verbosity=0 brings the INFO
+    # logs (the dataset build's, orbax's, TFDS's) back.
+    logging.set_verbosity(logging.WARNING)
   train.train_and_evaluate(_CONFIG.value, _WORKDIR.value, start_afresh=_START_AFRESH.value)
 
 

@@ -143,9 +143,9 @@ def test_failed_save_stops_the_run_at_once_and_a_rerun_resumes(tmp_path, tfds_di
     train.train_and_evaluate(config, workdir)
   message = str(raised.value)
   assert '\n' not in message
-  assert message.startswith(f'saving checkpoint 4 to {workdir}/checkpoints failed: No space left '
-                            'on device. Training stopped')
-  assert message.endswith('resumes from checkpoint 2')
+  assert message == (f'saving checkpoint 4 to {workdir}/checkpoints failed: No space left on '
+                     'device. Training stopped. Free space (or fix the folder), then rerun the '
+                     'same command: it resumes from checkpoint 2')
   # Stopped at the step the failure was noticed, not at the next save (step 6).
   assert max(_logged_steps(workdir)) in (4, 5)
   assert [n for n in os.listdir(os.path.join(workdir, 'checkpoints')) if n.isdigit()] == ['2']

@@ -18,8 +18,9 @@ logged warning and the next older one is tried, so a crash during a write or a d
 at most one checkpoint interval. A readable checkpoint whose saved state has another structure than
 the run's (the run's config changed: model, frontend, optimiser) is not corruption: resuming from
 it is refused (`errors.ResumeMismatchError`, naming the differing fields) and nothing is moved.
-A save that fails (e.g. no space left) raises `errors.CheckpointSaveError` at the step it is
-noticed, which is the next training step for asynchronous saves (`RunCheckpoints.check_saves`).
+A save that fails (e.g. no space left) raises `errors.CheckpointSaveError` naming the step, the
+folder and the cause: at once for synchronous saves, and for asynchronous ones at the first
+training step after the background write failed (`RunCheckpoints.check_saves`).
 """
 import json
 import os
@@ -361,7 +362,7 @@ class RunCheckpoints:
     """
     if step in self._manager.all_steps():
       return False
-    self.check_saves()
+    self._finish(self._manager)  # orbax waits for the previous save anyway; its error is its own
     try:
       saved = self._manager.save(step, args=self._args(state), force=True)
     except Exception as e:  # pylint: disable=broad-except
@@ -372,12 +373,18 @@ class RunCheckpoints:
   def _save_error(self, manager, step, error):
     directory = self.directory if manager is self._manager else self.best_directory
     last = [s for s in self._manager.all_steps() if s != step]
-    resume = (f'rerun the same command and it resumes from checkpoint {max(last)}' if last else
-              'rerun the same command to start again')
+    resume = (f'it resumes from checkpoint {max(last)}' if last else 'it starts again')
     what = 'a checkpoint' if step is None else f'checkpoint {step}'
     return errors.CheckpointSaveError(
-        f'saving {what} to {directory} failed: {save_error_cause(error)}. Training '
-        f'stopped; free space (or fix the folder) and {resume}')
+        f'saving {what} to {directory} failed: {save_error_cause(error)}. Training stopped. Free '
+        f'space (or fix the folder), then rerun the same command: {resume}')
+
+  def _finish(self, manager):
+    """Waits for `manager`'s pending save; its failure raises CheckpointSaveError for its step."""
+    try:
+      manager.wait_until_finished()
+    except Exception as e:  # pylint: disable=broad-except
+      raise self._save_error(manager, self._pending.get(id(manager)), e) from e
 
   def check_saves(self):
     """Raises errors.CheckpointSaveError if an asynchronous save has failed; never blocks.
@@ -386,12 +393,8 @@ class RunCheckpoints:
     the next save.
     """
     for manager in (self._manager, self._best):
-      if manager is None or manager.is_saving_in_progress():
-        continue
-      try:
-        manager.wait_until_finished()  # returns at once; raises a finished save's error.
-      except Exception as e:  # pylint: disable=broad-except
-        raise self._save_error(manager, self._pending.get(id(manager)), e) from e
+      if manager is not None and not manager.is_saving_in_progress():
+        self._finish(manager)  # returns at once; raises a finished save's error.
 
   @property
   def best_loss(self):
@@ -418,7 +421,7 @@ class RunCheckpoints:
       return False
     if step in self._best.all_steps():  # a resumed run reproducing an evaluation it already saved
       return False
-    self.check_saves()
+    self._finish(self._best)
     try:
       saved = self._best.save(step, args=self._args(state),
                               metrics={BEST_METRIC: float(heldout_loss)}, force=True)
@@ -474,10 +477,7 @@ class RunCheckpoints:
     """
     for manager in (self._manager, self._best):
       if manager is not None:
-        try:
-          manager.wait_until_finished()
-        except Exception as e:  # pylint: disable=broad-except
-          raise self._save_error(manager, self._pending.get(id(manager)), e) from e
+        self._finish(manager)
 
   def close(self):
     """Waits for pending saves and releases the managers (raises CheckpointSaveError)."""
