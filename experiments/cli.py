@@ -24,7 +24,6 @@ import sys
 from absl import app
 from absl import flags
 from absl import logging
-from ml_collections import config_flags
 
 from wavegrad_jax import audio
 from wavegrad_jax import errors

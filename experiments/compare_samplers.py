@@ -22,8 +22,9 @@ Writes <output>/results.json (every mean, the settings, the utterance ids and th
 <output>/table.md (a header line and the markdown table) and, per split and sampler,
 <output>/<split>/<sampler>/ with evaluate's metrics.json, per_utterance.jsonl, tb/ and wavs/.
 The model, frontend and data come from the checkpoint; `--config.<section>.<field>=value`
-overrides its sampling / eval / search sections (experiments/checkpoint_flags.py). RTF is synthesis wall time (compilation excluded) over the
-seconds of reference audio, so it depends on the machine and config.eval's chunking and batch size.
+overrides its sampling / eval / search sections (experiments/checkpoint_flags.py). RTF is
+synthesis wall time (compilation excluded) over the seconds of reference audio, so it depends on
+the machine and config.eval's chunking and batch size.
 """
 import os
 import sys

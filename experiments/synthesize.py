@@ -13,7 +13,6 @@ mismatch); the output has exactly frames * hop samples.
 """
 import sys
 
-from absl import app
 from absl import flags
 from absl import logging
 import jax

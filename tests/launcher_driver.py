@@ -100,7 +100,8 @@ def drive(cases, env=None, timeout=600):
     full_env.pop('XLA_FLAGS', None)
     full_env.update(env or {})
     proc = subprocess.run([sys.executable, os.path.abspath(__file__), cases_path, results_path],
-                          env=full_env, capture_output=True, text=True, timeout=timeout, check=False)
+                          env=full_env, capture_output=True, text=True, timeout=timeout,
+                          check=False)
     if proc.returncode:
       raise AssertionError(f'launcher driver failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}')
     with open(results_path) as f:

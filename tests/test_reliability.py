@@ -209,7 +209,8 @@ def test_listing_changes_names_what_changed():
   old = {'a.wav': [10, 1], 'b.wav': [10, 1], 'c.wav': [10, 1]}
   new = {'a.wav': [10, 1], 'b.wav': [11, 2], 'd.wav': [5, 3]}
   assert builders.listing_changes(old, dict(old)) is None
-  assert builders.listing_changes(old, new) == '1 added (d.wav), 1 removed (c.wav), 1 changed (b.wav)'
+  assert builders.listing_changes(old, new) == ('1 added (d.wav), 1 removed (c.wav), '
+                                                '1 changed (b.wav)')
 
 
 # ------------------------------------------------------------------ 4. errors before any work

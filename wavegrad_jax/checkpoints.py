@@ -159,7 +159,8 @@ def _quarantine(directory, step, workdir):
   return dst
 
 
-# Training settings that, with the model and frontend, decide the saved state's structure and values.
+# Training settings that, with the model and frontend, decide the saved state's structure and
+# values.
 STATE_TRAIN_FIELDS = ('grad_clip_norm', 'learning_rate', 'lr_schedule', 'warmup_steps',
                       'end_lr_factor', 'adam_b1', 'adam_b2', 'adam_eps', 'ema_decay', 'ema_warmup')
 
@@ -276,7 +277,7 @@ def _refuse_mismatch(directory, step, saved_tree, saved_config, abstract_state, 
 
 
 def check_resumable(workdir, config, abstract_state):
-  """Raises errors.ResumeMismatchError unless the run can resume from its newest readable checkpoint.
+  """Raises errors.ResumeMismatchError unless a run can resume from its newest readable checkpoint.
 
   The check `RunCheckpoints.restore_latest` makes, made before anything is opened for writing:
   it creates, moves and restores nothing (unreadable checkpoints are skipped here; restoring sets

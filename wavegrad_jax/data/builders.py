@@ -292,9 +292,11 @@ def listing_changes(recorded: Dict[str, Any], current: Dict[str, Any], examples:
   added = sorted(set(current) - set(recorded))
   removed = sorted(set(recorded) - set(current))
   changed = sorted(k for k in set(current) & set(recorded) if list(current[k]) != list(recorded[k]))
-  parts = [f'{len(names)} {label} ({", ".join(names[:examples])}{", ..." if len(names) > examples else ""})'
-           for names, label in ((added, 'added'), (removed, 'removed'), (changed, 'changed'))
-           if names]
+  parts = []
+  for names, label in ((added, 'added'), (removed, 'removed'), (changed, 'changed')):
+    if names:
+      more = ', ...' if len(names) > examples else ''
+      parts.append(f'{len(names)} {label} ({", ".join(names[:examples])}{more})')
   return ', '.join(parts) or None
 
 
