@@ -11,7 +11,10 @@ made: rerun the same command after a kill and nothing is scored twice; a rerun w
 segments, frontend, sampler (GLA included), LS-MSE or seed differ is refused, naming what differs),
 ranked_N<N>.csv/.json,
 best_N<N>.json (pass it to evaluate --schedules or synthesize --schedule), summary.json and, for
-several budgets, best_score_vs_steps.png. Candidates are sharded over every local device.
+several budgets, best_score_vs_steps.png. Candidates are sharded over every local device. A full
+grid larger than config.search.max_grid_candidates is refused (the default grid at 6 steps has
+9^6 = 531,441 candidates); config.search.max_candidates scores a seeded random subset instead.
+Flags and config fields are checked before the checkpoint is restored.
 """
 from absl import app
 from absl import flags
