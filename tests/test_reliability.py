@@ -3,7 +3,7 @@
 - A resume under settings that change the saved state is refused, nothing is set aside, and
   --start_afresh keeps the old run.
 - A failed checkpoint write (an injected "No space left on device") stops training at once; a rerun
-  resumes from the last good checkpoint.
+  resumes from the last good checkpoint (and names a setting changed since).
 - A prepared folder dataset is rebuilt when a file is fixed or added.
 - A missing data folder is reported before anything is created or compiled.
 - A restart from an earlier step keeps the metrics it drops.
@@ -125,7 +125,8 @@ def test_restart_from_an_earlier_step_keeps_the_dropped_metrics(tmp_path):
 
 
 @needs_fillets
-def test_failed_save_stops_the_run_at_once_and_a_rerun_resumes(tmp_path, tfds_dir, monkeypatch):
+def test_failed_save_stops_the_run_at_once_and_a_rerun_resumes(tmp_path, tfds_dir, monkeypatch,
+                                                              capsys):
   workdir = str(tmp_path / 'run')
   config = _config(tfds_dir, 8, checkpoint_every_steps=2)
   config.checkpoint.async_save = True
@@ -151,8 +152,14 @@ def test_failed_save_stops_the_run_at_once_and_a_rerun_resumes(tmp_path, tfds_di
   assert [n for n in os.listdir(os.path.join(workdir, 'checkpoints')) if n.isdigit()] == ['2']
 
   monkeypatch.undo()
+  capsys.readouterr()
+  config.train.learning_rate = 1e-3  # changes the training, not the saved state: resumes, saying so
   summary = train.train_and_evaluate(config, workdir)
   assert summary['step'] == 8
+  printed = capsys.readouterr().out
+  assert 'resumed from step 2' in printed
+  assert ('resuming under changed settings: train.learning_rate: 0.003 in the checkpoint vs 0.001 '
+          'now') in printed
   assert sorted(s for s in os.listdir(os.path.join(workdir, 'checkpoints'))
                 if s.isdigit()) == ['6', '8']
   assert _logged_steps(workdir) == list(range(1, 9))

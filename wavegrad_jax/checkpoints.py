@@ -287,10 +287,13 @@ def check_resumable(workdir, config, abstract_state):
     workdir: the run's directory.
     config: this run's config.
     abstract_state: this run's TrainState of jax.ShapeDtypeStruct leaves.
+  Returns:
+    the `state_config_differences` of a checkpoint the run can resume from (settings such as the
+    learning rate that change the training but not the saved state's shape), to be reported.
   """
   directory, _ = _checkpoint_dirs(workdir, config)
   if not os.path.isdir(directory):
-    return
+    return []
   manager = _read_only_manager(directory)
   try:
     steps = sorted(manager.all_steps(), reverse=True)
@@ -303,7 +306,8 @@ def check_resumable(workdir, config, abstract_state):
       continue
     _refuse_mismatch(directory, step, saved_tree, saved_config, abstract_state, config,
                      _absolute(workdir))
-    return
+    return state_config_differences(saved_config, config) if saved_config is not None else []
+  return []
 
 
 class RunCheckpoints:

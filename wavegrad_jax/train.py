@@ -513,8 +513,7 @@ def train_and_evaluate(config, workdir, *, start_afresh=False):
   model = model_lib.build_model(config)
   tx = make_optimizer(config.train)
   abstract, shardings = abstract_train_state(model, tx, config, mesh)
-  if not start_afresh:
-    checkpoints.check_resumable(workdir, config, abstract)
+  changed = [] if start_afresh else checkpoints.check_resumable(workdir, config, abstract)
   archived = checkpoints.archive_run(workdir) if start_afresh else None
   ckpts = checkpoints.RunCheckpoints(workdir, config)
   state, start_step = ckpts.restore_latest(abstract)
@@ -528,6 +527,8 @@ def train_and_evaluate(config, workdir, *, start_afresh=False):
       f'{dict(mesh.shape)} over {jax.device_count()} {jax.devices()[0].device_kind} device(s), '
       f'{jax.process_count()} process(es); '
       + (f'resumed from step {start_step}' if start_step else 'starting from scratch'))
+  if changed and start_step:
+    reporter.console('resuming under changed settings: ' + '; '.join(changed))
   if archived:
     reporter.console(f'--start_afresh: the run that was in {workdir} is now in {archived}')
   if reporter.metrics_backup:
