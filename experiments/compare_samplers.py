@@ -8,7 +8,7 @@ and is scored with LS-MSE, multi-resolution STFT distance, PESQ, STOI and the re
   python -m experiments.compare_samplers --workdir=runs/tiny
   python -m experiments.compare_samplers --workdir=runs/tiny --max_utterances=16 --max_seconds=4 \
       --schedules=6,25,50,1000 --samplers=ancestral,gla --splits=unseen
-  python -m experiments.compare_samplers --workdir=runs/tiny --config=experiments/configs/tiny.py \
+  python -m experiments.compare_samplers --workdir=runs/tiny \
       --config.sampling.gla.iterations=64 --config.eval.write_wavs=False
 
 Samplers (`sampling.SAMPLER_PRESETS`), each applied on top of the inference config's sampling
@@ -21,9 +21,10 @@ section:
 Writes <output>/results.json (every mean, the settings, the utterance ids and the command),
 <output>/table.md (a header line and the markdown table) and, per split and sampler,
 <output>/<split>/<sampler>/ with evaluate's metrics.json, per_utterance.jsonl, tb/ and wavs/.
-The model, frontend and data come from the checkpoint; --config (optional) only supplies the
-sampling / eval / search sections. RTF is synthesis wall time (compilation excluded) over the
-seconds of reference audio, so it depends on the machine and config.eval's chunking and batch size.
+The model, frontend and data come from the checkpoint; `--config.<section>.<field>=value`
+overrides its sampling / eval / search sections (experiments/checkpoint_flags.py). RTF is
+synthesis wall time (compilation excluded) over the seconds of reference audio, so it depends on
+the machine and config.eval's chunking and batch size.
 """
 import os
 import sys
@@ -35,7 +36,9 @@ from absl import logging
 import jax
 
 from experiments import checkpoint_flags
+from experiments import cli
 from wavegrad_jax import compare
+from wavegrad_jax import errors
 from wavegrad_jax import evaluate
 from wavegrad_jax import model as model_lib
 from wavegrad_jax import sampling
@@ -58,7 +61,8 @@ flags.mark_flag_as_required('workdir')
 
 
 def main(argv):
-  del argv  # the command is recorded from sys.argv, flags included.
+  if len(argv) > 1:  # the command is recorded from sys.argv, flags included.
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   from wavegrad_jax import input_pipeline  # pylint: disable=g-import-not-at-top
   start = time.perf_counter()
   samplers = list(dict.fromkeys(FLAGS.samplers))
@@ -69,13 +73,21 @@ def main(argv):
   bad = [s for s in FLAGS.splits if s not in compare.SPLITS]
   if bad or not FLAGS.splits:
     raise app.UsageError(f'--splits: unknown {bad}; choose from {list(compare.SPLITS)}')
-  params, config, step = checkpoint_flags.load_checkpoint()
-  schedule_list = evaluate.parse_schedule_list(FLAGS.schedules, config.sampling.named_schedules)
+  # Everything the user gave is checked before the checkpoint is restored or anything compiled.
+  config = checkpoint_flags.preview_config()
+  try:
+    schedule_list = evaluate.parse_schedule_list(FLAGS.schedules, config.sampling.named_schedules)
+  except ValueError as err:
+    raise errors.ConfigError(f'--schedules={FLAGS.schedules}: {err}') from None
+  output_dir = FLAGS.output or os.path.join(FLAGS.workdir, 'compare_samplers')
+  errors.check_output_dir(output_dir, '--output')
   splits = input_pipeline.prepare_dataset(config)
   utterances = {s: input_pipeline.heldout_utterances(
       config, split=s, max_count=FLAGS.max_utterances or None,
       max_seconds=FLAGS.max_seconds or None, splits=splits) for s in dict.fromkeys(FLAGS.splits)}
-  output_dir = FLAGS.output or os.path.join(FLAGS.workdir, 'compare_samplers')
+  for split, found in utterances.items():
+    checkpoint_flags.require_utterances(found, split, config)
+  params, config, step = checkpoint_flags.load_checkpoint()
   logging.info('step %s; %s; schedules %s; samplers %s -> %s', step,
                ', '.join(f'{len(u)} {s} utterances' for s, u in utterances.items()),
                [n for n, _ in schedule_list], samplers, output_dir)
@@ -99,4 +111,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

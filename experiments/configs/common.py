@@ -355,6 +355,9 @@ def search_config():
   c.evolution_mutation_rate = 0.3
   c.table_size = 100            # rows in the ranked table; 0 = every scored candidate.
   c.compare_named = True        # also score the named schedules of each budget, for reference.
+  # 'grid' without max_candidates is refused above this many candidates (9^6 = 531,441 at six
+  # steps: about 12 h for tiny on 2 CPU cores); 0 lifts the cap.
+  c.max_grid_candidates = 10_000
   return c
 
 
@@ -374,3 +377,9 @@ def get_common_config():
   c.eval = eval_config()
   c.search = search_config()
   return c
+
+
+def get_config():
+  """The defaults alone. Inference launchers read it when no --config is given, so that their
+  `--config.<section>.<field>=value` overrides can be applied on top of a checkpoint's config."""
+  return get_common_config()
