@@ -441,7 +441,9 @@ def check_resume_compatible(workdir, config):
   if differences:
     raise ValueError(f'{workdir} holds a run with a different model or frontend, so its '
                      'checkpoints cannot be resumed: ' + '; '.join(differences)
-                     + '. Use a new --workdir, or the config that run was started with.')
+                     + '. Use a new --workdir, or the config that run was started with'
+                     + checkpoints.recorded_choice_hint(checkpoints.load_config(workdir),
+                                                        differences) + '.')
 
 
 def train_and_evaluate(config, workdir):
@@ -460,6 +462,8 @@ def train_and_evaluate(config, workdir):
   """
   parallel.maybe_initialize_distributed(config.mesh.distributed)
   validate_config(config)
+  # config.json and every checkpoint record the dilations themselves, not only their order's name.
+  config = model_lib.resolved_config(config)
   workdir = os.path.abspath(workdir)
   preemption = parallel.Preemption()
   mesh = parallel.make_mesh(config.mesh)

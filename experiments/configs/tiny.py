@@ -9,7 +9,6 @@ def get_config():
   c.model.mel_channels = 64
   c.model.upsample_factors = (4, 4, 4, 4)
   c.model.upsample_channels = (64, 48, 32, 32)
-  c.model.upsample_dilations = ((1, 2, 1, 2), (1, 2, 4, 8), (1, 2, 4, 8), (1, 2, 4, 8))
   c.model.waveform_channels = 16
   c.model.downsample_factors = (4, 4, 4)
   c.model.downsample_channels = (32, 32, 48)
