@@ -28,6 +28,9 @@ Where the correction enters a step (`GLAOptions.placement`):
     term) is replaced by its projection, rescaled to a `mean_peak` of 0.95, before the step's noise
     is added; y is then clamped to [-1, 1] (`clip`). The authors correct the first (noisiest) 3
     steps with 32 fast-GLA iterations of momentum 0.1 in their parameterisation, 1/9 in ours.
+    (In that file the first iteration's previous spectrum is the current one, scaled in place by
+    `tprev.mul_`, so its first projection is of zero and its next few restart from the sign-
+    flipped input; this module runs the algorithm the paper describes, all 32 iterations.)
   'clean_estimate' (a variant, preset 'gla_clean_estimate'): the clean estimate
     y0_hat = (y_n - sqrt(1 - abar_n) eps) / sqrt(abar_n) is projected, y0' = GLA(y0_hat); the
     noise is re-derived at this step's level as eps' = (y_n - sqrt(abar_n) y0') / sqrt(1 - abar_n),
