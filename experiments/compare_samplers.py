@@ -1,4 +1,4 @@
-r"""Compares the samplers (ancestral, deterministic, GLA-Grad) over schedules and held-out splits.
+r"""Compares the samplers (the paper's, clipped, GLA-Grad, Griffin-Lim alone) on held-out splits.
 
 One command for the README's evaluation table; the logic is `wavegrad_jax.compare`: each sampler
 vocodes the same utterances of each split with each schedule, from the same reverse-diffusion key,
@@ -7,16 +7,24 @@ and is scored with LS-MSE, multi-resolution STFT distance, PESQ, STOI and the re
 
   python -m experiments.compare_samplers --workdir=runs/tiny
   python -m experiments.compare_samplers --workdir=runs/tiny --max_utterances=16 --max_seconds=4 \
-      --schedules=6,25,50,1000 --samplers=ancestral,gla --splits=unseen
+      --schedules=6,25,50,1000 --samplers=ancestral,gla_grad --splits=unseen
   python -m experiments.compare_samplers --workdir=runs/tiny \
-      --config.sampling.gla.iterations=64 --config.eval.write_wavs=False
+      --config.sampling.noise_scale=beta --config.eval.write_wavs=False
 
-Samplers (`sampling.SAMPLER_PRESETS`), each applied on top of the inference config's sampling
-section:
-  ancestral      eta = 1: the paper's sampler.
-  deterministic  eta = 0: DDIM-style steps on the same continuous noise levels.
-  gla            eta = 1 with GLA-Grad (gla.enabled, magnitude 'mel_pinv', the config's gla.steps
-                 and gla.iterations: 'first:3' and 32 by default).
+Samplers (`sampling.SAMPLER_PRESETS`), each setting the sampling fields that define it on top of
+the inference config's sampling section:
+  ancestral           eta = 1: the paper's sampler.
+  deterministic       eta = 0: DDIM-style steps on the same continuous noise levels.
+  ancestral_clip_y    ancestral, y clamped to [-1, 1] after every step (lmnt-com/wavegrad).
+  ancestral_clip_x0   ancestral, the clean estimate clamped to [-1, 1] in every step
+                      (ivanvovk/WaveGrad).
+  gla_grad            GLA-Grad as published (Liu et al., ICASSP 2024): 32 fast Griffin-Lim
+                      iterations on the step's mean before its noise, on the 3 noisiest steps,
+                      rescaled to a 0.95 peak; y clamped to [-1, 1].
+  gla_clean_estimate  this project's variant: the same Griffin-Lim on the clean estimate, the
+                      noise re-derived, no rescaling or clamping.
+  griffin_lim         no model: the same Griffin-Lim alone from the mel's pseudo-inverse magnitude,
+                      started from the same noise; it uses no schedule (one row per split).
 
 Writes <output>/results.json (every mean, the settings, the utterance ids and the command),
 <output>/table.md (a header line and the markdown table) and, per split and sampler,
@@ -45,12 +53,12 @@ from wavegrad_jax import sampling
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer('max_utterances', 8, 'Utterances per split (the first in id order; 0: all).')
-# 8 x 2.8 s per split: about 4.5 minutes on 2 CPU cores for runs/tiny. 2.8 s is 241 frames at
+# 8 x 2.8 s per split. 2.8 s is 241 frames at
 # 22.05 kHz / hop 256, two 128-frame chunks of config.eval, so each split fits one batch of 16
 # chunks; 3 s would need three chunks per utterance and two batches, twice the time.
 flags.DEFINE_float('max_seconds', 2.8, 'Cut each utterance to at most this many seconds '
                    '(0: whole).')
-flags.DEFINE_string('schedules', '6,25,50', "Comma-separated schedules (names such as '6', "
+flags.DEFINE_string('schedules', '6', "Comma-separated schedules (names such as '6', "
                     "'linear:..' specs, .json paths; ';' between them if one is 'list:a,b').")
 flags.DEFINE_list('samplers', list(sampling.SAMPLER_PRESETS),
                   f'Samplers to compare, of {list(sampling.SAMPLER_PRESETS)}.')

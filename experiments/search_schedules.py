@@ -20,6 +20,7 @@ from absl import app
 from absl import flags
 from absl import logging
 import jax
+import numpy as np
 
 from experiments import checkpoint_flags
 from experiments import cli
@@ -110,8 +111,12 @@ def run():
                                                    references=refs, segment_ids=ids)
   logging.info('searching %s steps with %s on %d devices, %d segments of %d frames -> %s', steps,
                s.method, jax.device_count(), len(ids), s.segment_frames, output_dir)
-  out = schedule_search.search_budgets(scorer, steps, s, output_dir, fingerprint=fingerprint,
-                                       named=config.sampling.named_schedules.to_dict())
+  # The start-from-noise check uses the level of the very segments scored.
+  speech_rms = float(np.sqrt(np.mean(np.square(np.asarray(refs, np.float64)))))
+  out = schedule_search.search_budgets(
+      scorer, steps, s, output_dir, fingerprint=fingerprint,
+      named=config.sampling.named_schedules.to_dict(), speech_rms=speech_rms,
+      max_start_snr_db=config.sampling.get('start_max_snr_db', None))
   for r in out['budgets']:
     named = ', '.join(f'{k}: {v:.4g}' for k, v in r['named_scores'].items() if v is not None)
     best = 'none finite' if r['best_score'] is None else f'{r["best_score"]:.4g}'

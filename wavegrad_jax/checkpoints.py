@@ -2,7 +2,9 @@
 
 Every launcher that reads a run loads it with `load_for_inference`: the parameters, with the
 model and frontend of the checkpoint and the inference sections (sampling, eval, search) of
---config when one is given.
+--config when one is given. A --config whose model or frontend differs from the checkpoint's (the
+other UBlock dilation order, say, which has the same parameter shapes) is refused with the
+differing fields, never loaded silently.
 
 Layout under a workdir (directory names come from `config.checkpoint`):
   config.json                 the run's full config (rewritten at every start).
@@ -620,12 +622,40 @@ def frontend_differences(a, b, a_name='the checkpoint', b_name='--config', ignor
                               new_name=b_name, ignore=ignore)
 
 
+def recorded_choice_hint(recorded, differences):
+  """A clause naming the --config flags that select what a run recorded, for refusal messages.
+
+  Args:
+    recorded: the config a run recorded (its config.json or a checkpoint's).
+    differences: `frontend_differences` strings.
+  Returns:
+    '' when no named choice differs, else e.g. " (its model: --config.model.dilation_order=
+    'reimplementations')".
+  """
+  model = model_lib.model_config_dict(recorded.model)
+  flags = [f'--config.model.{key}={model[key]!r}' for key in ('name', 'dilation_order')
+           if key in model and any(d.startswith(f'model.{key}:') for d in differences)]
+  return f' (its model: {" ".join(flags)})' if flags else ''
+
+
 def parse_step(text):
   """A --step flag: '' or None -> None (latest), 'best' -> 'best', '123' -> 123."""
   text = str(text if text is not None else '').strip()
   if not text:
     return None
   return 'best' if text == 'best' else int(text)
+
+
+def _refuse_other_model(workdir, recorded, override):
+  diffs = frontend_differences(recorded, override, ignore=('model.dtype',))
+  if diffs:
+    raise ValueError(
+        f'--config describes another model or frontend than the checkpoint in {workdir}: '
+        + '; '.join(diffs) + '. The checkpoint would be vocoded as a different network (or from '
+        "other mels), so it is refused. Drop --config (the checkpoint's own model, frontend and "
+        'inference settings are used), or pass the config the run was trained with'
+        + recorded_choice_hint(recorded, diffs) + '; only the sampling / eval / search sections '
+        'of --config are applied.')
 
 
 def load_for_inference(workdir, defaults, step=None, ema=None, override=None):
@@ -636,19 +666,24 @@ def load_for_inference(workdir, defaults, step=None, ema=None, override=None):
     defaults: a full default config (experiments.configs.common.get_common_config()).
     step: '' / None (latest), 'best', or an int step (strings are parsed).
     ema: True / False, or None for config.eval.ema.
-    override: optional --config ConfigDict (see `inference_config`).
+    override: optional --config ConfigDict (see `inference_config`); its model and audio sections
+      must describe the checkpoint's model and frontend (compute dtype excepted).
   Returns:
     (params, config, step).
+  Raises:
+    ValueError: `override` describes another model or frontend than the checkpoint, e.g. the
+      other UBlock dilation order, whose parameters have the same shapes (the message lists the
+      differing fields and the flags that match the checkpoint).
+    FileNotFoundError: no readable checkpoint.
   """
-  saved = inference_config(load_config(workdir), defaults, override)
+  recorded = load_config(workdir)
+  if override is not None:
+    _refuse_other_model(workdir, recorded, override)
+  saved = inference_config(recorded, defaults, override)
   ema = bool(saved.eval.ema if ema is None else ema)
   params, ckpt_config, step = restore_params(workdir, parse_step(step), ema=ema)
   if override is not None:
-    diffs = frontend_differences(ckpt_config, override)
-    if diffs:
-      logging.warning("--config differs from the checkpoint in %s; the checkpoint's model and "
-                      'frontend are used (only sampling / eval / search come from --config)',
-                      ', '.join(diffs[:6]) + (' ...' if len(diffs) > 6 else ''))
+    _refuse_other_model(workdir, ckpt_config, override)
   config = inference_config(ckpt_config, defaults, override)
   config.eval.ema = ema
   return params, config, step

@@ -512,7 +512,8 @@ def check_resume_compatible(workdir, config):
         f'{workdir} holds a run with a different model or frontend, so its checkpoints cannot be '
         'resumed: ' + '; '.join(differences) + '. Nothing was changed. Use a new --workdir, pass '
         '--start_afresh to move the old run into previous_runs/ and train from step 0, or use '
-        'the config that run was started with.')
+        'the config that run was started with'
+        + checkpoints.recorded_choice_hint(checkpoints.load_config(workdir), differences) + '.')
 
 
 def train_and_evaluate(config, workdir, *, start_afresh=False):
@@ -539,6 +540,8 @@ def train_and_evaluate(config, workdir, *, start_afresh=False):
   # Everything that can be wrong with the request is checked before anything is created in the
   # workdir, restored or compiled: the config, the devices, the workdir, the data.
   validate_config(config)
+  # config.json and every checkpoint record the dilations themselves, not only their order's name.
+  config = model_lib.resolved_config(config)
   validate_devices(config, mesh)
   workdir = os.path.abspath(workdir)
   errors.check_output_dir(workdir, 'the workdir')
