@@ -21,6 +21,8 @@ from absl import logging
 import jax
 import numpy as np
 
+from experiments import cli
+from wavegrad_jax import errors
 from wavegrad_jax import model as model_lib
 from wavegrad_jax import parallel
 from wavegrad_jax import train
@@ -37,11 +39,16 @@ flags.mark_flag_as_required('output')
 
 
 def parse_benchmark(spec):
-  """'tiny:4,8' -> ('tiny', [4, 8])."""
+  """'tiny:4,8' -> ('tiny', [4, 8]); names a known config and positive batch sizes, or raises."""
   name, _, sizes = spec.partition(':')
-  if not name or not sizes:
-    raise app.UsageError(f'--benchmark wants CONFIG:B1,B2,..., got {spec!r}')
-  return name, [int(b) for b in sizes.split(',') if b]
+  try:
+    batches = [int(b) for b in sizes.split(',') if b]
+  except ValueError:
+    batches = []
+  if not name or not batches or min(batches) < 1:
+    raise app.UsageError(f'--benchmark wants CONFIG:B1,B2,... with batch sizes >= 1, got {spec!r}')
+  cli.check_config_name(name, '--benchmark')
+  return name, batches
 
 
 def synthetic_batch(config, batch_size, rng):
@@ -97,10 +104,12 @@ def measure(config, batch_size, warmup_steps, timed_steps):
 
 def main(argv):
   """Runs every requested benchmark and writes the JSON report."""
-  del argv
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  jobs = [parse_benchmark(spec) for spec in _BENCHMARKS.value]
+  errors.check_output_file(_OUTPUT.value, '--output')
   results = []
-  for spec in _BENCHMARKS.value:
-    name, sizes = parse_benchmark(spec)
+  for name, sizes in jobs:
     config = importlib.import_module(f'experiments.configs.{name}').get_config()
     if _SEGMENT_FRAMES.value:
       config.data.segment_frames = _SEGMENT_FRAMES.value
@@ -130,4 +139,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -27,6 +27,8 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from experiments import cli
+from wavegrad_jax import errors
 from wavegrad_jax import finetune
 from wavegrad_jax import jsonable
 
@@ -55,6 +57,10 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   if not flags.FLAGS['verbosity'].present:
     logging.set_verbosity(logging.WARNING)
+  output = _OUTPUT.value or os.path.join(_WORKDIR.value, 'results.json')
+  # Checked before the pairs are made and the arms trained (about 40 CPU minutes at the defaults).
+  errors.check_output_dir(_WORKDIR.value, '--workdir')
+  errors.check_output_file(output, '--output')
   study = finetune.run_study(
       _CONFIG.value, _SOURCE.value, _DEGRADE.value, init_from=_INIT_FROM.value,
       workdir=_WORKDIR.value, steps=_STEPS.value, max_train=_MAX_TRAIN.value,
@@ -62,7 +68,6 @@ def main(argv):
       schedules=_SCHEDULES.value)
   study['command'] = 'python -m experiments.finetune_study ' + ' '.join(sys.argv[1:])
   study['table'] = finetune.format_table(study)
-  output = _OUTPUT.value or os.path.join(_WORKDIR.value, 'results.json')
   os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
   with open(output, 'w') as f:
     json.dump(jsonable.finite(study), f, indent=2)
@@ -71,4 +76,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

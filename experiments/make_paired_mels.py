@@ -15,13 +15,13 @@ Read the folder with --config.data.source=paired (experiments/configs/tiny_paire
 ids are kept, so a held-out utterance of the corpus stays held out in the pairs (same
 heldout_fraction).
 """
-import os
-
 from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from experiments import cli
+from wavegrad_jax import errors
 from wavegrad_jax import predicted_mels
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -41,8 +41,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   output_dir = _OUTPUT_DIR.value
-  if os.path.exists(output_dir) and not os.path.isdir(output_dir):
-    raise app.UsageError(f'--output_dir={output_dir} is a file; give a folder')
+  errors.check_output_dir(output_dir, '--output_dir')  # before the corpus is read
   if not flags.FLAGS['verbosity'].present:
     logging.set_verbosity(logging.WARNING)  # TFDS logs every file it opens at INFO.
   summary = predicted_mels.write_pairs(_CONFIG.value, _DEGRADE.value, output_dir,
@@ -54,4 +53,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

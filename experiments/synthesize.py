@@ -42,8 +42,10 @@ from absl import logging
 import jax
 
 from experiments import checkpoint_flags
+from experiments import cli
 from experiments.configs import common
 from wavegrad_jax import checkpoints
+from wavegrad_jax import errors
 from wavegrad_jax import mel_conventions
 from wavegrad_jax import model as model_lib
 from wavegrad_jax import sampling
@@ -88,13 +90,8 @@ flags.mark_flags_as_required(['workdir', 'input'])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  try:
-    failed = run()
-  except (synthesize.SynthesisInputError, mel_conventions.MelConventionError,
-          schedules.ScheduleError, FileNotFoundError) as e:
-    # The message names the file, what differs and the fix; a traceback would only bury it.
-    sys.exit(f'error: {e}')
-  if failed:
+  # User errors (bad inputs, outputs, conventions, schedules) are one line each (cli.run).
+  if run():
     sys.exit(1)
 
 
@@ -105,33 +102,33 @@ def declared_audio(checkpoint_audio):
     None for --mel_convention=checkpoint, else the preset's section with --mel_hop /
     --mel_sample_rate / --mel_stats applied.
   Raises:
-    app.UsageError: --mel_stats with a convention that has no statistics.
+    errors.UserError: --mel_stats with a convention that has no statistics.
   """
   name = FLAGS.mel_convention
   if name == 'checkpoint':
     if FLAGS.mel_stats:
       fe = mel_conventions.frontend(checkpoint_audio)
-      raise app.UsageError(
+      raise errors.UserError(
           '--mel_stats declares the statistics of --mel_convention=espnet mels; with '
           f"--mel_convention=checkpoint the checkpoint's own ({mel_conventions.describe(fe)}) "
           'apply')
     return None
   if name.endswith('.py'):
     if not os.path.isfile(name):
-      raise app.UsageError(f'--mel_convention={name}: no such config file')
+      raise errors.UserError(f'--mel_convention={name}: no such config file')
     audio = runpy.run_path(name)['get_config']().audio
     if FLAGS.mel_sample_rate or FLAGS.mel_hop:
-      raise app.UsageError('--mel_hop / --mel_sample_rate: the config file given as '
-                           '--mel_convention already sets them; edit its audio section')
+      raise errors.UserError('--mel_hop / --mel_sample_rate: the config file given as '
+                             '--mel_convention already sets them; edit its audio section')
     if FLAGS.mel_stats:
       if audio.convention != 'espnet':
-        raise app.UsageError(f'--mel_stats: only espnet mels are normalised with a statistics '
-                             f"file; {name} declares {audio.convention!r}")
+        raise errors.UserError(f'--mel_stats: only espnet mels are normalised with a statistics '
+                               f"file; {name} declares {audio.convention!r}")
       audio.normalize, audio.stats_file = 'meanvar', FLAGS.mel_stats
     return audio
   if name not in MEL_PRESETS:
-    raise app.UsageError(f"--mel_convention must be 'checkpoint', one of {sorted(MEL_PRESETS)} or "
-                         f'a config file (.py), got {name!r}')
+    raise errors.UserError(f"--mel_convention must be 'checkpoint', one of {sorted(MEL_PRESETS)} "
+                           f'or a config file (.py), got {name!r}')
   kwargs = {}
   if FLAGS.mel_sample_rate:
     kwargs['sample_rate'] = FLAGS.mel_sample_rate
@@ -139,8 +136,8 @@ def declared_audio(checkpoint_audio):
     kwargs['hop_length'] = FLAGS.mel_hop
   if FLAGS.mel_stats:
     if name != 'espnet':
-      raise app.UsageError(f'--mel_stats: only --mel_convention=espnet normalises with a '
-                           f'statistics file, not {name}')
+      raise errors.UserError(f'--mel_stats: only --mel_convention=espnet normalises with a '
+                             f'statistics file, not {name}')
     kwargs['stats_file'] = FLAGS.mel_stats
   return MEL_PRESETS[name](**kwargs)
 
@@ -184,8 +181,8 @@ def run():
   # Inputs, outputs and conventions first: nothing is restored, compiled or created before.
   inputs = synthesize.collect_inputs(FLAGS.input, exclude=output_dir, mels_only=FLAGS.mels_only)
   synthesize.check_output_dir(output_dir)
-  config = checkpoints.inference_config(checkpoints.load_config(FLAGS.workdir),
-                                        common.get_common_config(), checkpoint_flags.CONFIG.value)
+  # The checkpoint's config.json with --config / --config.<field> applied; nothing restored yet.
+  config = checkpoint_flags.preview_config()
   if FLAGS.seed is not None:
     config.eval.seed = FLAGS.seed
   if checkpoint_flags.EMA.value is not None:
@@ -250,4 +247,4 @@ def run():
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

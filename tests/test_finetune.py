@@ -11,6 +11,7 @@ from experiments.configs import degrade
 from experiments.configs import tiny
 from tests import test_synthesize as ts
 from wavegrad_jax import checkpoints
+from wavegrad_jax import errors
 from wavegrad_jax import finetune
 from wavegrad_jax import mel_conventions
 from wavegrad_jax import model as model_lib
@@ -63,6 +64,8 @@ def test_init_from_another_model_or_frontend_is_refused_before_anything_is_made(
   # A workdir with a checkpoint of its own resumes from it: init_from no longer applies.
   os.makedirs(workdir / 'checkpoints' / '10')
   assert train.init_source(str(workdir), config) is None
+  # ... unless --start_afresh sets that run aside first.
+  assert train.init_source(str(workdir), config, start_afresh=True) == (run, 2000)
 
 
 def test_degraded_mels_are_smoothed_noisy_and_aligned():
@@ -149,3 +152,13 @@ def test_fine_tuning_on_degraded_pairs_improves_them_at_a_small_scale(tmp_path):
   assert study['results']['finetuned_degraded']['step'] == 60
   assert after['ls_mse'] < 0.9 * before['ls_mse'], (before, after)
   assert after['mrstft'] < 0.95 * before['mrstft'], (before, after)
+
+
+def test_a_study_folder_made_with_other_settings_is_refused(tmp_path):
+  folder = str(tmp_path / 'study')
+  finetune.check_study_folder(folder, {'steps': 300, 'max_train': 200, 'degrade': {'seed': 0}})
+  # The same settings again: a rerun, which reuses the pairs and finished arms.
+  finetune.check_study_folder(folder, {'steps': 300, 'max_train': 200, 'degrade': {'seed': 0}})
+  with pytest.raises(errors.UserError, match='other max_train, steps; its pairs'):
+    finetune.check_study_folder(folder, {'steps': 200, 'max_train': 100,
+                                         'degrade': {'seed': 0}})

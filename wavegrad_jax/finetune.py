@@ -15,8 +15,10 @@ from absl import logging
 import jax
 
 from wavegrad_jax import checkpoints
+from wavegrad_jax import errors
 from wavegrad_jax import evaluate
 from wavegrad_jax import input_pipeline
+from wavegrad_jax import jsonable
 from wavegrad_jax import model as model_lib
 from wavegrad_jax import predicted_mels
 from wavegrad_jax import sampling
@@ -48,6 +50,34 @@ def _arm_config(config, pairs_dir, init_from, steps):
   return c
 
 
+STUDY_FILE = 'study.json'
+
+
+def check_study_folder(workdir, what):
+  """Records what the pairs and arms are made from; refuses a workdir that holds another study.
+
+  The pairs and finished arms are reused when the command is rerun, so the same folder with other
+  settings would silently report the old ones' results.
+
+  Raises:
+    errors.UserError: `workdir` holds a study made with other settings (names each one).
+  """
+  path = os.path.join(workdir, STUDY_FILE)
+  what = json.loads(json.dumps(jsonable.finite(what)))
+  if os.path.exists(path):
+    with open(path) as f:
+      recorded = json.load(f)
+    changed = sorted(k for k in set(what) | set(recorded) if what.get(k) != recorded.get(k))
+    if changed:
+      raise errors.UserError(
+          f'{workdir} holds a fine-tuning study made with other {", ".join(changed)}; its pairs '
+          'and fine-tuned runs would be reused. Give a new --workdir (or remove that one)')
+    return
+  os.makedirs(workdir, exist_ok=True)
+  with open(path, 'w') as f:
+    json.dump(what, f, indent=2)
+
+
 def run_study(config, source_config, degrade_cfg, *, init_from, workdir, steps, max_train,
               max_utterances, max_seconds, schedules, arms=ARMS):
   """Makes the pairs, fine-tunes each arm and scores every (weights, mels) combination.
@@ -64,12 +94,17 @@ def run_study(config, source_config, degrade_cfg, *, init_from, workdir, steps, 
     schedules: inference schedules, comma-separated.
     arms: 'degraded' (fine-tuned on degraded mels) and / or 'clean' (on the real mels: the
       control); the held-out mels of each arm's folder are scored.
+    A rerun in the same `workdir` reuses its pairs and finished arms; other settings there are
+    refused (errors.UserError).
   Returns:
     dict: 'results' {weights: {mels: {schedule: metric means}}}, 'improvement' (degraded mels:
     init minus fine-tuned-on-degraded, per metric), 'pairs' (the pairs.json of each folder),
     'settings' and timings.
   """
   start = time.perf_counter()
+  check_study_folder(workdir, {'init_from': os.path.abspath(init_from), 'steps': int(steps),
+                         'max_train': int(max_train), 'arms': list(arms),
+                         'degrade': degrade_cfg.to_dict(), 'config': config.to_dict()})
   timings, pairs = {}, {}
   arm_configs = {}
   for arm in arms:

@@ -43,6 +43,7 @@ import soundfile
 import tqdm
 
 from wavegrad_jax import audio as audio_lib
+from wavegrad_jax import errors
 from wavegrad_jax import jsonable
 from wavegrad_jax import mel_conventions
 from wavegrad_jax import sampling
@@ -571,7 +572,7 @@ SETTINGS_FILE = 'synthesis.json'
 _SHOWN_WARNINGS = 3
 
 
-class SynthesisOutputError(SynthesisInputError):
+class SynthesisOutputError(SynthesisInputError, errors.OutputPathError):
   """The output folder cannot be written, or holds wavs vocoded with other settings."""
 
 

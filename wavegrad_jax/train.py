@@ -33,6 +33,7 @@ import optax
 
 from wavegrad_jax import checkpoints
 from wavegrad_jax import diffusion
+from wavegrad_jax import errors
 from wavegrad_jax import model as model_lib
 from wavegrad_jax import mel_conventions
 from wavegrad_jax import parallel
@@ -325,13 +326,17 @@ def _input_pipeline():
   return input_pipeline
 
 
-def with_prior_energy_range(config):
+def with_prior_energy_range(config, splits):
   """A copy of `config` with diffusion.prior_energy_range measured on the training split.
 
   PriorGrad normalises frame energies by the training data's range; recording it in the run's
   config makes resumption, evaluation and synthesis use the very same prior.
+
+  Args:
+    config: the run's config.
+    splits: `open_dataset(config)`.
   """
-  train_split = open_dataset(config)['train']
+  train_split = splits['train']
   low, high = priors.energy_range((train_split[i]['mel'] for i in range(len(train_split))),
                                   config.audio)
   config = config.copy_and_resolve_references()
@@ -444,15 +449,48 @@ class _Evaluator:
 
 
 def validate_config(config):
-  """Raises ValueError for settings train_and_evaluate cannot run with."""
+  """Raises errors.ConfigError (a ValueError) for settings train_and_evaluate cannot run with.
+
+  Checks what can be checked without devices, data or files: step counts, batch sizes, the
+  learning-rate schedule, the model's topology against the frontend, and the schedules.
+  """
   c = config.train
   for name in ('num_steps', 'batch_size', 'log_every_steps', 'checkpoint_every_steps',
                'keep_checkpoints'):
     if int(c[name]) < 1:
-      raise ValueError(f'train.{name} must be >= 1, got {c[name]}')
-  if int(c.eval_every_steps) < 0 or int(c.heldout_loss_batches) < 0:
-    raise ValueError('train.eval_every_steps and train.heldout_loss_batches must be >= 0')
-  model_lib.build_model(config)  # checks the model variant's fields and topology
+      raise errors.ConfigError(f'train.{name} must be >= 1, got {c[name]}')
+  for name in ('eval_every_steps', 'heldout_loss_batches', 'eval_batch_size'):
+    if int(c[name]) < 0:
+      raise errors.ConfigError(f'train.{name} must be >= 0, got {c[name]}')
+  if int(config.data.segment_frames) < 1:
+    raise errors.ConfigError(f'data.segment_frames must be >= 1, got {config.data.segment_frames}')
+  if not 0 <= float(config.data.heldout_fraction) < 1:
+    raise errors.ConfigError('data.heldout_fraction must be in [0, 1), got '
+                             f'{config.data.heldout_fraction}')
+  try:
+    learning_rate_schedule(c)
+    model_lib.build_model(config)  # checks the model variant's fields and topology
+    train_noise_levels(config)
+    if int(c.eval_every_steps) and int(c.num_audio_examples):
+      schedules.parse_schedule(c.sample_schedule or config.sampling.schedule,
+                               config.sampling.named_schedules)
+  except errors.ConfigError:
+    raise
+  except ValueError as e:
+    raise errors.ConfigError(str(e)) from None
+
+
+def validate_devices(config, mesh):
+  """Raises errors.ConfigError unless the batch sizes divide over `mesh`'s batch axes."""
+  sizes = [('train.batch_size', int(config.train.batch_size))]
+  if int(config.train.eval_every_steps):
+    sizes.append(('train.eval_batch_size',
+                  int(config.train.eval_batch_size) or int(config.train.batch_size)))
+  for name, size in sizes:
+    try:
+      parallel.check_batch_size(size, mesh, config.mesh, name)
+    except ValueError as e:
+      raise errors.ConfigError(str(e)) from None
 
 
 def check_resume_compatible(workdir, config):
@@ -470,12 +508,15 @@ def check_resume_compatible(workdir, config):
       checkpoints.load_config(workdir), config, a_name='the workdir', b_name='this run',
       ignore=('model.dtype',))
   if differences:
-    raise ValueError(f'{workdir} holds a run with a different model or frontend, so its '
-                     'checkpoints cannot be resumed: ' + '; '.join(differences)
-                     + '. Use a new --workdir, or the config that run was started with.')
+    raise errors.ResumeMismatchError(
+        f'{workdir} holds a run with a different model or frontend, so its checkpoints cannot be '
+        'resumed: ' + '; '.join(differences) + '. Nothing was changed. Use a new --workdir, pass '
+        '--start_afresh to move the old run into previous_runs/ and train from step 0, or use '
+        'the config that run was started with'
+        + checkpoints.recorded_choice_hint(checkpoints.load_config(workdir), differences) + '.')
 
 
-def init_source(workdir, config):
+def init_source(workdir, config, *, start_afresh=False):
   """The checkpoint a fine-tune starts from (config.train.init_from), checked against this run.
 
   Reads only config files, so a mismatch is refused before anything is created or compiled.
@@ -483,26 +524,32 @@ def init_source(workdir, config):
   Args:
     workdir: this run's directory.
     config: this run's config.
+    start_afresh: the workdir's run is moved aside first, so its checkpoints do not count.
   Returns:
     (init workdir, step for `checkpoints.restore_params`), or None when train.init_from is empty
     or `workdir` already holds a checkpoint (a resumed fine-tune continues from its own).
   Raises:
-    FileNotFoundError: init_from is not a workdir or checkpoint folder.
-    ValueError: its model or frontend differs from this config's, naming each field.
+    errors.ConfigError: init_from is not a workdir or checkpoint folder, or its model or frontend
+      differs from this config's (each field named).
   """
   init_from = str(config.train.get('init_from', '') or '')
   periodic = os.path.join(workdir, config.checkpoint.directory)
-  if not init_from or (os.path.isdir(periodic) and any(n.isdigit() for n in os.listdir(periodic))):
+  if not init_from or (not start_afresh and os.path.isdir(periodic)
+                       and any(n.isdigit() for n in os.listdir(periodic))):
     return None
-  source = checkpoints.resolve_checkpoint_path(init_from)
+  try:
+    source = checkpoints.resolve_checkpoint_path(init_from)
+  except FileNotFoundError as e:
+    raise errors.ConfigError(f'train.init_from: {e}') from None
   differences = checkpoints.frontend_differences(
       checkpoints.load_config(source[0]), config, a_name='train.init_from', b_name='this run',
       ignore=('model.dtype',))
   if differences:
-    raise ValueError(f'train.init_from={init_from} holds a run with another model or frontend, '
-                     'so its weights cannot start this one: ' + '; '.join(differences)
-                     + '. Use a config with its model and audio sections (e.g. the one it was '
-                     'trained with, with only data and train fields changed).')
+    raise errors.ConfigError(
+        f'train.init_from={init_from} holds a run with another model or frontend, so its weights '
+        'cannot start this one: ' + '; '.join(differences) + '. Use a config with its model and '
+        'audio sections (e.g. the one it was trained with, with only data and train fields '
+        'changed).')
   return source
 
 
@@ -522,8 +569,8 @@ def init_from_checkpoint(state, shardings, source, config):
   differences = checkpoints.frontend_differences(saved, config, a_name='train.init_from',
                                                  b_name='this run', ignore=('model.dtype',))
   if differences:  # the step's own config, in case the workdir's config.json was rewritten
-    raise ValueError(f'{source[0]} step {step} has another model or frontend: '
-                     + '; '.join(differences))
+    raise errors.ConfigError(f'{source[0]} step {step} has another model or frontend: '
+                             + '; '.join(differences))
   # Two copies: the train step donates the state, so params and EMA must not share buffers.
   params, ema_params = jax.jit(lambda p: (p, jax.tree.map(jnp.copy, p)),
                                out_shardings=(shardings.params, shardings.ema_params))(params)
@@ -532,7 +579,7 @@ def init_from_checkpoint(state, shardings, source, config):
   return state.replace(params=params, ema_params=ema_params), line
 
 
-def train_and_evaluate(config, workdir):
+def train_and_evaluate(config, workdir, *, start_afresh=False):
   """Trains (resuming from the latest checkpoint in `workdir`) and evaluates periodically.
 
   Writes under `workdir`: config.json, checkpoints/ (latest `train.keep_checkpoints`),
@@ -542,32 +589,45 @@ def train_and_evaluate(config, workdir):
   Args:
     config: the experiment ConfigDict (see experiments/configs).
     workdir: output directory; an existing run there is resumed.
+    start_afresh: first move whatever is in `workdir` into workdir/previous_runs/<time>/, and
+      train from step 0.
   Returns:
     dict with the final 'step', 'preempted' (bool), the last 'loss' / 'heldout_loss' seen, and
     the output paths.
   """
-  parallel.maybe_initialize_distributed(config.mesh.distributed)
+  try:
+    parallel.maybe_initialize_distributed(config.mesh.distributed)
+    mesh = parallel.make_mesh(config.mesh)
+  except ValueError as e:
+    raise errors.ConfigError(str(e)) from None
+  # Everything that can be wrong with the request is checked before anything is created in the
+  # workdir, restored or compiled: the config, the devices, the workdir, the data.
   validate_config(config)
+  # config.json and every checkpoint record the dilations themselves, not only their order's name.
+  config = model_lib.resolved_config(config)
+  validate_devices(config, mesh)
   workdir = os.path.abspath(workdir)
-  preemption = parallel.Preemption()
-  mesh = parallel.make_mesh(config.mesh)
-  parallel.check_batch_size(int(config.train.batch_size), mesh, config.mesh)
+  errors.check_output_dir(workdir, 'the workdir')
+  if not start_afresh:
+    check_resume_compatible(workdir, config)
+  init = init_source(workdir, config, start_afresh=start_afresh)  # reads config files only
+  splits = open_dataset(config)  # builds it when needed: a data error stops the run here.
+  if priors.needs_energy_range(config):
+    config = with_prior_energy_range(config, splits)
   model = model_lib.build_model(config)
   tx = make_optimizer(config.train)
-  check_resume_compatible(workdir, config)
-  init = init_source(workdir, config)
-  if priors.needs_energy_range(config):
-    config = with_prior_energy_range(config)
-  ckpts = checkpoints.RunCheckpoints(workdir, config)
-  checkpoints.save_config(workdir, config)
-
   abstract, shardings = abstract_train_state(model, tx, config, mesh)
+  changed = [] if start_afresh else checkpoints.check_resumable(workdir, config, abstract)
+  archived = checkpoints.archive_run(workdir) if start_afresh else None
+  ckpts = checkpoints.RunCheckpoints(workdir, config)
   state, start_step = ckpts.restore_latest(abstract)
+  checkpoints.save_config(workdir, config)
   init_line = None
   if state is None:
     state, start_step = init_train_state(model, tx, config, mesh), 0
     if init is not None:
       state, init_line = init_from_checkpoint(state, shardings, init, config)
+  preemption = parallel.Preemption()
   reporter = reporting.Reporter(workdir, config.logging, start_step, config.train.num_steps)
   if init_line:
     reporter.console(init_line)
@@ -576,6 +636,14 @@ def train_and_evaluate(config, workdir):
       f'{dict(mesh.shape)} over {jax.device_count()} {jax.devices()[0].device_kind} device(s), '
       f'{jax.process_count()} process(es); '
       + (f'resumed from step {start_step}' if start_step else 'starting from scratch'))
+  if changed and start_step:
+    reporter.console('resuming under changed settings: ' + '; '.join(changed))
+  if archived:
+    reporter.console(f'--start_afresh: the run that was in {workdir} is now in {archived}')
+  if reporter.metrics_backup:
+    reporter.console(f'{reporter.metrics_path} held records past step {start_step}, where this run '
+                     f'starts; they were dropped from it, and the whole old file was kept as '
+                     f'{reporter.metrics_backup}')
   if reporter.active and not start_step:
     reporter.text('config', '```\n' + str(config) + '\n```', 0)
 
@@ -596,7 +664,6 @@ def train_and_evaluate(config, workdir):
   step_fn = compile_train_step(model, tx, config, mesh, shardings)
   reporter.console(f'train step compiled in {time.time() - compile_start:.1f} s')
 
-  splits = open_dataset(config)
   batches = _input_pipeline().TrainBatches(
       config.data, config.audio, int(config.train.batch_size), jax.process_index(),
       jax.process_count(), num_data_devices=parallel.batch_partitions(mesh, config.mesh),
@@ -652,6 +719,7 @@ def train_and_evaluate(config, workdir):
         reporter.flush()
       if step % ckpt_every == 0 or step == num_steps or stop:
         ckpts.save(step, state)
+      ckpts.check_saves()  # a failed asynchronous save stops the run now, not at the next save
       if stop:
         ckpts.wait_until_finished()
         reporter.event(step, 'preempted')
@@ -660,12 +728,14 @@ def train_and_evaluate(config, workdir):
         break
       interval_start += time.time() - paused  # evaluation/saving time is not training time
   finally:
-    ckpts.close()
-    reporter.close()
-    preemption.restore()
-    close = getattr(iterator, 'close', None)
-    if close is not None:
-      close()
+    try:
+      ckpts.close()  # raises CheckpointSaveError if the last save failed
+    finally:
+      reporter.close()
+      preemption.restore()
+      close = getattr(iterator, 'close', None)
+      if close is not None:
+        close()
   summary['step'] = step
   reporter.print_outputs(summary)
   return summary
