@@ -251,7 +251,7 @@ def test_presets_follow_the_convention_table():
 def test_one_flag_configs_validate(module, convention):
   config = module.get_config()
   assert mc.frontend(config.audio).convention == convention
-  model_lib.validate_topology(config.model, int(config.audio.hop_length))
+  model_lib.validate_topology(model_lib.resolved_config(config).model, int(config.audio.hop_length))
 
 
 def test_a_convention_name_contradicted_by_its_fields_is_refused():

@@ -241,13 +241,24 @@ def test_missing_data_folder_fails_before_anything_is_created_or_compiled(tmp_pa
 def test_inference_overrides_apply_on_top_of_the_checkpoint_config(tmp_path):
   probe = 'tests.inference_config_probe'
   run = ['--workdir=' + fixture.WORKDIR]
+  own_config = tmp_path / 'own_config.py'  # the run's own config, as a --config file
+  own_config.write_text(
+      'import json\nfrom wavegrad_jax import checkpoints\n\n\ndef get_config():\n'
+      f'  with open({os.path.join(fixture.WORKDIR, "config.json")!r}) as f:\n'
+      '    return checkpoints.config_from_dict(json.load(f))\n')
   cases = [{'module': probe, 'cwd': str(tmp_path), 'args': run + args} for args in (
       [],
       ['--config.sampling.eta=0', '--config.eval.ema=False', '--config.search.steps=3'],
-      ['--config=experiments/configs/tiny.py'.replace('experiments', os.path.join(
-          launcher_driver.REPO, 'experiments')), '--config.sampling.eta=0.5'],
+      ['--config=' + str(own_config), '--config.sampling.eta=0.5'],
+      # A config file of another model (the fixture is not tiny) is refused in one line.
+      ['--config=' + os.path.join(launcher_driver.REPO, 'experiments/configs/tiny.py')],
   )]
   results = launcher_driver.drive(cases)
+  refused = results.pop()
+  assert refused['status'] == 1 and 'Traceback' not in refused['stderr'], refused['stderr'][-3000:]
+  assert ('--config describes another model or frontend than the checkpoint'
+          in refused['stderr'] and 'model.mel_channels: 8 in the checkpoint vs 64 now'
+          in refused['stderr'])
   for r in results:
     assert r['status'] == 0, r['stderr'][-3000:]
   plain, overridden, from_file = (json.loads(r['stdout'].strip().splitlines()[-1]) for r in results)

@@ -688,7 +688,7 @@ def parse_step(text):
 def _refuse_other_model(workdir, recorded, override):
   diffs = frontend_differences(recorded, override, ignore=('model.dtype',))
   if diffs:
-    raise ValueError(
+    raise errors.ConfigError(
         f'--config describes another model or frontend than the checkpoint in {workdir}: '
         + '; '.join(diffs) + '. The checkpoint would be vocoded as a different network (or from '
         "other mels), so it is refused. Drop --config (the checkpoint's own model, frontend and "
@@ -710,7 +710,7 @@ def load_for_inference(workdir, defaults, step=None, ema=None, override=None):
   Returns:
     (params, config, step).
   Raises:
-    ValueError: `override` describes another model or frontend than the checkpoint, e.g. the
+    errors.ConfigError: `override` describes another model or frontend than the checkpoint, e.g. the
       other UBlock dilation order, whose parameters have the same shapes (the message lists the
       differing fields and the flags that match the checkpoint).
     FileNotFoundError: no readable checkpoint.

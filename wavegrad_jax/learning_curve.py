@@ -1,0 +1,204 @@
+"""Learning curves: every checkpoint of one or more training runs scored alike, and their plot.
+
+Each checkpoint of each run vocodes the same utterances of each split with each schedule (the
+ancestral sampler, the same reverse-diffusion key) through `compare.compare`, so the points of a
+curve differ only by the weights. Griffin-Lim alone from the same mels (no model) is scored once
+per run and drawn as a horizontal line: a vocoder that adds something lies above it. The held-out
+loss each run logged at the same steps is read from its metrics.jsonl. The launcher is
+experiments/learning_curve.py.
+"""
+import json
+import os
+
+from wavegrad_jax import checkpoints
+from wavegrad_jax import jsonable
+
+# (results key, axis label, higher is better) of the plotted quality measures, in panel order.
+PLOTTED = (('stoi', 'STOI', True), ('pesq', 'PESQ', True), ('dnsmos_ovrl', 'DNSMOS OVRL', True),
+           ('mrstft', 'MR-STFT distance', False))
+
+
+def parse_runs(specs):
+  """Parses 'label=workdir' (or a bare workdir, labelled by its folder name) run specs.
+
+  Args:
+    specs: list of str.
+  Returns:
+    list of (label, workdir), in the given order.
+  Raises:
+    ValueError: an empty spec, or two runs with the same label.
+  """
+  runs = []
+  for spec in specs:
+    label, sep, workdir = spec.partition('=')
+    if not sep:
+      label, workdir = os.path.basename(os.path.normpath(spec)), spec
+    if not label or not workdir:
+      raise ValueError(f'run {spec!r}: expected LABEL=WORKDIR or WORKDIR')
+    runs.append((label, workdir))
+  labels = [label for label, _ in runs]
+  if len(set(labels)) != len(labels):
+    raise ValueError(f'runs need distinct labels, got {labels}; name them LABEL=WORKDIR')
+  return runs
+
+
+def checkpoint_steps(workdir, every=0, max_step=0):
+  """The periodic checkpoint steps of a run to score, ascending.
+
+  Args:
+    workdir: a training run's directory.
+    every: keep only steps that are multiples of this (0: all); the latest step is always kept.
+    max_step: ignore steps above this (0: no limit).
+  Returns:
+    list of int.
+  Raises:
+    FileNotFoundError: the run has no periodic checkpoint.
+  """
+  config = checkpoints.load_config(workdir)
+  directory, _ = checkpoints._checkpoint_dirs(workdir, config)  # pylint: disable=protected-access
+  steps = sorted(int(n) for n in os.listdir(directory) if n.isdigit()) if os.path.isdir(
+      directory) else []
+  if max_step:
+    steps = [s for s in steps if s <= max_step]
+  if not steps:
+    raise FileNotFoundError(f'{workdir}: no checkpoint to score in {directory}')
+  if every:
+    steps = [s for s in steps if s % every == 0 or s == steps[-1]]
+  return steps
+
+
+def logged_heldout_losses(workdir):
+  """{step: held-out loss} from a run's metrics.jsonl (its 'eval' records); {} when none."""
+  path = os.path.join(workdir, 'metrics.jsonl')
+  losses = {}
+  if not os.path.exists(path):
+    return losses
+  with open(path) as f:
+    for line in f:
+      try:
+        record = json.loads(line)
+      except json.JSONDecodeError:  # a line cut by a kill mid-write
+        continue
+      if record.get('kind') == 'eval' and 'heldout_loss' in record:
+        losses[int(record['step'])] = float(record['heldout_loss'])
+  return losses
+
+
+def curve_point(step, comparison, heldout_loss=None):
+  """One checkpoint's point: its step, logged held-out loss and `compare.compare`'s rows."""
+  keep = ('split', 'schedule', 'num_steps') + tuple(k for k, _, _ in PLOTTED) + (
+      'ls_mse', 'visqol_moslqo', 'nonfinite_utterances')
+  return {'step': int(step), 'heldout_loss': heldout_loss,
+          'rows': [{k: r[k] for k in keep if k in r} for r in comparison['rows']]}
+
+
+def series(run, split, schedule, metric):
+  """(steps, values) of one metric along a run's curve; points lacking it are left out."""
+  steps, values = [], []
+  for point in run['points']:
+    for row in point['rows']:
+      if row['split'] == split and row['schedule'] == schedule and row.get(metric) is not None:
+        steps.append(point['step'])
+        values.append(row[metric])
+  return steps, values
+
+
+def crossing(run, baseline, split, schedule, metric, higher_is_better=True):
+  """The first step at which a run's metric beats its Griffin-Lim-alone value, or None."""
+  reference = next((r.get(metric) for r in baseline if r['split'] == split), None)
+  if reference is None:
+    return None
+  for step, value in zip(*series(run, split, schedule, metric)):
+    if (value > reference) if higher_is_better else (value < reference):
+      return step
+  return None
+
+
+def summarize(results):
+  """Per run, split and schedule: the last point's measures, the best STOI and the crossings.
+
+  Args:
+    results: {'runs': [{'label', 'points', 'griffin_lim': rows}], 'schedules': [names], 'splits'}.
+  Returns:
+    list of dicts, one per (run, split, schedule).
+  """
+  out = []
+  for run in results['runs']:
+    for split in results['splits']:
+      for schedule in results['schedules']:
+        entry = {'run': run['label'], 'split': split, 'schedule': schedule}
+        for metric, _, higher in PLOTTED:
+          steps, values = series(run, split, schedule, metric)
+          if not values:
+            continue
+          entry[f'last_{metric}'] = values[-1]
+          entry['last_step'] = steps[-1]
+          entry[f'beats_griffin_lim_{metric}_at'] = crossing(
+              run, run['griffin_lim'], split, schedule, metric, higher)
+        out.append(entry)
+  return out
+
+
+def write_json(results, path):
+  """Writes the results (NaN as null) to `path`, creating its folder."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path, 'w') as f:
+    json.dump(jsonable.finite(results), f, indent=2)
+
+
+def plot(results, path):
+  """Draws the curves: one column per split, one row per measure plus held-out loss; a PNG.
+
+  Each run x schedule is a line over checkpoint steps; its Griffin-Lim-alone value is a dotted
+  horizontal line of the run's colour.
+
+  Args:
+    results: as `summarize` takes.
+    path: the PNG to write.
+  """
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
+  splits = list(results['splits'])
+  metrics = [m for m in PLOTTED if any(
+      series(run, s, sch, m[0])[1] for run in results['runs'] for s in splits
+      for sch in results['schedules'])]
+  rows = len(metrics) + 1
+  fig, axes = plt.subplots(rows, len(splits), figsize=(5.5 * len(splits), 2.6 * rows),
+                           squeeze=False, sharex=True)
+  colours = plt.rcParams['axes.prop_cycle'].by_key()['color']
+  styles = ['-', '--', '-.', ':']
+  for col, split in enumerate(splits):
+    for row, (metric, label, _) in enumerate(metrics):
+      ax = axes[row][col]
+      for i, run in enumerate(results['runs']):
+        colour = colours[i % len(colours)]
+        for j, schedule in enumerate(results['schedules']):
+          steps, values = series(run, split, schedule, metric)
+          if values:
+            ax.plot(steps, values, styles[j % len(styles)], color=colour, marker='o',
+                    markersize=3, label=f'{run["label"]}, {schedule} steps')
+        gl = next((r.get(metric) for r in run['griffin_lim'] if r['split'] == split), None)
+        if gl is not None:
+          ax.axhline(gl, color=colour, linestyle=':', linewidth=1,
+                     label=f'Griffin-Lim alone ({run["label"]} mels)')
+      ax.set_ylabel(label)
+      ax.set_title(f'{split}' if row == 0 else '')
+      ax.grid(alpha=0.3)
+    ax = axes[-1][col]
+    for i, run in enumerate(results['runs']):
+      points = [(p['step'], p['heldout_loss']) for p in run['points']
+                if p['heldout_loss'] is not None]
+      if points:
+        ax.plot(*zip(*points), color=colours[i % len(colours)], marker='o', markersize=3,
+                label=run['label'])
+    ax.set_ylabel('held-out L1 loss')
+    ax.set_xlabel('training step')
+    ax.grid(alpha=0.3)
+  axes[0][0].legend(fontsize=7)
+  fig.tight_layout()
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
