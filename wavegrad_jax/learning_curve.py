@@ -147,7 +147,7 @@ def write_json(results, path):
 
 
 def plot(results, path):
-  """Draws the curves: one column per split, one row per measure plus held-out loss; a PNG.
+  """Draws the curves: one column per split, one row per measure, and the logged held-out loss.
 
   Each run x schedule is a line over checkpoint steps; its Griffin-Lim-alone value is a dotted
   horizontal line of the run's colour.
@@ -186,6 +186,11 @@ def plot(results, path):
       ax.set_ylabel(label)
       ax.set_title(f'{split}' if row == 0 else '')
       ax.grid(alpha=0.3)
+    if col > 0:  # the logged loss is one per step, not per split: drawn once, in column 0
+      axes[-1][col].set_visible(False)
+      axes[-2][col].tick_params(labelbottom=True)
+      axes[-2][col].set_xlabel('training step')
+      continue
     ax = axes[-1][col]
     for i, run in enumerate(results['runs']):
       points = [(p['step'], p['heldout_loss']) for p in run['points']
@@ -193,7 +198,10 @@ def plot(results, path):
       if points:
         ax.plot(*zip(*points), color=colours[i % len(colours)], marker='o', markersize=3,
                 label=run['label'])
-    ax.set_ylabel('held-out L1 loss')
+    # Each run's own objective: PriorGrad's loss is weighted by its prior, so only the shape of
+    # its curve compares with the standard prior's.
+    ax.set_ylabel('held-out loss\n(own objective)')
+    ax.legend(fontsize=7)
     ax.set_xlabel('training step')
     ax.grid(alpha=0.3)
   axes[0][0].legend(fontsize=7)
