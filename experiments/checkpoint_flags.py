@@ -8,6 +8,7 @@ from ml_collections import config_flags
 
 from experiments.configs import common
 from wavegrad_jax import checkpoints
+from wavegrad_jax import compilation
 
 WORKDIR = flags.DEFINE_string('workdir', None, 'Training run directory holding the checkpoints.')
 STEP = flags.DEFINE_string('step', '', "Checkpoint step: '' for the latest, 'best', or a number.")
@@ -20,8 +21,12 @@ CONFIG = config_flags.DEFINE_config_file(
 def load_checkpoint():
   """Restores --workdir's checkpoint (--step, --ema) with --config's inference sections.
 
+  Also turns on the persistent compilation cache of the resulting config (`compile.cache_dir`).
+
   Returns:
     (params, config, step): see `checkpoints.load_for_inference`.
   """
-  return checkpoints.load_for_inference(WORKDIR.value, common.get_common_config(), STEP.value,
-                                        EMA.value, CONFIG.value)
+  params, config, step = checkpoints.load_for_inference(
+      WORKDIR.value, common.get_common_config(), STEP.value, EMA.value, CONFIG.value)
+  compilation.enable_persistent_cache(config)  # before the launcher compiles anything
+  return params, config, step

@@ -150,6 +150,12 @@ def _quarantine(directory, step, workdir):
   return dst
 
 
+def _barrier_prefix(name):
+  # With several processes, two managers whose async saves overlap (a best and a periodic save of
+  # one step) would otherwise wait at barriers of the same name and fail.
+  return ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=name)
+
+
 class RunCheckpoints:
   """The periodic and best-by-held-out-loss checkpoint managers of one training run.
 
@@ -175,13 +181,14 @@ class RunCheckpoints:
     self._manager = ocp.CheckpointManager(self.directory, options=ocp.CheckpointManagerOptions(
         max_to_keep=int(config.train.keep_checkpoints),
         enable_async_checkpointing=bool(ckpt.async_save),
-        cleanup_tmp_directories=True))
+        cleanup_tmp_directories=True, multiprocessing_options=_barrier_prefix('periodic')))
     self._best = None
     if ckpt.keep_best:
       self._best = ocp.CheckpointManager(self.best_directory, options=ocp.CheckpointManagerOptions(
           max_to_keep=1, best_fn=lambda metrics: metrics[BEST_METRIC], best_mode='min',
           keep_checkpoints_without_metrics=False,
-          enable_async_checkpointing=bool(ckpt.async_save), cleanup_tmp_directories=True))
+          enable_async_checkpointing=bool(ckpt.async_save), cleanup_tmp_directories=True,
+          multiprocessing_options=_barrier_prefix('best')))
 
   def _args(self, state):
     return ocp.args.Composite(**{STATE: ocp.args.StandardSave(state),
@@ -339,7 +346,7 @@ def _maybe_config(workdir):
 # ------------------------------------------------------------------------------------ inference
 
 
-INFERENCE_SECTIONS = ('sampling', 'eval', 'search')
+INFERENCE_SECTIONS = ('sampling', 'eval', 'search', 'compile')
 
 
 def _merged(default, override):
