@@ -102,6 +102,8 @@ class _Run:
                   'JAX_PROCESS_ID': str(process), 'JAX_CPU_COLLECTIVES_IMPLEMENTATION': 'gloo'})
     args = launcher_args(workdir, self.tfds_dir, NUM_STEPS) + [
         '--config.logging.record_examples=True',
+        # The restarted processes read the programs the first ones compiled.
+        f'--config.compile.cache_dir={os.path.join(self.root, "jax_cache")}',
         '--config.mesh.initialization_timeout_seconds=120',
         f'--config.mesh.heartbeat_timeout_seconds={HEARTBEAT_SECONDS}',
         f'--config.mesh.shutdown_timeout_seconds={HEARTBEAT_SECONDS}']

@@ -201,6 +201,10 @@ class TrainBatches:
         self._permutations[epoch] = perm
       return perm
 
+  def first_example(self, step: int) -> int:
+    """Global index of this host's first example of `step` (the rule in the module docstring)."""
+    return step * self.global_batch + self._process_index * self.local_batch
+
   def plan(self, step: int) -> List[Tuple[int, int]]:
     """Which utterance and which first frame each of this host's examples of `step` uses.
 
@@ -212,7 +216,7 @@ class TrainBatches:
     if step < 0:
       raise ValueError(f'step must be >= 0, got {step}')
     n, s = self.num_utterances, self.segment_frames
-    first = step * self.global_batch + self._process_index * self.local_batch
+    first = self.first_example(step)
     pairs = []
     for i in range(first, first + self.local_batch):
       utterance = int(self._permutation(i // n)[i % n])
@@ -245,7 +249,7 @@ class TrainBatches:
       audio[j, :frames * hop] = example['audio'][start * hop:(start + frames) * hop]
       ids.append(_decode_text(example['id']))
     if self._read_log:
-      first = step * self.global_batch + self._process_index * self.local_batch
+      first = self.first_example(step)
       record = {'step': step, 'process': self._process_index,
                 'examples': list(range(first, first + self.local_batch)),
                 'utterances': [u for u, _ in plan], 'ids': ids,
