@@ -76,6 +76,20 @@ fi
 [ $# -eq 0 ] || usage
 # The README's test command, then every other command the README documents, verbatim: the main
 # run on the embedded corpus, evaluation, synthesis and the schedule search on its checkpoint, and
-# the Python example.
+# the Python example; then the parity study's quick run where the reference can be installed.
 python -m pytest -q tests
 python .ci/run_readme.py
+
+# The parity study's quick mode against the reference PyTorch WaveGrad (README "Parity"), with torch
+# and the reference installed beside the venv, never into it. It needs the CPU torch wheel of this
+# kind of machine (pip's find-links); without one, pip would fetch a multi-GB CUDA build instead.
+if ls /opt/wheels/torch-2.13.0+cpu-*.whl >/dev/null 2>&1; then
+  if [ ! -d .parity-extra/torch ] || [ ! -d .parity-extra/wavegrad ]; then
+    pip install -q --target .parity-extra torch==2.13.0
+    pip install -q --no-deps --target .parity-extra wavegrad==0.1.5
+  fi
+  PYTHONPATH="$PWD:$PWD/.parity-extra" python -m experiments.parity \
+    --config=experiments/configs/parity.py:quick --output=/tmp/parity_quick.json
+else
+  echo "parity quick run skipped: no local CPU torch 2.13.0 wheel in /opt/wheels"
+fi

@@ -34,6 +34,7 @@ from absl import logging
 import jax
 
 from experiments import benchmark_lib
+from experiments import cli
 from wavegrad_jax import model as model_lib
 from wavegrad_jax import train
 
@@ -192,4 +193,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -17,6 +17,8 @@ from absl import flags
 from absl import logging
 
 from experiments import benchmark_lib
+from experiments import cli
+from wavegrad_jax import errors
 
 _BENCHMARKS = flags.DEFINE_multi_string(
     'benchmark', ['tiny:4,8,16', 'base:1,2'], 'CONFIG:B1,B2,... (config module, batch sizes).')
@@ -30,19 +32,26 @@ flags.mark_flag_as_required('output')
 
 
 def parse_benchmark(spec):
-  """'tiny:4,8' -> ('tiny', [4, 8])."""
+  """'tiny:4,8' -> ('tiny', [4, 8]); names a known config and positive batch sizes, or raises."""
   name, _, sizes = spec.partition(':')
-  if not name or not sizes:
-    raise app.UsageError(f'--benchmark wants CONFIG:B1,B2,..., got {spec!r}')
-  return name, [int(b) for b in sizes.split(',') if b]
+  try:
+    batches = [int(b) for b in sizes.split(',') if b]
+  except ValueError:
+    batches = []
+  if not name or not batches or min(batches) < 1:
+    raise app.UsageError(f'--benchmark wants CONFIG:B1,B2,... with batch sizes >= 1, got {spec!r}')
+  cli.check_config_name(name, '--benchmark')
+  return name, batches
 
 
 def main(argv):
   """Runs every requested benchmark and writes the JSON report."""
-  del argv
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  jobs = [parse_benchmark(spec) for spec in _BENCHMARKS.value]
+  errors.check_output_file(_OUTPUT.value, '--output')
   results = []
-  for spec in _BENCHMARKS.value:
-    name, sizes = parse_benchmark(spec)
+  for name, sizes in jobs:
     config = benchmark_lib.load_config(name)
     if _SEGMENT_FRAMES.value:
       config.data.segment_frames = _SEGMENT_FRAMES.value
@@ -67,4 +76,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -19,7 +19,8 @@ from absl import app
 from absl import flags
 import numpy as np
 
-from wavegrad_jax import audio, perceptual
+from experiments import cli
+from wavegrad_jax import audio, errors, perceptual
 
 _SECONDS = flags.DEFINE_list('seconds', ['2.8', '4.6', '10', '30'], 'Clip lengths in seconds.')
 _REPEATS = flags.DEFINE_integer('repeats', 3, 'Timed calls per (measure, clip length).')
@@ -37,7 +38,7 @@ def speech(seconds, rate, pattern):
     parts.append(audio.load_audio(path, rate))
     if sum(p.shape[0] for p in parts) >= need:
       return np.concatenate(parts)[:need]
-  raise ValueError(f'{pattern} holds less than {seconds} s of audio: install Debian package '
+  raise errors.UserError(f'{pattern} holds less than {seconds} s of audio: install Debian package '
                    'fillets-ng-data-cs or pass --corpus')
 
 
@@ -59,7 +60,15 @@ def _median_seconds(fn, repeats):
 
 
 def main(argv):
-  del argv
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  errors.check_output_file(_OUTPUT.value, '--output')
+  try:
+    seconds_list = [float(s) for s in _SECONDS.value]
+  except ValueError:
+    seconds_list = []
+  if not seconds_list or min(seconds_list) <= 0:
+    raise app.UsageError(f'--seconds wants positive clip lengths, got {_SECONDS.value}')
   rate = _RATE.value
   calls = {
       'dnsmos_pad': lambda w: perceptual.dnsmos(w, rate, 'pad'),
@@ -70,7 +79,7 @@ def main(argv):
   for fn in calls.values():
     fn(warm)
   rows = []
-  for seconds in (float(s) for s in _SECONDS.value):
+  for seconds in seconds_list:
     wave = speech(seconds, rate, _CORPUS.value)
     for name, fn in calls.items():
       per_call = _median_seconds(functools.partial(fn, wave), _REPEATS.value)
@@ -88,4 +97,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

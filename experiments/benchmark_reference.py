@@ -4,9 +4,9 @@ r"""Our Base WaveGrad against the reference PyTorch implementation, side by side
 
 Needs the reference as an optional extra, never a dependency of the library or its tests: the
 parity study's venv (README "Parity"), `pip install -r requirements.txt -r
-experiments/requirements-parity.txt` then `pip install --no-deps wavegrad==0.1.5` (lmnt-com/wavegrad;
-its model needs only torch). Run it with that venv's python, which then runs both sides (--python
-picks another interpreter).
+experiments/requirements-parity.txt` then `pip install --no-deps wavegrad==0.1.5`
+(lmnt-com/wavegrad; its model needs only torch). Run it with that venv's python, which then runs
+both sides (--python picks another interpreter).
 
 Every measurement runs in a fresh process of one side only (so peak memory is that side's alone),
 and the two sides alternate, ours first in even rounds and the reference first in odd ones, over

@@ -27,6 +27,8 @@ from absl import logging
 import tqdm
 
 from experiments import benchmark_lib
+from experiments import cli
+from wavegrad_jax import errors
 from wavegrad_jax import model as model_lib
 
 _RTF = flags.DEFINE_multi_string('rtf', ['tiny:6,25,50,1000:1,16', 'base:6:1'],
@@ -44,9 +46,16 @@ flags.mark_flag_as_required('output')
 def parse_spec(spec, parts):
   """'tiny:6,25:1,16' -> ('tiny', [6, 25], [1, 16]) (with `parts` numeric lists after the name)."""
   fields = spec.split(':')
-  if len(fields) != parts + 1 or not fields[0]:
-    raise app.UsageError(f'expected CONFIG followed by {parts} ":"-separated lists, got {spec!r}')
-  return (fields[0],) + tuple([int(v) for v in f.split(',') if v] for f in fields[1:])
+  try:
+    lists = [[int(v) for v in f.split(',') if v] for f in fields[1:]]
+  except ValueError:
+    lists = []
+  if (len(fields) != parts + 1 or not fields[0] or len(lists) != parts
+      or not all(lists) or min(min(v) for v in lists) < 1):
+    raise app.UsageError(f'expected CONFIG followed by {parts} ":"-separated lists of positive '
+                         f'integers, got {spec!r}')
+  cli.check_config_name(fields[0], 'the spec')
+  return (fields[0],) + tuple(lists)
 
 
 def load_config(name):
@@ -57,9 +66,11 @@ def load_config(name):
 
 
 def main(argv):
-  del argv
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   rtf_jobs = [parse_spec(s, 2) for s in _RTF.value]
   search_jobs = [parse_spec(s, 2) for s in _SEARCH.value]
+  errors.check_output_file(_OUTPUT.value, '--output')
   models = {}
 
   def get(name):
@@ -102,4 +113,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -1,4 +1,4 @@
-r"""Compares the samplers (ancestral, deterministic, GLA-Grad) over schedules and held-out splits.
+r"""Compares the samplers (the paper's, clipped, GLA-Grad, Griffin-Lim alone) on held-out splits.
 
 One command for the README's evaluation table; the logic is `wavegrad_jax.compare`: each sampler
 vocodes the same utterances of each split with each schedule, from the same reverse-diffusion key,
@@ -7,23 +7,32 @@ and is scored with LS-MSE, multi-resolution STFT distance, PESQ, STOI and the re
 
   python -m experiments.compare_samplers --workdir=runs/tiny
   python -m experiments.compare_samplers --workdir=runs/tiny --max_utterances=16 --max_seconds=4 \
-      --schedules=6,25,50,1000 --samplers=ancestral,gla --splits=unseen
-  python -m experiments.compare_samplers --workdir=runs/tiny --config=experiments/configs/tiny.py \
-      --config.sampling.gla.iterations=64 --config.eval.write_wavs=False
+      --schedules=6,25,50,1000 --samplers=ancestral,gla_grad --splits=unseen
+  python -m experiments.compare_samplers --workdir=runs/tiny \
+      --config.sampling.noise_scale=beta --config.eval.write_wavs=False
 
-Samplers (`sampling.SAMPLER_PRESETS`), each applied on top of the inference config's sampling
-section:
-  ancestral      eta = 1: the paper's sampler.
-  deterministic  eta = 0: DDIM-style steps on the same continuous noise levels.
-  gla            eta = 1 with GLA-Grad (gla.enabled, magnitude 'mel_pinv', the config's gla.steps
-                 and gla.iterations: 'first:3' and 32 by default).
+Samplers (`sampling.SAMPLER_PRESETS`), each setting the sampling fields that define it on top of
+the inference config's sampling section:
+  ancestral           eta = 1: the paper's sampler.
+  deterministic       eta = 0: DDIM-style steps on the same continuous noise levels.
+  ancestral_clip_y    ancestral, y clamped to [-1, 1] after every step (lmnt-com/wavegrad).
+  ancestral_clip_x0   ancestral, the clean estimate clamped to [-1, 1] in every step
+                      (ivanvovk/WaveGrad).
+  gla_grad            GLA-Grad as published (Liu et al., ICASSP 2024): 32 fast Griffin-Lim
+                      iterations on the step's mean before its noise, on the 3 noisiest steps,
+                      rescaled to a 0.95 peak; y clamped to [-1, 1].
+  gla_clean_estimate  this project's variant: the same Griffin-Lim on the clean estimate, the
+                      noise re-derived, no rescaling or clamping.
+  griffin_lim         no model: the same Griffin-Lim alone from the mel's pseudo-inverse magnitude,
+                      started from the same noise; it uses no schedule (one row per split).
 
 Writes <output>/results.json (every mean, the settings, the utterance ids and the command),
 <output>/table.md (a header line and the markdown table) and, per split and sampler,
 <output>/<split>/<sampler>/ with evaluate's metrics.json, per_utterance.jsonl, tb/ and wavs/.
-The model, frontend and data come from the checkpoint; --config (optional) only supplies the
-sampling / eval / search sections. RTF is synthesis wall time (compilation excluded) over the
-seconds of reference audio, so it depends on the machine and config.eval's chunking and batch size.
+The model, frontend and data come from the checkpoint; `--config.<section>.<field>=value`
+overrides its sampling / eval / search sections (experiments/checkpoint_flags.py). RTF is
+synthesis wall time (compilation excluded) over the seconds of reference audio, so it depends on
+the machine and config.eval's chunking and batch size.
 """
 import os
 import sys
@@ -35,19 +44,21 @@ from absl import logging
 import jax
 
 from experiments import checkpoint_flags
+from experiments import cli
 from wavegrad_jax import compare
+from wavegrad_jax import errors
 from wavegrad_jax import evaluate
 from wavegrad_jax import model as model_lib
 from wavegrad_jax import sampling
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer('max_utterances', 8, 'Utterances per split (the first in id order; 0: all).')
-# 8 x 2.8 s per split: about 4.5 minutes on 2 CPU cores for runs/tiny. 2.8 s is 241 frames at
+# 8 x 2.8 s per split. 2.8 s is 241 frames at
 # 22.05 kHz / hop 256, two 128-frame chunks of config.eval, so each split fits one batch of 16
 # chunks; 3 s would need three chunks per utterance and two batches, twice the time.
 flags.DEFINE_float('max_seconds', 2.8, 'Cut each utterance to at most this many seconds '
                    '(0: whole).')
-flags.DEFINE_string('schedules', '6,25,50', "Comma-separated schedules (names such as '6', "
+flags.DEFINE_string('schedules', '6', "Comma-separated schedules (names such as '6', "
                     "'linear:..' specs, .json paths; ';' between them if one is 'list:a,b').")
 flags.DEFINE_list('samplers', list(sampling.SAMPLER_PRESETS),
                   f'Samplers to compare, of {list(sampling.SAMPLER_PRESETS)}.')
@@ -58,7 +69,8 @@ flags.mark_flag_as_required('workdir')
 
 
 def main(argv):
-  del argv  # the command is recorded from sys.argv, flags included.
+  if len(argv) > 1:  # the command is recorded from sys.argv, flags included.
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   from wavegrad_jax import input_pipeline  # pylint: disable=g-import-not-at-top
   start = time.perf_counter()
   samplers = list(dict.fromkeys(FLAGS.samplers))
@@ -69,13 +81,21 @@ def main(argv):
   bad = [s for s in FLAGS.splits if s not in compare.SPLITS]
   if bad or not FLAGS.splits:
     raise app.UsageError(f'--splits: unknown {bad}; choose from {list(compare.SPLITS)}')
-  params, config, step = checkpoint_flags.load_checkpoint()
-  schedule_list = evaluate.parse_schedule_list(FLAGS.schedules, config.sampling.named_schedules)
+  # Everything the user gave is checked before the checkpoint is restored or anything compiled.
+  config = checkpoint_flags.preview_config()
+  try:
+    schedule_list = evaluate.parse_schedule_list(FLAGS.schedules, config.sampling.named_schedules)
+  except ValueError as err:
+    raise errors.ConfigError(f'--schedules={FLAGS.schedules}: {err}') from None
+  output_dir = FLAGS.output or os.path.join(FLAGS.workdir, 'compare_samplers')
+  errors.check_output_dir(output_dir, '--output')
   splits = input_pipeline.prepare_dataset(config)
   utterances = {s: input_pipeline.heldout_utterances(
       config, split=s, max_count=FLAGS.max_utterances or None,
       max_seconds=FLAGS.max_seconds or None, splits=splits) for s in dict.fromkeys(FLAGS.splits)}
-  output_dir = FLAGS.output or os.path.join(FLAGS.workdir, 'compare_samplers')
+  for split, found in utterances.items():
+    checkpoint_flags.require_utterances(found, split, config)
+  params, config, step = checkpoint_flags.load_checkpoint()
   logging.info('step %s; %s; schedules %s; samplers %s -> %s', step,
                ', '.join(f'{len(u)} {s} utterances' for s, u in utterances.items()),
                [n for n, _ in schedule_list], samplers, output_dir)
@@ -99,4 +119,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

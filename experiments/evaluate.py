@@ -8,17 +8,22 @@ per_utterance.jsonl, TensorBoard scalars in tb/ and the wavs in wavs/<schedule>/
       --max_utterances=8
   python -m experiments.evaluate --workdir=runs/tiny --step=best \
       --schedules=runs/tiny/search/best_N6.json,6
-  python -m experiments.evaluate --workdir=runs/tiny --config=experiments/configs/tiny.py \
+  python -m experiments.evaluate --workdir=runs/tiny --config.sampling.eta=0 \
       --config.eval.chunk_frames=64 --config.eval.pesq=False
 
-The model, frontend and data come from the checkpoint; --config (optional) only supplies the
-sampling / eval / search sections.
+The model, frontend and data come from the checkpoint; `--config.<section>.<field>=value`
+overrides its sampling / eval / search sections, and a --config file (optional) replaces them
+(experiments/checkpoint_flags.py).
 """
+import os
+
 from absl import app
 from absl import flags
 from absl import logging
 
 from experiments import checkpoint_flags
+from experiments import cli
+from wavegrad_jax import errors
 from wavegrad_jax import evaluate
 from wavegrad_jax import model as model_lib
 from wavegrad_jax import sampling
@@ -35,18 +40,35 @@ flags.DEFINE_string('output_dir', None, 'Default: <workdir>/eval/step_<step>.')
 flags.mark_flag_as_required('workdir')
 
 
-def main(argv):
-  del argv
-  from wavegrad_jax import input_pipeline  # pylint: disable=g-import-not-at-top
-  params, config, step = checkpoint_flags.load_checkpoint()
+def _apply_flags(config):
+  """The launcher's flags on top of config.eval (in place); returns config.eval."""
   e = config.eval
   for name in ('schedules', 'split', 'max_utterances', 'max_seconds'):
     if getattr(FLAGS, name) is not None:
       e[name] = getattr(FLAGS, name)
+  return e
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  from wavegrad_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+  # Everything the user gave is checked before the checkpoint is restored or anything compiled.
+  config = checkpoint_flags.preview_config()
+  e = _apply_flags(config)
+  checkpoint_flags.check_split(e.split)
+  try:
+    schedule_list = evaluate.parse_schedule_list(e.schedules, config.sampling.named_schedules)
+  except ValueError as err:
+    raise errors.ConfigError(f'--schedules={e.schedules}: {err}') from None
+  errors.check_output_dir(FLAGS.output_dir or os.path.join(FLAGS.workdir, 'eval'),
+                          '--output_dir')
   utterances = input_pipeline.heldout_utterances(
       config, split=e.split, max_count=int(e.max_utterances) or None,
       max_seconds=float(e.max_seconds) or None)
-  schedule_list = evaluate.parse_schedule_list(e.schedules, config.sampling.named_schedules)
+  checkpoint_flags.require_utterances(utterances, e.split, config)
+  params, config, step = checkpoint_flags.load_checkpoint()
+  _apply_flags(config)
   output_dir = FLAGS.output_dir or evaluate.default_output_dir(FLAGS.workdir, step)
   logging.info('step %s, %d %s utterances, schedules %s -> %s', step, len(utterances), e.split,
                [n for n, _ in schedule_list], output_dir)
@@ -59,4 +81,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -4,18 +4,24 @@ r"""Trains WaveGrad: parses flags and calls `train.train_and_evaluate`.
 
 Any config field can be overridden from the command line, e.g. `--config.train.batch_size=4
 --config.train.num_steps=200`. Re-running with the same --workdir resumes from its latest
-checkpoint.
+checkpoint; a workdir whose checkpoints were made under settings that shape the saved state
+differently (model, frontend, optimiser structure) is refused, naming the fields. --start_afresh
+moves such a workdir's old run into <workdir>/previous_runs/<time>/ and trains from step 0.
 """
 from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from experiments import cli
 from wavegrad_jax import train
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Experiment config file (a get_config() module).', lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints, logs and samples.')
+_START_AFRESH = flags.DEFINE_bool(
+    'start_afresh', False, "Train from step 0 in --workdir, first moving the run already there "
+    "(checkpoints, metrics, logs, samples) into <workdir>/previous_runs/<time>/.")
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
@@ -24,11 +30,11 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   if not flags.FLAGS['verbosity'].present:
-    # Orbax and TFDS log every file they touch at INFO; progress goes to the console, TensorBoard
-    # and metrics.jsonl instead. --verbosity=0 brings the INFO logs back.
+    # Progress goes to the console, TensorBoard and metrics.jsonl; --verbosity=0 brings the INFO
+    # logs (the dataset build's, orbax's, TFDS's) back.
     logging.set_verbosity(logging.WARNING)
-  train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  train.train_and_evaluate(_CONFIG.value, _WORKDIR.value, start_afresh=_START_AFRESH.value)
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -13,12 +13,12 @@ mismatch); the output has exactly frames * hop samples.
 """
 import sys
 
-from absl import app
 from absl import flags
 from absl import logging
 import jax
 
 from experiments import checkpoint_flags
+from experiments import cli
 from wavegrad_jax import model as model_lib
 from wavegrad_jax import sampling
 from wavegrad_jax import schedules
@@ -67,4 +67,4 @@ def run():
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -12,14 +12,15 @@ from wavegrad_jax import compare, evaluate
 from wavegrad_jax import model as model_lib
 from wavegrad_jax import sampling, synthesize
 
-SAMPLERS = ('ancestral', 'deterministic', 'gla')
+# Random weights diverge at a few steps: every compared sampler here bounds y or y0 (or uses no
+# model). The model-free baseline runs once per split, whatever the schedules.
+SAMPLERS = ('ancestral_clip_y', 'ancestral_clip_x0', 'gla_grad', 'griffin_lim')
+WITH_SCHEDULE = SAMPLERS[:-1]
 
 
 @pytest.fixture(scope='module')
 def compared(tmp_path_factory):
   config = _config()
-  config.sampling.clip = 1.0  # random weights diverge at a few steps; clipping keeps them finite.
-  config.sampling.gla.iterations = 4
   config.eval.write_references = False
   model = model_lib.build_model(config)
   params = _random_params(model, config)
@@ -46,17 +47,22 @@ def test_every_row_is_there_with_finite_metrics(compared):
   _, results, _ = compared
   names = list(results['schedules'])
   assert len(names) == 2
-  expected = [(split, s, n) for split in ('heldout', 'unseen') for s in SAMPLERS for n in names]
+  expected = [(split, s, n) for split in ('heldout', 'unseen') for s in SAMPLERS
+              for n in (names if s in WITH_SCHEDULE else [compare.NO_SCHEDULE])]
   assert [(r['split'], r['sampler'], r['schedule']) for r in results['rows']] == expected
   assert results['skipped_splits'] == ['train']
   for row in results['rows']:
     assert row['nonfinite_utterances'] == 0
     for metric in ('ls_mse', 'mrstft', 'pesq', 'stoi', 'rtf'):
       assert row[metric] is not None and np.isfinite(row[metric]), (row, metric)
-  assert results['samplers']['deterministic']['eta'] == 0.0
-  assert results['samplers']['gla']['gla'] and results['samplers']['gla']['gla_magnitude'] == (
-      'mel_pinv')
-  assert not results['samplers']['ancestral']['gla']
+  settings = results['samplers']
+  assert settings['ancestral_clip_y']['clip'] == 1.0 and settings['ancestral_clip_y']['clip_x0'] == 0
+  assert settings['ancestral_clip_x0']['clip_x0'] == 1.0 and not settings['ancestral_clip_x0']['gla']
+  assert settings['gla_grad']['gla'] and settings['gla_grad']['gla_placement'] == 'mean'
+  assert settings['gla_grad']['gla_magnitude'] == 'mel_pinv' and settings['gla_grad']['clip'] == 1
+  assert settings['griffin_lim']['algorithm'] == 'griffin_lim'
+  assert settings['griffin_lim']['gla_iterations'] == 32 and not settings['griffin_lim']['gla']
+  assert [r['num_steps'] for r in results['rows'] if r['sampler'] == 'griffin_lim'] == [0, 0]
   assert results['splits']['heldout']['num_utterances'] == 2
   assert results['schedules']['linear_1e-4_0.2_3'] == pytest.approx([1e-4, 0.1000500, 0.2])
 
@@ -68,13 +74,13 @@ def test_samplers_share_utterances_and_differ_only_by_the_sampler(compared):
     ids = set()
     for s in SAMPLERS:
       with open(os.path.join(out_dir, split, s, 'per_utterance.jsonl')) as f:
-        ids.add(tuple(json.loads(line)['id'] for line in f))
+        ids.add(tuple(dict.fromkeys(json.loads(line)['id'] for line in f)))
     assert len(ids) == 1 and list(ids)[0][:len(results['splits'][split]['ids'])] == tuple(
         results['splits'][split]['ids'])
-  # Same noise and utterances: ancestral and deterministic samples differ, so do their metrics.
+  # Same noise and utterances: the two clippings give different samples, so different metrics.
   first = results['rows'][0]['schedule']
-  assert rows[('heldout', 'ancestral', first)]['mrstft'] != rows[
-      ('heldout', 'deterministic', first)]['mrstft']
+  assert rows[('heldout', 'ancestral_clip_y', first)]['mrstft'] != rows[
+      ('heldout', 'ancestral_clip_x0', first)]['mrstft']
 
 
 def test_table_and_results_files(compared):
@@ -89,12 +95,16 @@ def test_table_and_results_files(compared):
   assert lines[0] == header and "'--a=1 2'" in header and 'step 3' in header
   assert lines[2].startswith('| split | sampler | steps | LS-MSE | MR-STFT | PESQ | STOI | RTF |')
   body = [l for l in lines[4:] if l.startswith('| ')]
-  assert len(body) == 12 and 'n/a' not in table
-  assert body[1].startswith('| heldout | ancestral | 3 (linear_1e-4_0.2_3) | ')
+  assert len(body) == 14 and 'n/a' not in table
+  assert body[1].startswith('| heldout | ancestral_clip_y | 3 (linear_1e-4_0.2_3) | ')
+  assert body[6].startswith('| heldout | griffin_lim | - | ')
+  assert 'griffin_lim: Griffin-Lim alone (no model) from the starting noise, 32 iterations' in header
+  assert 'gla_grad: GLA on the mean at steps first:3, 32 iterations of momentum 0.111' in header
+  assert 'rescaled to a 0.95 peak, y clamped to ±1' in header
   assert table.rstrip().endswith('Skipped (no utterances): train.')
   with open(os.path.join(out_dir, 'results.json')) as f:
     saved = json.load(f)
-  assert len(saved['rows']) == 12 and saved['step'] == 3
+  assert len(saved['rows']) == 14 and saved['step'] == 3
 
 
 def test_nonfinite_values_are_reported():
@@ -108,5 +118,5 @@ def test_nonfinite_values_are_reported():
 
 
 def test_unknown_sampler_is_refused():
-  with pytest.raises(ValueError, match="unknown sampler 'ddpm'"):
+  with pytest.raises(ValueError, match="unknown sampler preset 'ddpm': choose one of"):
     sampling.preset_config(_config(), 'ddpm')

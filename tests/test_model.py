@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments.configs import base, large, ljspeech, tiny
+from experiments.configs import base, base_hifigan, large, ljspeech, tiny
 from wavegrad_jax import model as wg_model
 
 
@@ -20,6 +20,22 @@ def test_base_parameter_count_matches_paper(get_config, n_mels, expected):
   config = get_config()
   assert config.audio.n_mels == n_mels
   assert abs(_param_count(config) - expected) / expected < 0.01
+
+
+def test_base_for_hifigan_mels():
+  """Base at 22.05 kHz with HiFi-GAN / Tacotron 2 mels: hop 256 = 4*4*4*2*2, every UBlock's
+  resolution on the waveform path, the paper's dilations, Base's 15,810,401 parameters at 80."""
+  config = base_hifigan.get_config()
+  a = config.audio
+  assert (a.convention, a.sample_rate, a.hop_length, a.win_length, a.n_fft, a.n_mels, a.fmin,
+          a.fmax, a.log_scale, a.log_floor) == ('hifigan', 22050, 256, 1024, 1024, 80, 0.0,
+                                                8000.0, 'ln', 1e-5)
+  model = wg_model.build_model(config)
+  assert np.prod(model.upsample_factors) == 256
+  # UBlock outputs every 64, 16, 4, 2, 1 samples, fed by DBlocks 4, 3, 2, 1 and the input conv.
+  assert wg_model.validate_topology(model, 256) == (4, 3, 2, 1, 0)
+  assert model.upsample_dilations == ((1, 2, 4, 8),) * 3 + ((1, 2, 1, 2),) * 2
+  assert _param_count(config) == 15_810_401
 
 
 def test_large_is_about_23m_and_tiny_is_small():

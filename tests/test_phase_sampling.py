@@ -96,6 +96,28 @@ def test_griffin_lim_zero_iterations_and_momentum():
   assert error[0.99] < error[0.0]  # fast Griffin-Lim converges faster
 
 
+def test_momentum_is_the_gla_grad_codes_in_perraudins_parameterisation():
+  """GLA-Grad's code projects onto unit(c_k - 0.1 c_{k-1}) (torchaudio's form); ours onto
+  c_k + a (c_k - c_{k-1}). With a = 0.1 / 0.9 the two are the same phases, so the same waves."""
+  audio_cfg = tiny.get_config().audio
+  opts = _gl_opts(audio_cfg, iterations=8, momentum=sampling.GLA_GRAD_GRIFFIN_LIM['momentum'])
+  x = _speech('alsa', audio_cfg, max_frames=24)
+  magnitude = audio.stft_magnitude(x, audio_cfg.n_fft, audio_cfg.hop_length)
+  noisy = x + 0.3 * jax.random.normal(jax.random.key(2), x.shape)
+  stft = lambda w: audio.stft(w, opts.n_fft, opts.hop_length, opts.win_length, opts.window,
+                              opts.pad_mode)
+  istft = lambda spec: audio.istft(spec, x.shape[-1], opts.n_fft, opts.hop_length,
+                                   opts.win_length, opts.window)
+  current = previous = stft(noisy)   # the GLA-Grad loop, written as that code states it
+  for _ in range(opts.iterations):
+    t = current - 0.1 * previous
+    wave = istft(magnitude * t / (jnp.abs(t) + 1e-12))
+    previous, current = current, stft(wave)
+  ours = phase.griffin_lim(noisy, magnitude, opts)
+  np.testing.assert_allclose(np.asarray(ours), np.asarray(wave),
+                             atol=1e-4 * float(jnp.abs(wave).max()))
+
+
 @pytest.mark.parametrize('clip, power', [('alsa', 1.0), ('fillets', 1.0), ('fillets', 2.0)])
 def test_mel_pinv_magnitude_reproduces_the_mel(clip, power):
   audio_cfg = tiny.get_config().audio
@@ -349,7 +371,7 @@ def test_bad_call_arguments(speech):
     run(_gla(audio_cfg, magnitude='given'), target_magnitude=mag[:, :-1])
   with pytest.raises(ValueError, match="magnitude='mel_pinv' derives it from the mel"):
     run(_gla(audio_cfg), target_magnitude=mag)
-  with pytest.raises(ValueError, match='clip must be >= 0'):
+  with pytest.raises(ValueError, match='sampling.clip must be a positive bound'):
     sampling.make_sampler(oracles.gaussian_eps, hop_length=4, clip=-1.0)
   with pytest.raises(ValueError, match='gla must be a sampling.GLAOptions'):
     sampling.make_sampler(oracles.gaussian_eps, hop_length=4, gla='all')

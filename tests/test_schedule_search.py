@@ -23,6 +23,7 @@ def _cfg(method='grid', low=-6.0, high=-1.0, chunk_size=16, **overrides):
   c = common.search_config()
   c.method = method
   c.exponent_low, c.exponent_high = low, high
+  c.exponent_moves = (0,)  # the mechanics below are counted on the unshifted grid
   c.chunk_size = chunk_size
   c.evolution_population = 16
   c.evolution_generations = 25
@@ -172,7 +173,7 @@ def test_budgets_tables_plot_and_named_reference(tmp_path):
                                        named=named, progress=False)
   assert os.path.getsize(out['plot']) > 1000
   by_n = {r['num_steps']: r for r in out['budgets']}
-  assert set(by_n[6]['named_scores']) == {'6', '6_diffwave'}
+  assert set(by_n[6]['named_scores']) == {'6', '6_ivanvovk', '6_glagrad', '6_diffwave'}
   assert set(by_n[3]['named_scores']) == set()
   with open(by_n[6]['paths']['ranked_json']) as f:
     table = json.load(f)

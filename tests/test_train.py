@@ -412,3 +412,36 @@ def test_resuming_with_another_model_is_refused(tmp_path):
   changed.model.dtype = 'bfloat16'  # compute dtype alone may change between runs
   with pytest.raises(ValueError, match=r"model.mel_channels: 16 in the workdir vs 32 now.*new --workdir"):
     train.check_resume_compatible(str(tmp_path), changed)
+
+
+def _tensorboard_tags(tb_dir):
+  """{tag: kind} of every summary in a run's event files, read as TFRecords without TensorBoard."""
+  import struct  # pylint: disable=g-import-not-at-top
+  from tensorboardX.proto import event_pb2  # pylint: disable=g-import-not-at-top
+  tags = {}
+  for name in os.listdir(tb_dir):
+    with open(os.path.join(tb_dir, name), 'rb') as f:
+      data = f.read()
+    pos = 0
+    while pos + 12 <= len(data):
+      (length,) = struct.unpack('<Q', data[pos:pos + 8])
+      event = event_pb2.Event.FromString(data[pos + 12:pos + 12 + length])
+      pos += 12 + length + 4
+      for value in event.summary.value:
+        kind = value.WhichOneof('value') or 'tensor'
+        tags[value.tag] = 'scalar' if kind == 'simple_value' else kind
+  return tags
+
+
+def test_tensorboard_tags_are_the_readme_s(launcher_runs):
+  """The TensorBoard tags the README lists, by name and kind, in the uninterrupted run's logs."""
+  tags = _tensorboard_tags(os.path.join(launcher_runs['dirs']['a'], 'tensorboard'))
+  with open(os.path.join(REPO, 'README.md')) as f:
+    readme = f.read()
+  scalars = ['train/loss', 'train/grad_norm', 'train/learning_rate', 'train/steps_per_sec',
+             'train/examples_per_sec', 'eval/heldout_loss', 'eval/heldout_loss_raw']
+  for tag in scalars:
+    assert f'`{tag}`' in readme and tags.get(tag) == 'scalar', tag
+  for prefix, kind in (('generated/', 'audio'), ('real/', 'audio'), ('mel/', 'image')):
+    assert f'`{prefix}<id>`' in readme
+    assert [t for t, k in tags.items() if t.startswith(prefix) and k == kind], prefix

@@ -2,7 +2,9 @@
 
 Every launcher that reads a run loads it with `load_for_inference`: the parameters, with the
 model and frontend of the checkpoint and the inference sections (sampling, eval, search) of
---config when one is given.
+--config when one is given. A --config whose model or frontend differs from the checkpoint's (the
+other UBlock dilation order, say, which has the same parameter shapes) is refused with the
+differing fields, never loaded silently.
 
 Layout under a workdir (directory names come from `config.checkpoint`):
   config.json                 the run's full config (rewritten at every start).
@@ -11,13 +13,20 @@ Layout under a workdir (directory names come from `config.checkpoint`):
     config/                   the config as JSON, so each checkpoint rebuilds its own model.
   checkpoints_best/<step>/    the single checkpoint with the lowest held-out loss so far.
   checkpoints_corrupt/        checkpoints that failed to restore, moved aside (never deleted).
+  previous_runs/<time>/       an earlier run's files, moved here by `archive_run` (--start_afresh).
 
 Checkpoints whose step directory cannot be read (truncated or deleted files) are moved aside with a
 logged warning and the next older one is tried, so a crash during a write or a damaged disk costs
-at most one checkpoint interval.
+at most one checkpoint interval. A readable checkpoint whose saved state has another structure than
+the run's (the run's config changed: model, frontend, optimiser) is not corruption: resuming from
+it is refused (`errors.ResumeMismatchError`, naming the differing fields) and nothing is moved.
+A save that fails (e.g. no space left) raises `errors.CheckpointSaveError` naming the step, the
+folder and the cause: at once for synchronous saves, and for asynchronous ones at the first
+training step after the background write failed (`RunCheckpoints.check_saves`).
 """
 import json
 import os
+import re
 import shutil
 import time
 
@@ -27,6 +36,7 @@ from jax.experimental import multihost_utils
 import ml_collections
 import orbax.checkpoint as ocp
 
+from wavegrad_jax import errors
 from wavegrad_jax import jsonable
 from wavegrad_jax import mel_conventions
 from wavegrad_jax import model as model_lib
@@ -36,6 +46,7 @@ CONFIG = 'config'
 BEST_METRIC = 'heldout_loss'
 CONFIG_FILE = 'config.json'
 CORRUPT_DIR = 'checkpoints_corrupt'
+PREVIOUS_RUNS_DIR = 'previous_runs'
 # Defaults for workdirs whose config lacks a `checkpoint` section.
 _DEFAULT_DIRS = {'directory': 'checkpoints', 'best_directory': 'checkpoints_best'}
 
@@ -111,11 +122,16 @@ def load_config(workdir):
 
 
 def _read_only_manager(directory):
-  # Handlers named up front so that item metadata can be read before any restore.
+  # Handlers named up front so that item metadata can be read before any restore. Each process
+  # reads on its own (active_processes is itself) and skips orbax's barriers: these reads are not
+  # made in lockstep by every process, and unmatched barriers fail (or hang) a multi-process run.
+  process = jax.process_index()
   return ocp.CheckpointManager(
       directory,
-      options=ocp.CheckpointManagerOptions(read_only=True, create=False, save_interval_steps=0,
-                                           enable_async_checkpointing=False),
+      options=ocp.CheckpointManagerOptions(
+          read_only=True, create=False, save_interval_steps=0, enable_async_checkpointing=False,
+          multiprocessing_options=ocp.options.MultiprocessingOptions(
+              primary_host=process, active_processes={process})),
       item_handlers={STATE: ocp.PyTreeCheckpointHandler(), CONFIG: ocp.JsonCheckpointHandler()})
 
 
@@ -156,6 +172,157 @@ def _barrier_prefix(name):
   return ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=name)
 
 
+# Training settings that, with the model and frontend, decide the saved state's structure and
+# values.
+STATE_TRAIN_FIELDS = ('grad_clip_norm', 'learning_rate', 'lr_schedule', 'warmup_steps',
+                      'end_lr_factor', 'adam_b1', 'adam_b2', 'adam_eps', 'ema_decay', 'ema_warmup')
+
+
+def _key_name(entry):
+  for attribute in ('name', 'key', 'idx'):
+    if hasattr(entry, attribute):
+      return str(getattr(entry, attribute))
+  return str(entry)
+
+
+def _leaf_table(tree):
+  """{'a/b/0/c': (shape, dtype name)} of a pytree of arrays or array metadata."""
+  return {'/'.join(_key_name(k) for k in path): (tuple(leaf.shape), str(leaf.dtype))
+          for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def state_differences(saved_tree, abstract_state, limit=3):
+  """How a checkpoint's saved state differs from the state a run would restore into it.
+
+  Args:
+    saved_tree: the checkpoint's state metadata tree (`item_metadata(step)['state'].tree`).
+    abstract_state: the run's TrainState of jax.ShapeDtypeStruct leaves.
+    limit: examples per kind of difference.
+  Returns:
+    list of short strings (arrays only in the checkpoint, only in this run, or with another
+    shape / dtype); empty when every array matches.
+  """
+  saved, wanted = _leaf_table(saved_tree), _leaf_table(abstract_state)
+  out = []
+  for names, where in ((sorted(set(saved) - set(wanted)), 'only in the checkpoint'),
+                       (sorted(set(wanted) - set(saved)), 'only in this run')):
+    if names:
+      out.append(f'{len(names)} arrays {where} (e.g. {", ".join(names[:limit])})')
+  other = [f'{k} {saved[k][1]}{list(saved[k][0])} vs {wanted[k][1]}{list(wanted[k][0])}'
+           for k in sorted(set(saved) & set(wanted)) if saved[k] != wanted[k]]
+  if other:
+    out.append(f'{len(other)} arrays with another shape or dtype (e.g. {"; ".join(other[:limit])})')
+  return out
+
+
+def state_config_differences(saved_config, config):
+  """Fields of the sections that shape the saved state (model, audio, the optimiser and EMA
+  settings of `train`, mesh) that differ between a checkpoint's config and a run's."""
+  out = frontend_differences(saved_config, config, a_name='the checkpoint', b_name='this run',
+                             ignore=('model.dtype',))
+  pick = lambda c: {'train': {k: c.train.get(k, None) for k in STATE_TRAIN_FIELDS},
+                    'mesh': c.get('mesh', ml_collections.ConfigDict()).to_dict()}
+  return out + jsonable.differences(pick(saved_config), pick(config), old_name='the checkpoint',
+                                    new_name='this run')
+
+
+def save_error_cause(error):
+  """A short reason for a failed write: the OS error's text when there is one."""
+  code = getattr(error, 'errno', None)
+  if code is None:
+    match = re.search(r"os_error_code='?(\d+)", str(error))
+    code = int(match.group(1)) if match else None
+  if code:
+    return os.strerror(code)
+  text = str(error).splitlines()[0] if str(error) else ''
+  return f'{type(error).__name__}: {text[:200]}'
+
+
+def archive_run(workdir):
+  """Moves everything in `workdir` into workdir/previous_runs/<time>/ (process 0); nothing is lost.
+
+  Returns:
+    the folder the old run went to, or None when the workdir held nothing.
+  """
+  workdir = _absolute(workdir)
+  names = sorted(n for n in os.listdir(workdir) if n != PREVIOUS_RUNS_DIR) if os.path.isdir(
+      workdir) else []
+  if not names:
+    return None
+  target = os.path.join(workdir, PREVIOUS_RUNS_DIR, time.strftime('%Y%m%d-%H%M%S'))
+  if jax.process_index() == 0:
+    os.makedirs(target)
+    for name in names:
+      shutil.move(os.path.join(workdir, name), os.path.join(target, name))
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices('archive_run')
+  return target
+
+
+def _saved_metadata(directory, step):
+  """(state metadata tree, config or None) of checkpoint `step`; raises when unreadable."""
+  manager = _read_only_manager(directory)
+  try:
+    tree = manager.item_metadata(step)[STATE].tree
+    try:
+      restored = manager.restore(step, args=ocp.args.Composite(**{CONFIG: ocp.args.JsonRestore()}))
+      config = config_from_dict(restored[CONFIG])
+    except Exception:  # pylint: disable=broad-except
+      config = None  # the state decides whether the checkpoint is readable.
+    return tree, config
+  finally:
+    manager.close()
+
+
+def _refuse_mismatch(directory, step, saved_tree, saved_config, abstract_state, config, workdir):
+  mismatch = state_differences(saved_tree, abstract_state)
+  if not mismatch:
+    return
+  fields = state_config_differences(saved_config, config) if saved_config is not None else []
+  raise errors.ResumeMismatchError(
+      f'{directory}/{step} holds a training state made under other settings than this '
+      "run's, so this run cannot resume from it: "
+      + ('; '.join(fields) if fields else 'no recorded config field differs')
+      + f' (saved state: {"; ".join(mismatch)}). Nothing was changed. Train in a new '
+      '--workdir, or pass --start_afresh to move the old run into '
+      f'{os.path.join(workdir, PREVIOUS_RUNS_DIR)}/ and train from step 0 here, or '
+      'rerun with the settings that run was trained with.')
+
+
+def check_resumable(workdir, config, abstract_state):
+  """Raises errors.ResumeMismatchError unless a run can resume from its newest readable checkpoint.
+
+  The check `RunCheckpoints.restore_latest` makes, made before anything is opened for writing:
+  it creates, moves and restores nothing (unreadable checkpoints are skipped here; restoring sets
+  them aside).
+
+  Args:
+    workdir: the run's directory.
+    config: this run's config.
+    abstract_state: this run's TrainState of jax.ShapeDtypeStruct leaves.
+  Returns:
+    the `state_config_differences` of a checkpoint the run can resume from (settings such as the
+    learning rate that change the training but not the saved state's shape), to be reported.
+  """
+  directory, _ = _checkpoint_dirs(workdir, config)
+  if not os.path.isdir(directory):
+    return []
+  manager = _read_only_manager(directory)
+  try:
+    steps = sorted(manager.all_steps(), reverse=True)
+  finally:
+    manager.close()
+  for step in steps:
+    try:
+      saved_tree, saved_config = _saved_metadata(directory, step)
+    except Exception:  # pylint: disable=broad-except
+      continue
+    _refuse_mismatch(directory, step, saved_tree, saved_config, abstract_state, config,
+                     _absolute(workdir))
+    return state_config_differences(saved_config, config) if saved_config is not None else []
+  return []
+
+
 class RunCheckpoints:
   """The periodic and best-by-held-out-loss checkpoint managers of one training run.
 
@@ -183,6 +350,7 @@ class RunCheckpoints:
         enable_async_checkpointing=bool(ckpt.async_save),
         cleanup_tmp_directories=True, multiprocessing_options=_barrier_prefix('periodic')))
     self._best = None
+    self._pending = {}  # id(manager) -> the step of its latest asynchronous save.
     if ckpt.keep_best:
       self._best = ocp.CheckpointManager(self.best_directory, options=ocp.CheckpointManagerOptions(
           max_to_keep=1, best_fn=lambda metrics: metrics[BEST_METRIC], best_mode='min',
@@ -208,10 +376,44 @@ class RunCheckpoints:
     Args:
       step: the number of completed training steps (the state's step).
       state: the TrainState pytree of (possibly sharded) jax.Arrays.
+    Raises:
+      errors.CheckpointSaveError: this save, or an earlier asynchronous one, failed.
     """
     if step in self._manager.all_steps():
       return False
-    return self._manager.save(step, args=self._args(state), force=True)
+    self._finish(self._manager)  # orbax waits for the previous save anyway; its error is its own
+    try:
+      saved = self._manager.save(step, args=self._args(state), force=True)
+    except Exception as e:  # pylint: disable=broad-except
+      raise self._save_error(self._manager, step, e) from e
+    self._pending[id(self._manager)] = step
+    return saved
+
+  def _save_error(self, manager, step, error):
+    directory = self.directory if manager is self._manager else self.best_directory
+    last = [s for s in self._manager.all_steps() if s != step]
+    resume = (f'it resumes from checkpoint {max(last)}' if last else 'it starts again')
+    what = 'a checkpoint' if step is None else f'checkpoint {step}'
+    return errors.CheckpointSaveError(
+        f'saving {what} to {directory} failed: {save_error_cause(error)}. Training stopped. Free '
+        f'space (or fix the folder), then rerun the same command: {resume}')
+
+  def _finish(self, manager):
+    """Waits for `manager`'s pending save; its failure raises CheckpointSaveError for its step."""
+    try:
+      manager.wait_until_finished()
+    except Exception as e:  # pylint: disable=broad-except
+      raise self._save_error(manager, self._pending.get(id(manager)), e) from e
+
+  def check_saves(self):
+    """Raises errors.CheckpointSaveError if an asynchronous save has failed; never blocks.
+
+    Call it after every training step: a failed write then stops the run at once instead of at
+    the next save.
+    """
+    for manager in (self._manager, self._best):
+      if manager is not None and not manager.is_saving_in_progress():
+        self._finish(manager)  # returns at once; raises a finished save's error.
 
   @property
   def best_loss(self):
@@ -238,45 +440,72 @@ class RunCheckpoints:
       return False
     if step in self._best.all_steps():  # a resumed run reproducing an evaluation it already saved
       return False
-    return self._best.save(step, args=self._args(state), metrics={BEST_METRIC: float(heldout_loss)},
-                           force=True)
+    self._finish(self._best)
+    try:
+      saved = self._best.save(step, args=self._args(state),
+                              metrics={BEST_METRIC: float(heldout_loss)}, force=True)
+    except Exception as e:  # pylint: disable=broad-except
+      raise self._save_error(self._best, step, e) from e
+    self._pending[id(self._best)] = step
+    return saved
 
   def restore_latest(self, abstract_state):
     """Restores the newest readable periodic checkpoint into the shardings of `abstract_state`.
 
     Unreadable checkpoints are moved to workdir/checkpoints_corrupt with a warning and the next
-    older one is tried.
+    older one is tried. A readable one whose state has another structure (shapes, dtypes, tree)
+    than `abstract_state` was made under other settings: it is left in place and resuming is
+    refused.
 
     Args:
       abstract_state: a TrainState of jax.ShapeDtypeStruct leaves carrying their target shardings.
     Returns:
       (state, step), or (None, None) when no readable checkpoint exists.
+    Raises:
+      errors.ResumeMismatchError: the newest readable checkpoint's state does not fit this run's
+        (the message names the differing config fields and arrays, and the ways out).
     """
     for step in sorted(self._manager.all_steps(), reverse=True):
+      try:
+        saved_tree, saved_config = _saved_metadata(self.directory, step)
+      except Exception as e:  # pylint: disable=broad-except
+        self._set_aside(step, e)
+        continue
+      _refuse_mismatch(self.directory, step, saved_tree, saved_config, abstract_state,
+                       self._config, self.workdir)
       try:
         restored = self._manager.restore(
             step, args=ocp.args.Composite(**{STATE: ocp.args.StandardRestore(abstract_state)}))
         return restored[STATE], step
       except Exception as e:  # pylint: disable=broad-except
-        moved = _quarantine(self.directory, step, self.workdir)
-        logging.warning('checkpoint %s/%d cannot be restored (%s: %s); moved it to %s and '
-                        'falling back to the previous checkpoint', self.directory, step,
-                        type(e).__name__, str(e).splitlines()[0][:300], moved)
-        self._manager.reload()
+        self._set_aside(step, e)
     return None, None
 
+  def _set_aside(self, step, error):
+    moved = _quarantine(self.directory, step, self.workdir)
+    logging.warning('checkpoint %s/%d cannot be restored (%s: %s); moved it to %s and '
+                    'falling back to the previous checkpoint', self.directory, step,
+                    type(error).__name__, (str(error).splitlines() or [''])[0][:300], moved)
+    self._manager.reload()
+
   def wait_until_finished(self):
-    """Blocks until every pending asynchronous save is on disk."""
-    self._manager.wait_until_finished()
-    if self._best is not None:
-      self._best.wait_until_finished()
+    """Blocks until every pending asynchronous save is on disk.
+
+    Raises:
+      errors.CheckpointSaveError: a save failed.
+    """
+    for manager in (self._manager, self._best):
+      if manager is not None:
+        self._finish(manager)
 
   def close(self):
-    """Waits for pending saves and releases the managers."""
-    self.wait_until_finished()
-    self._manager.close()
-    if self._best is not None:
-      self._best.close()
+    """Waits for pending saves and releases the managers (raises CheckpointSaveError)."""
+    try:
+      self.wait_until_finished()
+    finally:
+      self._manager.close()
+      if self._best is not None:
+        self._best.close()
 
 
 def restore_params(workdir, step=None, ema=True):
@@ -405,12 +634,40 @@ def frontend_differences(a, b, a_name='the checkpoint', b_name='--config', ignor
                               new_name=b_name, ignore=ignore)
 
 
+def recorded_choice_hint(recorded, differences):
+  """A clause naming the --config flags that select what a run recorded, for refusal messages.
+
+  Args:
+    recorded: the config a run recorded (its config.json or a checkpoint's).
+    differences: `frontend_differences` strings.
+  Returns:
+    '' when no named choice differs, else e.g. " (its model: --config.model.dilation_order=
+    'reimplementations')".
+  """
+  model = model_lib.model_config_dict(recorded.model)
+  flags = [f'--config.model.{key}={model[key]!r}' for key in ('name', 'dilation_order')
+           if key in model and any(d.startswith(f'model.{key}:') for d in differences)]
+  return f' (its model: {" ".join(flags)})' if flags else ''
+
+
 def parse_step(text):
   """A --step flag: '' or None -> None (latest), 'best' -> 'best', '123' -> 123."""
   text = str(text if text is not None else '').strip()
   if not text:
     return None
   return 'best' if text == 'best' else int(text)
+
+
+def _refuse_other_model(workdir, recorded, override):
+  diffs = frontend_differences(recorded, override, ignore=('model.dtype',))
+  if diffs:
+    raise ValueError(
+        f'--config describes another model or frontend than the checkpoint in {workdir}: '
+        + '; '.join(diffs) + '. The checkpoint would be vocoded as a different network (or from '
+        "other mels), so it is refused. Drop --config (the checkpoint's own model, frontend and "
+        'inference settings are used), or pass the config the run was trained with'
+        + recorded_choice_hint(recorded, diffs) + '; only the sampling / eval / search sections '
+        'of --config are applied.')
 
 
 def load_for_inference(workdir, defaults, step=None, ema=None, override=None):
@@ -421,19 +678,24 @@ def load_for_inference(workdir, defaults, step=None, ema=None, override=None):
     defaults: a full default config (experiments.configs.common.get_common_config()).
     step: '' / None (latest), 'best', or an int step (strings are parsed).
     ema: True / False, or None for config.eval.ema.
-    override: optional --config ConfigDict (see `inference_config`).
+    override: optional --config ConfigDict (see `inference_config`); its model and audio sections
+      must describe the checkpoint's model and frontend (compute dtype excepted).
   Returns:
     (params, config, step).
+  Raises:
+    ValueError: `override` describes another model or frontend than the checkpoint, e.g. the
+      other UBlock dilation order, whose parameters have the same shapes (the message lists the
+      differing fields and the flags that match the checkpoint).
+    FileNotFoundError: no readable checkpoint.
   """
-  saved = inference_config(load_config(workdir), defaults, override)
+  recorded = load_config(workdir)
+  if override is not None:
+    _refuse_other_model(workdir, recorded, override)
+  saved = inference_config(recorded, defaults, override)
   ema = bool(saved.eval.ema if ema is None else ema)
   params, ckpt_config, step = restore_params(workdir, parse_step(step), ema=ema)
   if override is not None:
-    diffs = frontend_differences(ckpt_config, override)
-    if diffs:
-      logging.warning("--config differs from the checkpoint in %s; the checkpoint's model and "
-                      'frontend are used (only sampling / eval / search come from --config)',
-                      ', '.join(diffs[:6]) + (' ...' if len(diffs) > 6 else ''))
+    _refuse_other_model(workdir, ckpt_config, override)
   config = inference_config(ckpt_config, defaults, override)
   config.eval.ema = ema
   return params, config, step

@@ -2,7 +2,9 @@
 
 Each sampler (a name in `sampling.SAMPLER_PRESETS`) vocodes the same utterances of each split with
 each schedule, from the same reverse-diffusion key, and is scored with LS-MSE, multi-resolution
-STFT distance, PESQ, STOI and the real-time factor (`evaluate.evaluate_utterances`). The results
+STFT distance, PESQ, STOI and the real-time factor (`evaluate.evaluate_utterances`). A sampler
+without a model ('griffin_lim': Griffin-Lim alone from the mel) does not use the schedule and is
+evaluated once per split, its row's steps shown as '-'. The results
 become results.json and a markdown table with a header line naming the checkpoint, the
 utterances, the device and the command (`write_outputs`). The launcher is
 experiments/compare_samplers.py.
@@ -23,19 +25,27 @@ from wavegrad_jax import metrics
 from wavegrad_jax import sampling
 
 SPLITS = ('heldout', 'unseen', 'train')
+NO_SCHEDULE = 'none'  # the schedule name of a row whose sampler uses none ('griffin_lim').
 # (results key, table heading, format) of the table's metric columns.
 TABLE_METRICS = (('ls_mse', 'LS-MSE', '.3f'), ('mrstft', 'MR-STFT', '.3f'), ('pesq', 'PESQ', '.2f'),
                  ('stoi', 'STOI', '.3f'), ('rtf', 'RTF', '#.3g'))
 
 
+def uses_schedule(config):
+  """Whether config.sampling's sampler runs the diffusion schedule (not 'griffin_lim' alone)."""
+  return config.sampling.get('algorithm', 'diffusion') != 'griffin_lim'
+
+
 def sampler_settings(config):
-  """The sampling options a variant ran with, as a JSON-ready dict (GLA details only when on)."""
+  """The sampling options a variant ran with, as a JSON-ready dict (GLA details only when used)."""
   s = config.sampling
-  out = {'eta': float(s.eta), 'noise_scale': s.noise_scale, 'clip': float(s.clip),
-         'gla': bool(s.gla.enabled)}
+  out = {'algorithm': s.get('algorithm', 'diffusion'), 'eta': float(s.eta),
+         'noise_scale': s.noise_scale, 'clip': float(s.clip),
+         'clip_x0': float(s.get('clip_x0', 0.0)), 'gla': bool(s.gla.enabled)}
   if s.gla.enabled:
-    out.update({f'gla_{k}': s.gla[k] for k in ('steps', 'iterations', 'magnitude', 'placement',
-                                                'momentum')})
+    out.update({f'gla_{k}': s.gla[k] for k in ('steps', 'placement', 'mean_peak')})
+  if s.gla.enabled or not uses_schedule(config):
+    out.update({f'gla_{k}': s.gla[k] for k in ('iterations', 'magnitude', 'momentum')})
   return out
 
 
@@ -93,8 +103,11 @@ def compare(eps_fn, params, config, utterances_by_split, schedule_list, samplers
   for split, name in tqdm.tqdm(jobs, desc='split x sampler', unit='variant', disable=not progress):
     c = configs[name].copy_and_resolve_references()
     c.eval.split = split  # names the TensorBoard tags.
+    with_schedule = uses_schedule(c)
+    # A sampler without a model ignores the schedule: one evaluation, not one per schedule.
+    schedules_run = schedule_list if with_schedule else [(NO_SCHEDULE, schedule_list[0][1])]
     out = evaluate.evaluate_utterances(
-        eps_fn, params, c, utterances_by_split[split], schedule_list, rng,
+        eps_fn, params, c, utterances_by_split[split], schedules_run, rng,
         output_dir=os.path.join(output_dir, split, name) if output_dir else None, step=step,
         progress=progress, vocode=vocoders[name], metrics_fn=metrics_fn)
     # The reference seconds evaluate scored (whole frames), which its RTF divides by.
@@ -102,6 +115,8 @@ def compare(eps_fn, params, config, utterances_by_split, schedule_list, samplers
     for schedule, summary in out['schedules'].items():
       row = {'split': split, 'sampler': name, 'schedule': schedule}
       row.update({k: v for k, v in summary.items() if k != 'betas'})
+      if not with_schedule:
+        row['num_steps'] = 0
       results['rows'].append(row)
       logging.info('%s %s %s: %s', split, name, schedule,
                    ', '.join(f'{k} {_cell(row.get(k), f)}' for k, _, f in TABLE_METRICS))
@@ -119,7 +134,7 @@ def markdown_table(results):
 
   Columns: split | sampler | steps | LS-MSE | MR-STFT | PESQ | STOI | RTF. A metric whose mean
   has no finite value is 'n/a'; rows with non-finite samples get a footnote saying how many of the
-  utterances diverged.
+  utterances diverged; a sampler that uses no schedule shows '-' steps.
 
   Args:
     results: what `compare` returns.
@@ -132,7 +147,9 @@ def markdown_table(results):
   notes = []
   for row in results['rows']:
     steps = str(row['num_steps'])
-    if row['schedule'] != steps:
+    if row['schedule'] == NO_SCHEDULE:
+      steps = '-'
+    elif row['schedule'] != steps:
       steps += f' ({row["schedule"]})'
     bad = int(row.get('nonfinite_utterances') or 0)
     if bad:
@@ -166,10 +183,17 @@ def header_line(results, *, workdir, device, command, max_seconds):
   for split, info in results['splits'].items():
     parts.append(f'{split}: {info["num_utterances"]} utterances, {info["audio_seconds"]:.1f} s')
   parts.append(f'each cut to at most {max_seconds:g} s' if max_seconds else 'whole utterances')
-  gla = results['samplers'].get('gla')
-  if gla:
-    parts.append(f'gla: ancestral + GLA-Grad at steps {gla["gla_steps"]}, '
-                 f'{gla["gla_iterations"]} iterations, {gla["gla_magnitude"]} magnitude')
+  for name, settings in results['samplers'].items():
+    if 'gla_iterations' not in settings:
+      continue
+    where = (f'Griffin-Lim alone (no model) from the starting noise'
+             if settings['algorithm'] == 'griffin_lim' else
+             f'GLA on the {settings["gla_placement"]} at steps {settings["gla_steps"]}')
+    parts.append(f'{name}: {where}, {settings["gla_iterations"]} iterations of momentum '
+                 f'{settings["gla_momentum"]:.3g}, {settings["gla_magnitude"]} magnitude'
+                 + (f', rescaled to a {settings["gla_mean_peak"]:g} peak'
+                    if settings.get('gla_placement') == 'mean' and settings['gla_mean_peak']
+                    else '') + (f', y clamped to ±{settings["clip"]:g}' if settings['clip'] else ''))
   parts.append(f'device: {device}')
   parts.append(f'command: `{command}`')
   return '; '.join(parts) + '.'

@@ -54,7 +54,7 @@ def l2_loss(predicted_noise, noise):
 LOSSES = {'l1': l1_loss, 'l2': l2_loss}
 
 
-def denoising_loss(eps_fn, params, rng, clean, mel, levels, loss='l1'):
+def denoising_loss(eps_fn, params, rng, clean, mel, levels, loss='l1', noise_std=None):
   """The WaveGrad objective on one batch.
 
   Args:
@@ -65,11 +65,18 @@ def denoising_loss(eps_fn, params, rng, clean, mel, levels, loss='l1'):
     mel: [B, T / hop, n_mels] conditioning.
     levels: [S + 1] training-schedule noise levels.
     loss: 'l1' (the paper) or 'l2'.
+    noise_std: None for the paper's N(0, I) noise, or [B, T] per-sample std of a data-dependent
+      prior (`priors.Prior.noise_std`, PriorGrad): the noise is std * z and its error is weighed
+      by 1 / std (Sigma^-1), so a frame's loss does not shrink with its prior's scale.
   Returns:
     (scalar loss, [B] sampled noise levels).
   """
   level_rng, noise_rng = jax.random.split(rng)
   noise_level = sample_noise_level(level_rng, levels, clean.shape[0])
   noise = jax.random.normal(noise_rng, clean.shape, jnp.float32)
-  noisy = add_noise(clean, noise, noise_level)
-  return LOSSES[loss](eps_fn(params, noisy, mel, noise_level), noise), noise_level
+  if noise_std is None:
+    noisy = add_noise(clean, noise, noise_level)
+    return LOSSES[loss](eps_fn(params, noisy, mel, noise_level), noise), noise_level
+  noise = noise * noise_std
+  predicted = eps_fn(params, add_noise(clean, noise, noise_level), mel, noise_level)
+  return LOSSES[loss](predicted / noise_std, noise / noise_std), noise_level

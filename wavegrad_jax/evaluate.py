@@ -191,8 +191,10 @@ def evaluate_utterances(eps_fn, params, config, utterances, schedule_list, rng, 
       for utt_id, ref in zip(ids, refs):
         path = os.path.join(output_dir, 'wavs', 'reference', _safe_id(utt_id) + '.wav')
         synthesize.write_wav(path, ref, rate, e.wav_subtype)
+  speech_rms = float(np.sqrt(np.mean(np.concatenate(refs).astype(np.float64) ** 2)))
   for name, betas in tqdm.tqdm(schedule_list, desc='schedules', unit='schedule',
                                disable=not progress):
+    sampling.check_schedule_start(betas, config, name, speech_rms, where='evaluation')
     generated, stats = vocode(params, betas, mels, rng, progress=progress,
                               desc=f'{name} ({len(betas)} steps)', **vocode_kwargs)
     rows = score_utterances(generated, refs, config, metrics_fn, measures)

@@ -5,14 +5,21 @@ Layout is channels-last throughout: waveforms [B, T], feature maps [B, time, cha
 Denoisers are chosen by `config.model.name` from `MODELS` (configs without a name, written before
 names existed, mean 'wavegrad'); `build_model` fills the variant's module fields from the other
 keys of `config.model` and validates the result against the frontend.
+
+WaveGrad's UBlock dilations are chosen by name, `config.model.dilation_order` (`DILATION_ORDERS`):
+'paper' (the default) or 'reimplementations', each defined for any topology by
+`upsample_dilations_for`; 'custom' takes `config.model.upsample_dilations` as given. A run records
+the resolved dilations (`resolved_config`), so its checkpoints always rebuild the same model.
 """
 import dataclasses
 import math
-from typing import Any, Callable, Sequence, Tuple
+from typing import Any, Callable, Optional, Sequence, Tuple
 
+from absl import logging
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 _KERNEL_INIT = nn.initializers.orthogonal()
@@ -241,6 +248,121 @@ class WaveGrad(nn.Module):
     return self.output_conv(x)[..., 0].astype(jnp.float32)
 
 
+# ----------------------------------------------------------------------------- dilation orders
+
+
+# The two dilation patterns of the paper's UBlocks (Appendix A), for the 4 convs of a block.
+LONG_DILATIONS = (1, 2, 4, 8)
+SHORT_DILATIONS = (1, 2, 1, 2)
+# Output strides (samples per step) from which the paper's order uses the long pattern: Base's
+# x5, x5, x3 UBlocks end at strides 60, 12 and 4, its x2, x2 blocks at 2 and 1.
+PAPER_LONG_MIN_STRIDE = 4
+DILATION_ORDERS = ('paper', 'reimplementations', 'custom')
+
+
+def ublock_output_strides(upsample_factors):
+  """Samples per time step after each UBlock: [prod(factors[i + 1:]) for each block i]."""
+  factors = [int(f) for f in upsample_factors]
+  return tuple(int(np.prod(factors[i + 1:])) for i in range(len(factors)))
+
+
+def upsample_dilations_for(order, upsample_factors):
+  """The UBlock dilations of a named order, for any list of upsampling factors.
+
+  'paper' (WaveGrad, Appendix A: "1, 2, 4, 8 for the first three UBlocks and 1, 2, 1, 2 for the
+  rest", counted from the mel): LONG_DILATIONS on every UBlock whose output has a stride of at
+  least PAPER_LONG_MIN_STRIDE samples, SHORT_DILATIONS on the finer ones. Base (x5, x5, x3, x2, x2;
+  strides 60, 12, 4, 2, 1) gets long, long, long, short, short; tiny (x4 four times; strides 64,
+  16, 4, 1) long x3 then short; Large (strides 60, 60, 12, 4, 4, 2, 1) long x5 then short x2.
+  'reimplementations': the paper's list in reverse block order, as lmnt-com/wavegrad and
+  ivanvovk/WaveGrad build Base (short, short, long, long, long): the long dilations sit on the
+  finest resolutions, which halves Base's dilated receptive field on the mel path.
+
+  Args:
+    order: 'paper' or 'reimplementations'.
+    upsample_factors: per UBlock, its upsampling factor (nearest the mel first).
+  Returns:
+    tuple of one 4-tuple of dilations per UBlock.
+  Raises:
+    ValueError: another order name.
+  """
+  if order not in ('paper', 'reimplementations'):
+    raise ValueError(f"a dilation order to derive is 'paper' or 'reimplementations', got {order!r}")
+  paper = tuple(LONG_DILATIONS if stride >= PAPER_LONG_MIN_STRIDE else SHORT_DILATIONS
+                for stride in ublock_output_strides(upsample_factors))
+  return paper if order == 'paper' else paper[::-1]
+
+
+def dilation_order_of(upsample_dilations, upsample_factors):
+  """The name of the order that explicit dilations follow: 'paper', 'reimplementations' or 'custom'.
+
+  Args:
+    upsample_dilations: per UBlock, its 4 dilations.
+    upsample_factors: per UBlock, its upsampling factor.
+  Returns:
+    the first of 'paper', 'reimplementations' whose `upsample_dilations_for` equals the given
+    dilations, else 'custom'.
+  """
+  given = _as_field(upsample_dilations)
+  for order in ('paper', 'reimplementations'):
+    if given == upsample_dilations_for(order, upsample_factors):
+      return order
+  return 'custom'
+
+
+def resolve_dilations(model_config):
+  """The (order name, dilations) a `model` section means.
+
+  Rules: with `upsample_dilations` empty, the named order ('paper', 'reimplementations') derives
+  them from the upsampling factors (`upsample_dilations_for`). Explicit `upsample_dilations` are
+  used as given ('custom'), as in configs written before orders had names; when they contradict
+  a named `dilation_order` a warning says which one is used, once. The returned name is that of
+  the order the dilations follow (`dilation_order_of`), so equal dilations always carry equal
+  names.
+
+  Args:
+    model_config: the `model` config section (ConfigDict or dict).
+  Returns:
+    (order name, tuple of 4-tuples).
+  Raises:
+    ValueError: an unknown order name, or 'custom' without dilations; the message names the fix.
+  """
+  order = model_config.get('dilation_order', 'custom')
+  factors = tuple(model_config['upsample_factors'])
+  given = _as_field(model_config.get('upsample_dilations', ()) or ())
+  if order not in DILATION_ORDERS:
+    raise ValueError(
+        f"config.model.dilation_order must be one of {DILATION_ORDERS}, got {order!r}: 'paper' "
+        "(the paper's Appendix A, the default), 'reimplementations' (the order of lmnt-com/wavegrad "
+        "and ivanvovk/WaveGrad), or 'custom' with model.upsample_dilations given")
+  if not given:
+    if order == 'custom':
+      raise ValueError("config.model.dilation_order='custom' needs model.upsample_dilations (one "
+                       "4-tuple per UBlock); or choose dilation_order='paper' / 'reimplementations'")
+    return order, upsample_dilations_for(order, factors)
+  follows = dilation_order_of(given, factors)
+  if order != 'custom' and follows != order:
+    key = (order, factors, given)
+    if key not in _CONTRADICTIONS_WARNED:
+      _CONTRADICTIONS_WARNED.add(key)
+      logging.warning(
+          "config.model.upsample_dilations=%s is given, so it is used ('custom'); it is not the "
+          "%r order of upsample factors %s (%s), which model.dilation_order names. Set "
+          'model.upsample_dilations=() to use the named order, or dilation_order=%r.', given,
+          order, factors, upsample_dilations_for(order, factors), follows)
+  return follows, given
+
+
+_CONTRADICTIONS_WARNED = set()
+
+
+def _wavegrad_config(section):
+  """A WaveGrad `model` section (dict) with its dilations resolved and their order named."""
+  out = dict(section)
+  out['dilation_order'], out['upsample_dilations'] = resolve_dilations(section)
+  return out
+
+
 # ------------------------------------------------------------------------------------- variants
 
 
@@ -254,15 +376,22 @@ class ModelVariant:
       with sequences turned into tuples.
     validate: validate(module instance) raises ValueError, naming the fix, for a module that cannot
       run (e.g. a topology that does not fit the hop length).
+    resolve: resolve(section dict without 'name') -> the section as a run records it, with every
+      choice made by name turned into the values it stands for (and the names kept); raises
+      ValueError naming the fix. The identity when None.
+    config_only: keys of the resolved section that are not module fields (the names of choices).
   """
   module: Any
   validate: Callable[[Any], None]
+  resolve: Optional[Callable[[dict], dict]] = None
+  config_only: Tuple[str, ...] = ()
 
 
 DEFAULT_MODEL = 'wavegrad'
 
 MODELS = {
-    'wavegrad': ModelVariant(WaveGrad, lambda m: validate_topology(m, m.hop_length)),
+    'wavegrad': ModelVariant(WaveGrad, lambda m: validate_topology(m, m.hop_length),
+                             resolve=_wavegrad_config, config_only=('dilation_order',)),
 }
 
 
@@ -271,11 +400,43 @@ def model_name(model_config):
   return model_config.get('name', DEFAULT_MODEL)
 
 
+def _variant(model_config):
+  name = model_name(model_config)
+  if name not in MODELS:
+    raise ValueError(f'config.model.name must be one of {sorted(MODELS)}, got {name!r}')
+  return name, MODELS[name]
+
+
 def model_config_dict(model_config):
-  """The `model` section as a plain dict with its variant name filled in (see `model_name`)."""
-  out = model_config.to_dict()
-  out['name'] = model_name(model_config)
+  """The `model` section as a run records it: a plain dict, its variant name filled in (see
+  `model_name`) and its named choices resolved (WaveGrad: `dilation_order` and the dilations it
+  stands for, `resolve_dilations`), so that two sections describing one model compare equal.
+
+  Raises:
+    ValueError: unknown variant, or a choice that cannot be resolved (the message names the fix).
+  """
+  name, variant = _variant(model_config)
+  out = model_config.to_dict() if hasattr(model_config, 'to_dict') else dict(model_config)
+  out.pop('name', None)
+  if variant.resolve is not None:
+    out = variant.resolve(out)
+  return {'name': name, **out}
+
+
+def resolved_config(config):
+  """A copy of a full config whose `model` section is `model_config_dict`'s (what a run saves).
+
+  Checkpoints and config.json then hold the dilations themselves, not only the name of their
+  order, so a later change of a rule cannot change the model a checkpoint rebuilds.
+  """
+  out = config.copy_and_resolve_references()
+  with out.unlocked():
+    out.model = ml_collections.ConfigDict(_as_field_tree(model_config_dict(config.model)))
   return out
+
+
+def _as_field_tree(d):
+  return {k: _as_field_tree(v) if isinstance(v, dict) else _as_field(v) for k, v in d.items()}
 
 
 def _as_field(value):
@@ -296,13 +457,12 @@ def build_model(config):
     ValueError: unknown model name, config.model keys the variant does not have (or lacks), or a
       model the variant's validation refuses; the message names the fix.
   """
-  name = model_name(config.model)
-  if name not in MODELS:
-    raise ValueError(f'config.model.name must be one of {sorted(MODELS)}, got {name!r}')
-  variant = MODELS[name]
+  name, variant = _variant(config.model)
   fields = {f.name for f in dataclasses.fields(variant.module)
             if f.init and f.name not in ('parent', 'name', 'hop_length')}
-  given = {k: _as_field(v) for k, v in config.model.items() if k != 'name'}
+  section = model_config_dict(config.model)
+  given = {k: _as_field(v) for k, v in section.items()
+           if k != 'name' and k not in variant.config_only}
   unknown, missing = sorted(set(given) - fields), sorted(fields - set(given))
   if unknown or missing:
     raise ValueError(f'config.model does not fit model {name!r}: '

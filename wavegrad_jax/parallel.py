@@ -3,7 +3,7 @@
 Training, the schedule search and evaluation all build their meshes with `make_mesh` from a mesh
 section (`config.mesh`, or a `MeshSpec` for a one-axis mesh such as the search's candidates).
 
-Multi-process runs (several hosts, or one process per GPU): `maybe_initialize_distributed('auto')`
+Multi-process runs (several hosts, or one process per GPU): `maybe_initialize_distributed` (mesh.distributed='auto')
 calls `jax.distributed.initialize()` when the environment shows more than one process
 (JAX_COORDINATOR_ADDRESS or JAX_NUM_PROCESSES > 1, SLURM_NTASKS > 1, OMPI_COMM_WORLD_SIZE > 1,
 several TPU_WORKER_HOSTNAMES, MEGASCALE_COORDINATOR_ADDRESS); jax then detects the cluster from the

@@ -2,11 +2,14 @@
 
 Only process 0 writes; on the others a `Reporter` is silent. metrics.jsonl holds one JSON object
 per log or evaluation ({'step', 'kind': 'train' | 'eval' | 'preempted', scalars...}); a resumed
-run first drops the records past its checkpoint so the file reads as one run's.
+run first drops the records past its checkpoint so the file reads as one run's, keeping the old
+file beside it.
 """
 import io
 import json
 import os
+import shutil
+import time
 
 import jax
 import numpy as np
@@ -53,10 +56,11 @@ class Reporter:
     self.samples_dir = os.path.join(workdir, logging_config.samples_dir)
     self._writer = None
     self._bar = None
+    self.metrics_backup = None  # where the old metrics file went when a restart cut records off
     if not self.active:
       return
     os.makedirs(workdir, exist_ok=True)
-    truncate_metrics(self.metrics_path, start_step)
+    self.metrics_backup = truncate_metrics(self.metrics_path, start_step)
     from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
     # purge_step hides events a killed run wrote past the checkpoint we resume from.
     self._writer = SummaryWriter(self.tb_dir, purge_step=start_step if start_step else None,
@@ -148,19 +152,35 @@ class Reporter:
 
 
 def truncate_metrics(path, start_step):
-  """Drops JSONL records past `start_step`, so a resumed run's file reads as one run's."""
+  """Drops JSONL records past `start_step`, so a resumed run's file reads as one run's.
+
+  Nothing is lost: when any record is dropped, the whole old file is first copied beside it.
+
+  Returns:
+    the copy's path ('<path>.before_step_<start_step>.<time>'), or None when nothing was dropped.
+  """
   if not os.path.exists(path):
-    return
-  keep = []
+    return None
+  keep, dropped, cut = [], 0, 0
   with open(path) as f:
     for line in f:
       try:
         record = json.loads(line)
       except json.JSONDecodeError:
-        continue  # a line cut off by a kill
+        cut += 1  # a line cut off by a kill
+        continue
       if int(record.get('step', 0)) <= start_step:
         keep.append(json.dumps(record))
+      else:
+        dropped += 1
+  if not dropped and not cut:
+    return None
+  backup = None
+  if dropped:
+    backup = f'{path}.before_step_{start_step}.{time.strftime("%Y%m%d-%H%M%S")}'
+    shutil.copy2(path, backup)
   tmp = f'{path}.tmp'
   with open(tmp, 'w') as f:
     f.write(''.join(line + '\n' for line in keep))
   os.replace(tmp, path)
+  return backup

@@ -5,27 +5,39 @@ so the trained model and analytic oracles in tests plug in alike. Schedules are 
 sampler compiles once per (schedule length, batch shape), never per step or per schedule.
 
 Options of the one sampler travel as one frozen `SamplerOptions`, built once from
-`config.sampling` (`SamplerOptions.from_config`) or by hand; named presets (`SAMPLER_PRESETS`:
-ancestral, deterministic, gla) set config fields on top of a config. The options:
+`config.sampling` (`SamplerOptions.from_config`) or by hand; named presets (`SAMPLER_PRESETS`)
+set config fields on top of a config. The options:
   eta: 1 is the paper's ancestral step, 0 the deterministic DDIM-style step (Song et al., 2021) on
     the same continuous noise levels, in between DDIM with eta times the posterior noise.
-  noise_scale, clip: the ancestral step's noise ('posterior' or 'beta'), clipping after each step.
+  noise_scale: the ancestral step's noise ('posterior' or 'beta').
+  clip: y clamped to [-clip, clip] after each step, as lmnt-com/wavegrad does with 1.
+  clip_x0: the clean estimate y0_hat clamped to [-clip_x0, clip_x0] inside each step, the step
+    then taken from the clamped estimate, as ivanvovk/WaveGrad does with 1.
   gla: GLA-Grad phase correction (Liu et al., ICASSP 2024) inside chosen reverse steps: Griffin-Lim
     projections that pull the waveform towards a target |STFT|, from the conditioning mel's
     pseudo-inverse or given by the caller (copy synthesis). Which steps use it is a traced [N] mask,
     so changing the selection never recompiles.
+  algorithm: 'diffusion' (the above), or 'griffin_lim': no model at all, the gla section's
+    Griffin-Lim run from the same starting noise y_N, the baseline that shows what the diffusion
+    model adds.
 
 Where the correction enters a step (`GLAOptions.placement`):
-  'clean_estimate' (default): the clean estimate
+  'mean' (GLA-Grad as published, preset 'gla_grad'): as the authors' code
+    (github.com/GLA-Grad/GLA-Grad, gla_extension.py, in lmnt-com/wavegrad's loop): the step's
+    deterministic part (the ancestral posterior mean, or DDIM's sqrt(abar_{n-1}) y0 + direction
+    term) is replaced by its projection, rescaled to a `mean_peak` of 0.95, before the step's noise
+    is added; y is then clamped to [-1, 1] (`clip`). The authors correct the first (noisiest) 3
+    steps with 32 fast-GLA iterations of momentum 0.1 in their parameterisation, 1/9 in ours.
+    (In that file the first iteration's previous spectrum is the current one, scaled in place by
+    `tprev.mul_`, so its first projection is of zero and its next few restart from the sign-
+    flipped input; this module runs the algorithm the paper describes, all 32 iterations.)
+  'clean_estimate' (a variant, preset 'gla_clean_estimate'): the clean estimate
     y0_hat = (y_n - sqrt(1 - abar_n) eps) / sqrt(abar_n) is projected, y0' = GLA(y0_hat); the
     noise is re-derived at this step's level as eps' = (y_n - sqrt(abar_n) y0') / sqrt(1 - abar_n),
     and the usual step (ancestral or DDIM) runs with eps'. Only the clean-signal part of the update
-    changes. GLA's target is a clean magnitude, so it is applied to the clean estimate, which is
-    also where GLA-Grad++ (Baoueb et al., arXiv 2511.22293) moved it.
-  'mean': as the GLA-Grad authors' code: the step's deterministic part (the ancestral posterior
-    mean, or DDIM's sqrt(abar_{n-1}) y0 + direction term) is replaced by its projection, rescaled
-    to `mean_peak`, before the step's noise is added. That code corrects the first (noisiest) 3
-    steps with 32 iterations, i.e. steps='first:3'.
+    changes and no rescaling is needed, whatever the step's noise level. GLA's target is a clean
+    magnitude, so it is applied to the clean estimate, which is also where GLA-Grad++ (Baoueb et
+    al., arXiv 2511.22293) moved it.
 """
 import dataclasses
 import functools
@@ -36,10 +48,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from wavegrad_jax import phase
+from wavegrad_jax import priors
+from wavegrad_jax import schedules
 
 NOISE_SCALES = ('posterior', 'beta')
 GLA_MAGNITUDES = ('mel_pinv', 'given')
 GLA_PLACEMENTS = ('clean_estimate', 'mean')
+ALGORITHMS = ('diffusion', 'griffin_lim')
 
 
 # ----------------------------------------------------------------------------------- GLA options
@@ -163,19 +178,20 @@ class GLAOptions:
             f"frontend's {theirs}; set them to 0 / '' to inherit it, or use magnitude='given'")
 
 
-def gla_options_from_config(config):
+def gla_options_from_config(config, force=False):
   """`GLAOptions` from config.sampling.gla and config.audio, or None when GLA is disabled.
 
   Args:
     config: a full config; gla.n_fft, hop_length, win_length (samples) of 0 and gla.window,
       pad_mode of '' inherit config.audio's.
+    force: build them even when gla.enabled is false (the 'griffin_lim' algorithm's settings).
   Returns:
-    `GLAOptions`, or None if config.sampling.gla.enabled is false.
+    `GLAOptions`, or None if config.sampling.gla.enabled is false and not `force`.
   Raises:
     ValueError: an option value is invalid (the message names it and the valid ones).
   """
   g, a = config.sampling.gla, config.audio
-  if not g.enabled:
+  if not (g.enabled or force):
     return None
   mel_frontend = phase.MelFrontend.from_config(a)
   griffin_lim = phase.GriffinLimOptions(
@@ -203,13 +219,24 @@ class SamplerOptions:
     eta: 1 the paper's ancestral step, 0 the deterministic DDIM-style step, in between DDIM with
       eta times the posterior noise (needs noise_scale 'posterior').
     noise_scale: std of the ancestral step's noise: 'posterior' (sigma~) or 'beta' (sqrt(beta_n)).
-    clip: if > 0, y is clipped to [-clip, clip] after each step.
-    gla: `GLAOptions` of the GLA-Grad correction, or None (off).
+    clip: if > 0, y is clamped to [-clip, clip] after each step (lmnt-com/wavegrad: 1); 0 off.
+    gla: `GLAOptions` of the GLA-Grad correction, or None (off); with algorithm 'griffin_lim', the
+      Griffin-Lim settings.
+    clip_x0: if > 0, the clean estimate y0_hat is clamped to [-clip_x0, clip_x0] inside each step
+      and the step is taken from the clamped estimate (ivanvovk/WaveGrad: 1); 0 off.
+    algorithm: 'diffusion' (reverse diffusion with the denoiser) or 'griffin_lim' (no denoiser:
+      `gla.griffin_lim` run on the starting noise y_N towards the GLA target magnitude; the
+      schedule is ignored).
+    prior: `priors.Prior` (PriorGrad: y_N and each step's noise scaled by the mel's frame std),
+      or None for N(0, I); built from config.diffusion, since it must match training.
   """
   eta: float = 1.0
   noise_scale: str = 'posterior'
   clip: float = 0.0
   gla: Optional[GLAOptions] = None
+  prior: Optional[priors.Prior] = None
+  clip_x0: float = 0.0
+  algorithm: str = 'diffusion'
 
   def __post_init__(self):
     if self.noise_scale not in NOISE_SCALES:
@@ -219,18 +246,30 @@ class SamplerOptions:
     if self.noise_scale == 'beta' and self.eta != 1.0:
       raise ValueError("noise_scale='beta' defines the ancestral sampler only; use eta=1.0 or "
                        "noise_scale='posterior'")
-    if not self.clip >= 0.0:
-      raise ValueError(f'clip must be >= 0 (0 disables clipping), got {self.clip}')
+    for name in ('clip', 'clip_x0'):
+      value = getattr(self, name)
+      if not (isinstance(value, (int, float)) and value >= 0.0 and np.isfinite(value)):
+        raise ValueError(f'sampling.{name} must be a positive bound (e.g. 1.0 for audio in '
+                         f'[-1, 1]) or 0 to switch it off, got {value!r}')
     if self.gla is not None and not isinstance(self.gla, GLAOptions):
       raise ValueError(f'gla must be a sampling.GLAOptions or None, got {self.gla!r}')
+    if self.prior is not None and not isinstance(self.prior, priors.Prior):
+      raise ValueError(f'prior must be a priors.Prior or None, got {self.prior!r}')
+    if self.algorithm not in ALGORITHMS:
+      raise ValueError(f"sampling.algorithm must be one of {ALGORITHMS} ('diffusion': the model's "
+                       f"reverse diffusion; 'griffin_lim': no model), got {self.algorithm!r}")
+    if self.algorithm == 'griffin_lim' and self.gla is None:
+      raise ValueError("algorithm='griffin_lim' runs the gla section's Griffin-Lim: give gla "
+                       '(a GLAOptions; from a config, SamplerOptions.from_config builds it)')
 
   @classmethod
   def from_config(cls, config, preset=None):
     """The options of config.sampling (and config.audio for GLA), optionally under a preset.
 
     Args:
-      config: a full config; every field of this class but `gla` is read from config.sampling
-        by name (converted to the field's type), `gla` by `gla_options_from_config`.
+      config: a full config; every field of this class but `gla` and `prior` is read from
+        config.sampling by name (converted to the field's type), `gla` by
+        `gla_options_from_config`, `prior` from config.diffusion by `priors.from_config`.
       preset: a name in `SAMPLER_PRESETS` applied first (`preset_config`), or None.
     Returns:
       `SamplerOptions`.
@@ -240,9 +279,17 @@ class SamplerOptions:
     if preset is not None:
       config = preset_config(config, preset)
     s = config.sampling
-    values = {f.name: type(f.default)(s[f.name]) for f in dataclasses.fields(cls)
-              if f.name != 'gla' and f.name in s}
-    return cls(gla=gla_options_from_config(config), **values)
+    values = {}
+    for f in dataclasses.fields(cls):
+      if f.name not in ('gla', 'prior') and f.name in s:
+        try:
+          values[f.name] = type(f.default)(s[f.name])
+        except (TypeError, ValueError):
+          raise ValueError(f'sampling.{f.name} must be a {type(f.default).__name__}, got '
+                           f'{s[f.name]!r}') from None
+    griffin_lim = values.get('algorithm', cls.algorithm) == 'griffin_lim'
+    return cls(gla=gla_options_from_config(config, force=griffin_lim),
+               prior=priors.from_config(config), **values)
 
   @classmethod
   def resolve(cls, options=None, **values):
@@ -255,12 +302,36 @@ class SamplerOptions:
 
 
 # Named samplers: each sets config.sampling fields (a dict for a sub-section such as gla) on top of
-# a config; what a preset leaves out keeps the config's value (GLA's steps 'first:3' and 32
-# iterations by default). A new preset is one entry.
+# a config; what a preset leaves out keeps the config's value (noise_scale, GLA's STFT sizes).
+# Every preset sets the fields that define it, so that a config's clipping or GLA never leaks into
+# another preset's row of a comparison. A new preset is one entry.
+_PLAIN = {'algorithm': 'diffusion', 'clip': 0.0, 'clip_x0': 0.0, 'gla': {'enabled': False}}
+# The published algorithm's Griffin-Lim (see the module docstring): 32 fast-GLA iterations of
+# momentum 0.1 in the authors' parameterisation, t = c_k - 0.1 c_{k-1}, which is Perraudin's
+# c_k + a (c_k - c_{k-1}) up to scale with a = 0.1 / (1 - 0.1) = 1/9.
+GLA_GRAD_GRIFFIN_LIM = {'magnitude': 'mel_pinv', 'iterations': 32, 'momentum': 0.1 / 0.9}
 SAMPLER_PRESETS = {
-    'ancestral': {'eta': 1.0, 'gla': {'enabled': False}},
-    'deterministic': {'eta': 0.0, 'gla': {'enabled': False}},
-    'gla': {'eta': 1.0, 'gla': {'enabled': True, 'magnitude': 'mel_pinv'}},
+    # The paper's sampler.
+    'ancestral': {**_PLAIN, 'eta': 1.0},
+    # DDIM-style deterministic steps on the same continuous noise levels.
+    'deterministic': {**_PLAIN, 'eta': 0.0},
+    # lmnt-com/wavegrad: y clamped to [-1, 1] after every step.
+    'ancestral_clip_y': {**_PLAIN, 'eta': 1.0, 'clip': 1.0},
+    # ivanvovk/WaveGrad: the clean estimate clamped to [-1, 1] inside every step.
+    'ancestral_clip_x0': {**_PLAIN, 'eta': 1.0, 'clip_x0': 1.0},
+    # GLA-Grad as published (Liu et al., ICASSP 2024): Griffin-Lim on the step's mean on the 3
+    # noisiest steps, rescaled to a 0.95 peak, y clamped to [-1, 1] after every step.
+    'gla_grad': {**_PLAIN, 'eta': 1.0, 'clip': 1.0,
+                 'gla': {'enabled': True, 'placement': 'mean', 'mean_peak': 0.95,
+                         'steps': 'first:3', **GLA_GRAD_GRIFFIN_LIM}},
+    # This project's variant: the same Griffin-Lim on the clean estimate, eps re-derived, no
+    # rescaling or clamping.
+    'gla_clean_estimate': {**_PLAIN, 'eta': 1.0,
+                           'gla': {'enabled': True, 'placement': 'clean_estimate',
+                                   'steps': 'first:3', **GLA_GRAD_GRIFFIN_LIM}},
+    # No model: the same Griffin-Lim from the starting noise towards pinv(mel filterbank) exp(mel).
+    'griffin_lim': {**_PLAIN, 'algorithm': 'griffin_lim', 'eta': 1.0,
+                    'gla': {'enabled': False, **GLA_GRAD_GRIFFIN_LIM}},
 }
 
 
@@ -274,6 +345,23 @@ def _set_fields(section, changes, path):
       section[key] = value
 
 
+def with_sampling_fields(config, changes):
+  """A copy of `config` with config.sampling fields set from `changes` (config is not changed).
+
+  Args:
+    config: a full config.
+    changes: {field: value}, a nested dict for a sub-section (e.g. {'gla': {'enabled': True}}).
+  Returns:
+    a new ConfigDict.
+  Raises:
+    ValueError: a field the config's sampling section does not have.
+  """
+  out = config.copy_and_resolve_references()
+  with out.unlocked():
+    _set_fields(out.sampling, changes, 'sampling')
+  return out
+
+
 def preset_config(config, name):
   """A copy of `config` whose sampling section runs the preset `name` (config is not changed).
 
@@ -283,13 +371,12 @@ def preset_config(config, name):
   Returns:
     a new ConfigDict.
   Raises:
-    ValueError: unknown preset name.
+    ValueError: unknown preset name (the message lists the presets).
   """
   if name not in SAMPLER_PRESETS:
-    raise ValueError(f'unknown sampler {name!r}; choose from {list(SAMPLER_PRESETS)}')
-  out = config.copy_and_resolve_references()
-  _set_fields(out.sampling, SAMPLER_PRESETS[name], 'sampling')
-  return out
+    raise ValueError(f'unknown sampler preset {name!r}: choose one of {list(SAMPLER_PRESETS)} '
+                     '(sampling.SAMPLER_PRESETS), or add an entry there')
+  return with_sampling_fields(config, SAMPLER_PRESETS[name])
 
 
 # ------------------------------------------------------------------------------------ the sampler
@@ -369,6 +456,25 @@ def gla_corrected_eps(y, eps, t, target_magnitude, griffin_lim):
   return (y - signal * y0) / noise
 
 
+def clipped_clean_estimate_eps(y, eps, t, bound):
+  """eps re-derived after clamping the clean estimate to [-bound, bound] (ivanvovk/WaveGrad).
+
+  Args:
+    y: [B, T] current sample y_n.
+    eps: [B, T] predicted noise.
+    t: dict of scalar schedule terms at step n (see `schedule_terms`).
+    bound: > 0, the clamp of y0_hat = (y - sqrt(1 - alpha_bar) eps) / sqrt(alpha_bar).
+  Returns:
+    [B, T] eps' = (y - sqrt(alpha_bar) clip(y0_hat)) / sqrt(1 - alpha_bar), computed as
+    eps + sqrt(alpha_bar) (y0_hat - clip(y0_hat)) / sqrt(1 - alpha_bar) so that it is eps exactly
+    where nothing is clamped. The ancestral step taken with eps' is the posterior mean
+    q(y_{n-1} | y_n, y0 = clip(y0_hat)), as in that code.
+  """
+  signal, noise = jnp.sqrt(t['alpha_bar']), jnp.sqrt(t['one_minus_alpha_bar'])
+  y0 = (y - noise * eps) / signal
+  return eps + signal * (y0 - jnp.clip(y0, -bound, bound)) / noise
+
+
 def _project_mean(mean, target_magnitude, gla):
   """The 'mean' GLA-Grad correction: the step's deterministic part projected (and rescaled)."""
   mean = phase.griffin_lim(mean, target_magnitude, gla.griffin_lim)
@@ -423,7 +529,9 @@ def reverse_diffusion(eps_fn, params, betas, mel, rng, *, hop_length, options=No
     rng: PRNG key; y_N uses split(rng)[0], step n (0-based, run from N-1 down to 0) uses
       split(split(rng)[1], N)[n].
     hop_length: samples per mel frame; the output has T = F * hop_length samples.
-    options: `SamplerOptions` (eta, noise_scale, clip, gla); None for the defaults (ancestral).
+    options: `SamplerOptions` (eta, noise_scale, clip, clip_x0, gla, algorithm); None for the
+      defaults (ancestral). With algorithm 'griffin_lim' the denoiser and the betas' values are
+      not used: Griffin-Lim runs from y_N (drawn as below).
     return_trajectory: also return every intermediate sample.
     gla_mask: [N] bool / float, nonzero where step n (schedule index) is corrected; None uses
       options.gla.steps. Traced, so selections never recompile.
@@ -431,10 +539,11 @@ def reverse_diffusion(eps_fn, params, betas, mel, rng, *, hop_length, options=No
       'given' only.
     **option_values: fields of `SamplerOptions` replacing those of `options` (eta=0.0, gla=...).
   Returns:
-    [B, T] float32 waveform y_0, or (y_0, [N, B, T] samples y_{N-1} .. y_0) with return_trajectory.
+    [B, T] float32 waveform y_0, or (y_0, [N, B, T] samples y_{N-1} .. y_0) with return_trajectory
+    ([1, B, T] for 'griffin_lim').
   """
   options = SamplerOptions.resolve(options, **option_values)
-  gla, clip = options.gla, options.clip
+  gla, clip, clip_x0 = options.gla, options.clip, options.clip_x0
   terms = schedule_terms(betas)
   num_steps = terms['beta'].shape[0]
   batch, frames = mel.shape[0], mel.shape[1]
@@ -443,6 +552,14 @@ def reverse_diffusion(eps_fn, params, betas, mel, rng, *, hop_length, options=No
   gla_mask, target = _gla_inputs(gla, gla_mask, target_magnitude, mel, num_steps, num_samples)
   init_rng, step_rng = jax.random.split(rng)
   y = jax.random.normal(init_rng, (batch, num_samples), jnp.float32)
+  if options.algorithm == 'griffin_lim':
+    y = phase.griffin_lim(y, target, gla.griffin_lim)
+    if clip > 0:
+      y = jnp.clip(y, -clip, clip)
+    return (y, y[None]) if return_trajectory else y
+  # PriorGrad: start from, and re-noise with, N(0, diag(std^2)) instead of N(0, I).
+  noise_std = 1.0 if options.prior is None else options.prior.noise_std(mel, hop_length)
+  y = y * noise_std
   step_keys = jax.random.split(step_rng, num_steps)
 
   def body(y, n):
@@ -456,11 +573,13 @@ def reverse_diffusion(eps_fn, params, betas, mel, rng, *, hop_length, options=No
           gla_mask[n] != 0,
           lambda e: gla_corrected_eps(y, e, t, target, gla.griffin_lim),
           lambda e: e, eps)
+    if clip_x0 > 0:
+      eps = clipped_clean_estimate_eps(y, eps, t, clip_x0)
     mean, std = _step_mean_and_std(y, eps, t, options)
     if gla is not None and gla.placement == 'mean':
       mean = jax.lax.cond(gla_mask[n] != 0, lambda m: _project_mean(m, target, gla),
                           lambda m: m, mean)
-    y = mean + std * z
+    y = mean + std * noise_std * z
     if clip > 0:
       y = jnp.clip(y, -clip, clip)
     return y, (y if return_trajectory else None)
@@ -532,10 +651,79 @@ def sampler_options_from_config(config):
               **{f.name: getattr(options, f.name) for f in dataclasses.fields(options)})
 
 
+def speech_rms_estimate(config):
+  """The RMS (full scale 1) of the speech a config's frontend reads, for `check_schedule_start`.
+
+  Loaded audio is scaled to audio.peak_normalize (taken as 1 when 0, audio kept at its level);
+  speech's peak-to-RMS ratio sampling.speech_crest_db then gives its RMS,
+  peak / 10^(crest_db / 20): 0.9 / 10^(18 / 20) = 0.11 for the defaults (the embedded corpus
+  measures 0.10 to 0.14).
+  """
+  peak = float(config.audio.get('peak_normalize', 0.0) or 1.0)
+  return peak / 10.0 ** (float(config.sampling.speech_crest_db) / 20.0)
+
+
+def check_schedule_start(betas, config, name, speech_rms=None, where=''):
+  """Warns once (with the numbers) when a schedule does not start from noise for this data.
+
+  See `schedules.start_snr_db` for the criterion; the threshold is config.sampling
+  .start_max_snr_db. Samplers without a schedule ('griffin_lim') and configs from before these
+  fields existed are not checked.
+
+  Args:
+    betas: [N] concrete schedule.
+    config: full config (audio.peak_normalize, sampling.start_max_snr_db / speech_crest_db).
+    name: the schedule's name or spec, for the message.
+    speech_rms: the data's measured RMS when at hand (evaluation, search), else estimated by
+      `speech_rms_estimate`.
+    where: the caller, for the message.
+  Returns:
+    `schedules.start_check`'s dict, or None when not checked.
+  """
+  s = config.sampling
+  if 'start_max_snr_db' not in s or 'speech_crest_db' not in s:
+    return None
+  if s.get('algorithm', 'diffusion') != 'diffusion':
+    return None
+  rms = float(speech_rms) if speech_rms else speech_rms_estimate(config)
+  return schedules.warn_unless_starts_from_noise(betas, name, rms, float(s.start_max_snr_db),
+                                                 where)
+
+
+class ScheduleCheckedSampler:
+  """A jitted sampler that checks each concrete schedule it is called with, once, before running.
+
+  Calls with traced betas (inside another jit) are not checked; every other attribute (`lower`,
+  ...) is the jitted function's.
+  """
+
+  def __init__(self, jitted, config):
+    self._jitted = jitted
+    self._config = config
+
+  def __call__(self, params, betas, *args, **kwargs):
+    if not isinstance(betas, jax.core.Tracer):
+      values = np.asarray(betas, np.float64)
+      check_schedule_start(values, self._config, _schedule_label(values), where='sampler')
+    return self._jitted(params, betas, *args, **kwargs)
+
+  def __getattr__(self, name):
+    return getattr(self._jitted, name)
+
+
+def _schedule_label(betas):
+  shown = ', '.join(f'{b:.3g}' for b in betas[:8]) + (', ...' if len(betas) > 8 else '')
+  return f'of {len(betas)} steps [{shown}]'
+
+
 def sampler_from_config(model, config):
-  """The jitted model sampler with the options of `config.sampling` (GLA included)."""
-  return make_sampler(model_eps_fn(model), hop_length=int(config.audio.hop_length),
-                      options=SamplerOptions.from_config(config))
+  """The jitted model sampler with the options of `config.sampling` (GLA included).
+
+  It warns once per schedule that does not start from noise (`check_schedule_start`).
+  """
+  return ScheduleCheckedSampler(
+      make_sampler(model_eps_fn(model), hop_length=int(config.audio.hop_length),
+                   options=SamplerOptions.from_config(config)), config)
 
 
 def multi_schedule_sampler_from_config(model, config):

@@ -25,6 +25,7 @@ import math
 import os
 import time
 
+from absl import logging
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -107,6 +108,16 @@ class _Space:
   @property
   def size(self):
     return len(self.options) ** self.num_steps
+
+  def lowest_level(self):
+    """The lowest final noise level sqrt(alpha_bar_N) any valid candidate reaches (each step's
+    largest beta below 1)."""
+    level_sq = 1.0
+    for n in range(self.num_steps):
+      betas = [m * 10.0 ** (self.exponents[n] + d) for m, d in self.options]
+      valid = [b for b in betas if 0.0 < b < 1.0]
+      level_sq *= 1.0 - max(valid) if valid else 1.0
+    return math.sqrt(level_sq)
 
 
 # ----------------------------------------------------------------------------- scores on disk
@@ -322,8 +333,31 @@ _METHOD_FNS = {'grid': _grid, 'coordinate': _coordinate, 'evolution': _evolution
 # ---------------------------------------------------------------------------------- driver
 
 
+def check_space_reaches_noise(space, speech_rms, max_snr_db):
+  """Warns once when no candidate of the space starts from noise (`schedules.start_snr_db`).
+
+  Returns:
+    the lowest final noise level of the space.
+  """
+  lowest = space.lowest_level()
+  key = ('space', space.num_steps, tuple(space.exponents), tuple(space.options),
+         round(float(speech_rms), 3), float(max_snr_db))
+  limit = schedules.max_start_level(speech_rms, max_snr_db)
+  if lowest > limit and key not in schedules._WARNED:  # pylint: disable=protected-access
+    schedules._WARNED.add(key)  # pylint: disable=protected-access
+    logging.warning(
+        'schedule search: no %d-step candidate starts from noise: the largest betas of the search '
+        'space (exponents %s, shifts %s, mantissas up to %g) end at noise level %.3g at best, '
+        'where the speech (RMS %.3g) is at %.1f dB SNR > %g dB. Widen config.search.exponent_moves '
+        '(e.g. (0, 1), the default) or raise search.exponent_high.', space.num_steps,
+        [float(e) for e in space.exponents], sorted({d for _, d in space.options}),
+        max(m for m, _ in space.options), lowest, speech_rms,
+        schedules.start_snr_db(lowest, speech_rms), max_snr_db)
+  return lowest
+
+
 def search_schedule(scorer, num_steps, search_cfg, output_dir, *, fingerprint=None, named=None,
-                    progress=True):
+                    progress=True, speech_rms=None, max_start_snr_db=None):
   """Searches one step budget and writes its results.
 
   Args:
@@ -337,15 +371,21 @@ def search_schedule(scorer, num_steps, search_cfg, output_dir, *, fingerprint=No
       file with another fingerprint is refused rather than mixed in.
     named: named schedules ({name: spec}); those with N steps are scored too, for reference.
     progress: show a progress bar.
+    speech_rms, max_start_snr_db: the data's RMS and config.sampling.start_max_snr_db; when given,
+      a search space that cannot start from noise and a best schedule that does not are warned
+      about (once, with the numbers; `schedules.start_snr_db`), and the summary gets 'best_start'.
   Returns:
     dict: num_steps, method, best_betas, best_score, scorings (new scorer calls this run, per
     candidate), reused (answered from earlier scores: this run's or the results file's), visited,
-    named_scores, paths.
+    named_scores, paths (and best_start).
   """
   method = search_cfg.method
   if method not in METHODS:
     raise ValueError(f'search.method must be one of {METHODS}, got {method!r}')
   space = _Space(num_steps, search_cfg)
+  checking = speech_rms is not None and max_start_snr_db is not None
+  if checking:
+    check_space_reaches_noise(space, speech_rms, max_start_snr_db)
   header = {'num_steps': int(num_steps), 'scorer': fingerprint or {}}
   paths = {name: os.path.join(output_dir, f'{stem}_N{num_steps}.{ext}') for name, stem, ext in
            (('candidates', 'candidates', 'jsonl'), ('ranked', 'ranked', 'csv'),
@@ -369,6 +409,9 @@ def search_schedule(scorer, num_steps, search_cfg, output_dir, *, fingerprint=No
                  best_mantissas=m, best_exponents=e, scorings=evaluate.scorings,
                  reused=evaluate.reused, visited=len(visited), seconds=seconds,
                  named_scores=named_scores, paths=paths)
+  if checking:
+    summary['best_start'] = schedules.warn_unless_starts_from_noise(
+        best_key, f'best_N{num_steps}', speech_rms, max_start_snr_db, where='schedule search')
   _write_tables(paths, ranked, space, int(search_cfg.table_size))
   if math.isfinite(best_score):
     schedules.save_schedule_json(paths['best'], best_key, score=best_score, metric='score',
@@ -416,18 +459,20 @@ def _write_tables(paths, ranked, space, table_size):
 
 
 def search_budgets(scorer, steps, search_cfg, output_dir, *, fingerprint=None, named=None,
-                   progress=True):
+                   progress=True, speech_rms=None, max_start_snr_db=None):
   """Searches several step budgets; writes summary.json and, for 2+ budgets, a PNG plot.
 
   Args:
     scorer: betas [K, N] -> [K] scores for any N (a model scorer compiles once per N and K).
     steps: iterable of budgets N.
-    search_cfg, output_dir, fingerprint, named, progress: as `search_schedule`.
+    search_cfg, output_dir, fingerprint, named, progress, speech_rms, max_start_snr_db: as
+      `search_schedule`.
   Returns:
     {'budgets': [summary per N], 'plot': path or None}, also written to output_dir/summary.json.
   """
   results = [search_schedule(scorer, int(n), search_cfg, output_dir, fingerprint=fingerprint,
-                             named=named, progress=progress) for n in steps]
+                             named=named, progress=progress, speech_rms=speech_rms,
+                             max_start_snr_db=max_start_snr_db) for n in steps]
   plot = None
   if len(results) > 1:
     plot = os.path.join(output_dir, 'best_score_vs_steps.png')

@@ -25,6 +25,7 @@ import os
 import time
 from typing import Any
 
+from absl import logging
 import flax.struct
 import jax
 import jax.numpy as jnp
@@ -34,9 +35,11 @@ import optax
 from wavegrad_jax import checkpoints
 from wavegrad_jax import compilation
 from wavegrad_jax import diffusion
+from wavegrad_jax import errors
 from wavegrad_jax import model as model_lib
 from wavegrad_jax import mel_conventions
 from wavegrad_jax import parallel
+from wavegrad_jax import priors
 from wavegrad_jax import reporting
 from wavegrad_jax import sampling
 from wavegrad_jax import schedules
@@ -138,7 +141,7 @@ def step_rng(seed, step):
   return jax.random.fold_in(jax.random.key(seed), step)
 
 
-def train_step(state, batch, *, model, tx, levels, seed, loss_name, train_config):
+def train_step(state, batch, *, model, tx, levels, seed, loss_name, train_config, prior=None):
   """One optimiser update on a global batch; pure.
 
   Args:
@@ -150,6 +153,7 @@ def train_step(state, batch, *, model, tx, levels, seed, loss_name, train_config
     seed: the run's seed (config.seed); step n draws from `step_rng(seed, n)`.
     loss_name: the denoising loss, 'l1' or 'l2' (config.diffusion.loss).
     train_config: the `train` section (EMA decay and warm-up, learning-rate schedule).
+    prior: `priors.Prior` (PriorGrad's mel-dependent noise) or None for N(0, I).
   Returns:
     (new state, metrics dict of float32 scalars: loss, grad_norm (before clipping), learning_rate).
   """
@@ -157,11 +161,13 @@ def train_step(state, batch, *, model, tx, levels, seed, loss_name, train_config
   eps_fn = sampling.model_eps_fn(model)
   audio = batch['audio'].astype(jnp.float32)
   mel = batch['mel'].astype(jnp.float32)
+  noise_std = _noise_std(prior, audio, mel)
 
   def loss_fn(params):
     # The model casts to its compute dtype inside and returns float32, so with bf16 compute the
     # loss, its gradient accumulation into float32 params, and the optimiser all stay float32.
-    loss, _ = diffusion.denoising_loss(eps_fn, params, rng, audio, mel, levels, loss_name)
+    loss, _ = diffusion.denoising_loss(eps_fn, params, rng, audio, mel, levels, loss_name,
+                                       noise_std)
     return loss
 
   loss, grads = jax.value_and_grad(loss_fn)(state.params)
@@ -177,6 +183,13 @@ def train_step(state, batch, *, model, tx, levels, seed, loss_name, train_config
   new_state = TrainState(step=state.step + 1, params=params, ema_params=ema_params,
                          opt_state=opt_state)
   return new_state, metrics
+
+
+def _noise_std(prior, audio, mel):
+  """[B, T] std of the prior's noise for a batch, or None for N(0, I)."""
+  if prior is None:
+    return None
+  return prior.noise_std(mel, audio.shape[-1] // mel.shape[-2])
 
 
 def batch_shapes(config, batch_size):
@@ -197,7 +210,7 @@ def compile_train_step(model, tx, config, mesh, shardings):
   parallel.check_batch_size(int(config.train.batch_size), mesh, config.mesh)
   fn = functools.partial(train_step, model=model, tx=tx, levels=train_noise_levels(config),
                          seed=int(config.seed), loss_name=config.diffusion.loss,
-                         train_config=config.train)
+                         train_config=config.train, prior=priors.from_config(config))
   data_sharding = parallel.batch_sharding(mesh, config.mesh)
   jitted = jax.jit(fn, in_shardings=(shardings, data_sharding),
                    out_shardings=(shardings, parallel.replicated(mesh)), donate_argnums=(0,))
@@ -209,7 +222,8 @@ def compile_train_step(model, tx, config, mesh, shardings):
   return jitted.lower(abstract_state, abstract_batch).compile()
 
 
-def heldout_losses(params, ema_params, batch, index, *, model, levels, seed, loss_name):
+def heldout_losses(params, ema_params, batch, index, *, model, levels, seed, loss_name,
+                   prior=None):
   """Mean denoising loss of the raw and EMA parameters on held-out batch `index`; pure.
 
   The key is fold_in(key(seed), index): the same at every evaluation, so the losses of successive
@@ -224,13 +238,15 @@ def heldout_losses(params, ema_params, batch, index, *, model, levels, seed, los
     levels: [S + 1] training noise levels.
     seed: the held-out noise seed (config.train.eval_seed).
     loss_name: 'l1' or 'l2' (config.diffusion.loss).
+    prior: `priors.Prior` or None (as in `train_step`).
   Returns:
     {'heldout_loss_raw': scalar, 'heldout_loss': scalar (EMA)}.
   """
   rng = jax.random.fold_in(jax.random.key(seed), index)
   eps_fn = sampling.model_eps_fn(model)
+  noise_std = _noise_std(prior, batch['audio'], batch['mel'])
   losses = [diffusion.denoising_loss(eps_fn, p, rng, batch['audio'], batch['mel'], levels,
-                                     loss_name)[0] for p in (params, ema_params)]
+                                     loss_name, noise_std)[0] for p in (params, ema_params)]
   return {'heldout_loss_raw': losses[0], 'heldout_loss': losses[1]}
 
 
@@ -238,7 +254,8 @@ def compile_eval_step(model, config, mesh, shardings, batch_size):
   """`heldout_losses` jitted over the mesh: (params, ema_params, batch, index) -> scalars."""
   parallel.check_batch_size(batch_size, mesh, config.mesh, 'train.eval_batch_size')
   fn = functools.partial(heldout_losses, model=model, levels=train_noise_levels(config),
-                         seed=int(config.train.eval_seed), loss_name=config.diffusion.loss)
+                         seed=int(config.train.eval_seed), loss_name=config.diffusion.loss,
+                         prior=priors.from_config(config))
   return jax.jit(fn, in_shardings=(shardings.params, shardings.ema_params,
                                    parallel.batch_sharding(mesh, config.mesh), None),
                  out_shardings=parallel.replicated(mesh))
@@ -309,6 +326,25 @@ def _input_pipeline():
   # the step functions that tests and the benchmark drive with synthetic batches.
   from wavegrad_jax import input_pipeline  # pylint: disable=g-import-not-at-top
   return input_pipeline
+
+
+def with_prior_energy_range(config, splits):
+  """A copy of `config` with diffusion.prior_energy_range measured on the training split.
+
+  PriorGrad normalises frame energies by the training data's range; recording it in the run's
+  config makes resumption, evaluation and synthesis use the very same prior.
+
+  Args:
+    config: the run's config.
+    splits: `open_dataset(config)`.
+  """
+  train_split = splits['train']
+  low, high = priors.energy_range((train_split[i]['mel'] for i in range(len(train_split))),
+                                  config.audio)
+  config = config.copy_and_resolve_references()
+  config.diffusion.prior_energy_range = (low, high)
+  logging.info('PriorGrad frame-energy range of the training data: %.4g .. %.4g', low, high)
+  return config
 
 
 def open_dataset(config):
@@ -449,15 +485,48 @@ class _CompletedSteps:
 
 
 def validate_config(config):
-  """Raises ValueError for settings train_and_evaluate cannot run with."""
+  """Raises errors.ConfigError (a ValueError) for settings train_and_evaluate cannot run with.
+
+  Checks what can be checked without devices, data or files: step counts, batch sizes, the
+  learning-rate schedule, the model's topology against the frontend, and the schedules.
+  """
   c = config.train
   for name in ('num_steps', 'batch_size', 'log_every_steps', 'checkpoint_every_steps',
                'keep_checkpoints'):
     if int(c[name]) < 1:
-      raise ValueError(f'train.{name} must be >= 1, got {c[name]}')
-  if int(c.eval_every_steps) < 0 or int(c.heldout_loss_batches) < 0:
-    raise ValueError('train.eval_every_steps and train.heldout_loss_batches must be >= 0')
-  model_lib.build_model(config)  # checks the model variant's fields and topology
+      raise errors.ConfigError(f'train.{name} must be >= 1, got {c[name]}')
+  for name in ('eval_every_steps', 'heldout_loss_batches', 'eval_batch_size'):
+    if int(c[name]) < 0:
+      raise errors.ConfigError(f'train.{name} must be >= 0, got {c[name]}')
+  if int(config.data.segment_frames) < 1:
+    raise errors.ConfigError(f'data.segment_frames must be >= 1, got {config.data.segment_frames}')
+  if not 0 <= float(config.data.heldout_fraction) < 1:
+    raise errors.ConfigError('data.heldout_fraction must be in [0, 1), got '
+                             f'{config.data.heldout_fraction}')
+  try:
+    learning_rate_schedule(c)
+    model_lib.build_model(config)  # checks the model variant's fields and topology
+    train_noise_levels(config)
+    if int(c.eval_every_steps) and int(c.num_audio_examples):
+      schedules.parse_schedule(c.sample_schedule or config.sampling.schedule,
+                               config.sampling.named_schedules)
+  except errors.ConfigError:
+    raise
+  except ValueError as e:
+    raise errors.ConfigError(str(e)) from None
+
+
+def validate_devices(config, mesh):
+  """Raises errors.ConfigError unless the batch sizes divide over `mesh`'s batch axes."""
+  sizes = [('train.batch_size', int(config.train.batch_size))]
+  if int(config.train.eval_every_steps):
+    sizes.append(('train.eval_batch_size',
+                  int(config.train.eval_batch_size) or int(config.train.batch_size)))
+  for name, size in sizes:
+    try:
+      parallel.check_batch_size(size, mesh, config.mesh, name)
+    except ValueError as e:
+      raise errors.ConfigError(str(e)) from None
 
 
 def check_resume_compatible(workdir, config):
@@ -475,12 +544,15 @@ def check_resume_compatible(workdir, config):
       checkpoints.load_config(workdir), config, a_name='the workdir', b_name='this run',
       ignore=('model.dtype',))
   if differences:
-    raise ValueError(f'{workdir} holds a run with a different model or frontend, so its '
-                     'checkpoints cannot be resumed: ' + '; '.join(differences)
-                     + '. Use a new --workdir, or the config that run was started with.')
+    raise errors.ResumeMismatchError(
+        f'{workdir} holds a run with a different model or frontend, so its checkpoints cannot be '
+        'resumed: ' + '; '.join(differences) + '. Nothing was changed. Use a new --workdir, pass '
+        '--start_afresh to move the old run into previous_runs/ and train from step 0, or use '
+        'the config that run was started with'
+        + checkpoints.recorded_choice_hint(checkpoints.load_config(workdir), differences) + '.')
 
 
-def train_and_evaluate(config, workdir):
+def train_and_evaluate(config, workdir, *, start_afresh=False):
   """Trains (resuming from the latest checkpoint in `workdir`) and evaluates periodically.
 
   Writes under `workdir`: config.json, checkpoints/ (latest `train.keep_checkpoints`),
@@ -490,33 +562,56 @@ def train_and_evaluate(config, workdir):
   Args:
     config: the experiment ConfigDict (see experiments/configs).
     workdir: output directory; an existing run there is resumed.
+    start_afresh: first move whatever is in `workdir` into workdir/previous_runs/<time>/, and
+      train from step 0.
   Returns:
     dict with the final 'step', 'preempted' (bool), the last 'loss' / 'heldout_loss' seen, and
     the output paths.
   """
-  parallel.maybe_initialize_distributed(config.mesh)
+  try:
+    parallel.maybe_initialize_distributed(config.mesh)
+    mesh = parallel.make_mesh(config.mesh)
+  except ValueError as e:
+    raise errors.ConfigError(str(e)) from None
   compilation.enable_persistent_cache(config)
+  # Everything that can be wrong with the request is checked before anything is created in the
+  # workdir, restored or compiled: the config, the devices, the workdir, the data.
   validate_config(config)
+  # config.json and every checkpoint record the dilations themselves, not only their order's name.
+  config = model_lib.resolved_config(config)
+  validate_devices(config, mesh)
   workdir = os.path.abspath(workdir)
-  preemption = parallel.Preemption()
-  mesh = parallel.make_mesh(config.mesh)
-  parallel.check_batch_size(int(config.train.batch_size), mesh, config.mesh)
+  errors.check_output_dir(workdir, 'the workdir')
+  if not start_afresh:
+    check_resume_compatible(workdir, config)
+  splits = open_dataset(config)  # builds it when needed: a data error stops the run here.
+  if priors.needs_energy_range(config):
+    config = with_prior_energy_range(config, splits)
   model = model_lib.build_model(config)
   tx = make_optimizer(config.train)
-  check_resume_compatible(workdir, config)
-  ckpts = checkpoints.RunCheckpoints(workdir, config)
-  checkpoints.save_config(workdir, config)
-
   abstract, shardings = abstract_train_state(model, tx, config, mesh)
+  changed = [] if start_afresh else checkpoints.check_resumable(workdir, config, abstract)
+  archived = checkpoints.archive_run(workdir) if start_afresh else None
+  ckpts = checkpoints.RunCheckpoints(workdir, config)
   state, start_step = ckpts.restore_latest(abstract)
+  checkpoints.save_config(workdir, config)
   if state is None:
     state, start_step = init_train_state(model, tx, config, mesh), 0
+  preemption = parallel.Preemption()
   reporter = reporting.Reporter(workdir, config.logging, start_step, config.train.num_steps)
   reporter.console(
       f'WaveGrad: {model_lib.count_params(abstract.params):,} parameters; mesh '
       f'{dict(mesh.shape)} over {jax.device_count()} {jax.devices()[0].device_kind} device(s), '
       f'{jax.process_count()} process(es); '
       + (f'resumed from step {start_step}' if start_step else 'starting from scratch'))
+  if changed and start_step:
+    reporter.console('resuming under changed settings: ' + '; '.join(changed))
+  if archived:
+    reporter.console(f'--start_afresh: the run that was in {workdir} is now in {archived}')
+  if reporter.metrics_backup:
+    reporter.console(f'{reporter.metrics_path} held records past step {start_step}, where this run '
+                     f'starts; they were dropped from it, and the whole old file was kept as '
+                     f'{reporter.metrics_backup}')
   if reporter.active and not start_step:
     reporter.text('config', '```\n' + str(config) + '\n```', 0)
 
@@ -537,7 +632,6 @@ def train_and_evaluate(config, workdir):
   step_fn = compile_train_step(model, tx, config, mesh, shardings)
   reporter.console(f'train step compiled in {time.time() - compile_start:.1f} s')
 
-  splits = open_dataset(config)
   read_log = None
   if config.logging.get('record_examples', False):
     os.makedirs(os.path.join(workdir, 'examples_read'), exist_ok=True)
@@ -600,6 +694,7 @@ def train_and_evaluate(config, workdir):
       if step % ckpt_every == 0 or step == num_steps or stop:
         progress.all_done()
         ckpts.save(step, state)
+      ckpts.check_saves()  # a failed asynchronous save stops the run now, not at the next save
       if stop:
         ckpts.wait_until_finished()
         reporter.event(step, 'preempted')
@@ -619,12 +714,14 @@ def train_and_evaluate(config, workdir):
         'command and --workdir: training resumes from the latest checkpoint '
         f'(step {ckpts.latest_step()}).') from e
   finally:
-    ckpts.close()
-    reporter.close()
-    preemption.restore()
-    close = getattr(iterator, 'close', None)
-    if close is not None:
-      close()
+    try:
+      ckpts.close()  # raises CheckpointSaveError if the last save failed
+    finally:
+      reporter.close()
+      preemption.restore()
+      close = getattr(iterator, 'close', None)
+      if close is not None:
+        close()
   summary['step'] = step
   reporter.print_outputs(summary)
   return summary

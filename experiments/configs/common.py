@@ -106,7 +106,9 @@ def base_model_config():
   c.mel_channels = 768
   c.upsample_factors = (5, 5, 3, 2, 2)
   c.upsample_channels = (512, 512, 256, 128, 128)
-  c.upsample_dilations = ((1, 2, 1, 2), (1, 2, 1, 2), (1, 2, 4, 8), (1, 2, 4, 8), (1, 2, 4, 8))
+  # () derives one 4-tuple per UBlock from dilation_order (below); explicit tuples are used as
+  # given ('custom'). A run records both, resolved.
+  c.upsample_dilations = ()
   c.waveform_channels = 32
   c.downsample_factors = (2, 2, 3, 5)
   c.downsample_channels = (128, 128, 256, 512)
@@ -115,6 +117,11 @@ def base_model_config():
   c.noise_encoding_scale = 5000.0
   c.leaky_relu_slope = 0.2
   c.dtype = 'float32'                 # compute dtype: 'float32' or 'bfloat16'; params stay float32.
+  # UBlock dilations by name (wavegrad_jax.model.upsample_dilations_for): 'paper' (Appendix A:
+  # 1,2,4,8 on the UBlocks whose output stride is >= 4 samples, nearest the mel; 1,2,1,2 on the
+  # finer ones), 'reimplementations' (lmnt-com/wavegrad and ivanvovk/WaveGrad: the paper's list in
+  # reverse block order), or 'custom' (upsample_dilations as given).
+  c.dilation_order = 'paper'
   return c
 
 
@@ -123,6 +130,14 @@ def diffusion_config():
   c = ml_collections.ConfigDict()
   c.train_schedule = 'linear:1e-6:0.01:1000'
   c.loss = 'l1'
+  # 'standard': the paper's N(0, I) noise. 'priorgrad': PriorGrad's mel-dependent prior (Lee et
+  # al., ICLR 2022; wavegrad_jax/priors.py): each frame's noise std is its normalised energy, in
+  # training and sampling alike.
+  c.prior = 'standard'
+  c.prior_std_min = 0.1         # PriorGrad: the smallest frame std.
+  # PriorGrad: (min, max) frame energy of the training data; () measures it when training starts
+  # and records it in the run's config.json, which inference then reads.
+  c.prior_energy_range = ()
   return c
 
 
@@ -130,7 +145,9 @@ def gla_config():
   """GLA-Grad phase correction inside the reverse steps (Liu et al., ICASSP 2024); off by default.
 
   Chosen steps pull the waveform towards a target |STFT| with Griffin-Lim projections. STFT sizes
-  are in samples; 0 (or '' for strings) inherits the `audio` section's value.
+  are in samples; 0 (or '' for strings) inherits the `audio` section's value. The defaults are the
+  published algorithm's, which also clamps y to [-1, 1] after every step (sampling.clip = 1): the
+  sampler presets 'gla_grad' (as published) and 'gla_clean_estimate' (our variant) set every field.
   """
   c = ml_collections.ConfigDict()
   c.enabled = False
@@ -138,16 +155,16 @@ def gla_config():
   # 'last:K', or 'list:i,j,...' of schedule indices (0 = the last step run, N - 1 the first).
   c.steps = 'first:3'
   c.iterations = 32             # Griffin-Lim projections per corrected step (GLA-Grad: 32).
-  # Fast Griffin-Lim acceleration; 0 is plain GLA, whose spectral error never increases. The
-  # GLA-Grad code's momentum 0.1 is 0.11 in this (Perraudin et al.) parameterisation.
-  c.momentum = 0.0
+  # Fast Griffin-Lim acceleration (Perraudin et al.); 0 is plain GLA, whose spectral error never
+  # increases. The GLA-Grad code's momentum 0.1 (t = c_k - 0.1 c_{k-1}) is 0.1 / 0.9 here.
+  c.momentum = 0.1 / 0.9
   # Target |STFT|: 'mel_pinv' (conditioning log-mel through the filterbank pseudo-inverse; needs
   # the GLA STFT to be the audio frontend's) or 'given' (the caller passes target_magnitude,
   # e.g. the reference audio's |STFT| in copy synthesis).
   c.magnitude = 'mel_pinv'
-  # 'clean_estimate': project y0_hat and re-derive eps at the step's noise level (default);
-  # 'mean': project the step's deterministic update before its noise, as the GLA-Grad code.
-  c.placement = 'clean_estimate'
+  # 'mean': project the step's deterministic update before its noise, as the GLA-Grad code;
+  # 'clean_estimate': project y0_hat and re-derive eps at the step's noise level (our variant).
+  c.placement = 'mean'
   c.mean_peak = 0.95            # 'mean' only: rescale the projection to this peak; 0 keeps scale.
   c.n_fft = 0
   c.hop_length = 0
@@ -161,24 +178,57 @@ def sampling_config():
   """Reverse-diffusion options and the named inference schedules.
 
   A schedule spec is 'linear:start:end:steps', 'fibonacci:base:steps', 'list:b1,b2,...',
-  a path to a JSON file, or one of the names in `named_schedules`.
+  a path to a JSON file (e.g. the schedule search's best_N6.json), or one of the names in
+  `named_schedules`.
   """
   c = ml_collections.ConfigDict()
-  c.schedule = '6'
+  c.schedule = '6'              # a schedule that starts from noise (see named_schedules).
   c.noise_scale = 'posterior'   # 'posterior' (sigma~) or 'beta' (sqrt(beta_n)).
-  c.clip = 0.0                  # >0 clips y_n to [-clip, clip] after every step.
+  c.clip = 0.0                  # >0 clamps y_n to [-clip, clip] after every step (lmnt: 1).
   # The sampler: 1 is the paper's ancestral step; 0 the deterministic DDIM-style step on the same
   # continuous noise levels (fewer steps, same output for the same y_N); in between, DDIM with
   # eta * sigma_posterior noise. Below 1 needs noise_scale='posterior'.
   c.eta = 1.0
   c.gla = gla_config()
+  # The plain names start from noise: their last level sqrt(alpha_bar_N) leaves the speech at
+  # most start_max_snr_db above the noise (levels 0.15, 0.081, 0.068, 0.081). The published
+  # originals keep their source's name; they end far from noise, so using one warns.
   c.named_schedules = ml_collections.ConfigDict({
-      '6': 'list:1e-6,1.893e-5,1.194e-4,1.005e-3,1.109e-2,0.06',
-      '6_diffwave': 'list:1e-4,1e-3,1e-2,0.05,0.2,0.5',
-      '25': 'fibonacci:1e-6:25',
-      '50': 'linear:1e-4:0.05:50',
+      # Ours: DiffWave's fast schedule (6_diffwave below) with its last two betas raised from
+      # 0.2, 0.5 to 0.5, 0.95, so that y_N is noise.
+      '6': 'list:1e-4,1e-3,1e-2,0.05,0.5,0.95',
+      # Ours: linear from 1e-4 like DiffWave's and WaveGrad's 50-step schedules, to ends where y_N
+      # is about as noisy as the training schedule's noisiest sample (level 0.081).
+      '25': 'linear:1e-4:0.35:25',
+      '50': 'linear:1e-4:0.2:50',
+      # The training schedule (the paper, lmnt-com/wavegrad, ivanvovk/WaveGrad).
       '1000': 'linear:1e-6:0.01:1000',
+      # ivanvovk/WaveGrad schedules/pretrained/6iters.pt (grid search on its LJSpeech model, run
+      # with the clean estimate clipped): ends at level 0.96.
+      '6_ivanvovk': 'list:1e-6,1.893e-5,1.194e-4,1.005e-3,1.109e-2,0.06',
+      # GLA-Grad/GLA-Grad noise_schedule.npy, the schedule of the published GLA-Grad: level 0.95.
+      '6_glagrad': 'list:9.2e-6,9.3e-5,6.6e-5,6.6e-3,6.9e-3,9.2e-2',
+      # lmnt-com/diffwave inference_noise_schedule (DiffWave's fast sampling): level 0.61.
+      '6_diffwave': 'list:1e-4,1e-3,1e-2,0.05,0.2,0.5',
+      # ivanvovk/WaveGrad 25iters.pt: 1e-6 times the Fibonacci numbers: level 0.85.
+      '25_fibonacci': 'fibonacci:1e-6:25',
+      # lmnt-com/diffwave's training schedule, the 50-step schedule attributed to WaveGrad: 0.53.
+      '50_diffwave': 'linear:1e-4:0.05:50',
   })
+  # >0 clamps the clean estimate y0_hat to [-clip_x0, clip_x0] inside every step, the step then
+  # taken from it (ivanvovk/WaveGrad: 1).
+  c.clip_x0 = 0.0
+  # 'diffusion' (the model's reverse diffusion), or 'griffin_lim': no model, the gla section's
+  # Griffin-Lim (iterations, momentum, magnitude) run from the starting noise, a baseline.
+  c.algorithm = 'diffusion'
+  # Starting from noise (wavegrad_jax.schedules.start_snr_db): the sampler draws y_N ~ N(0, I),
+  # so a schedule is consistent only if its y_N = l_N y_0 + sqrt(1 - l_N^2) eps holds the speech
+  # at most this many dB above its noise; the sampler, the search and evaluation warn once with
+  # the numbers otherwise. -30 dB is l_N <= 0.27 for speech of RMS 0.11.
+  c.start_max_snr_db = -30.0
+  # Speech's peak-to-RMS ratio (dB), which estimates its RMS from audio.peak_normalize where no
+  # audio is at hand (the embedded corpus: 16.5 dB held-out, 18.8 dB unseen speakers).
+  c.speech_crest_db = 18.0
   return c
 
 
@@ -341,7 +391,10 @@ def search_config():
   c.exponent_low = -6.0
   c.exponent_high = -1.0
   c.round_exponents = True      # integer exponents (10^-3.5 is not on anyone's grid).
-  c.exponent_moves = (0,)       # coordinate/evolution may shift e_n by these; (-1, 0, 1) widens.
+  # Shifts of e_n the search may also try. (0, 1) lets the last steps reach betas of 0.1 to 0.9,
+  # which schedules that start from noise need (without it the lowest final noise level is 0.30,
+  # where speech at a 0.9 peak is still at -29 dB SNR); (-1, 0, 1) widens further.
+  c.exponent_moves = (0, 1)
   c.max_candidates = 0          # grid: score a seeded random subset this large; 0 = all.
   c.chunk_size = 32             # candidates per vmapped sampler call (padded to the device count).
   c.split = 'heldout'
@@ -356,6 +409,9 @@ def search_config():
   c.evolution_mutation_rate = 0.3
   c.table_size = 100            # rows in the ranked table; 0 = every scored candidate.
   c.compare_named = True        # also score the named schedules of each budget, for reference.
+  # 'grid' without max_candidates is refused above this many candidates (9^6 = 531,441 at six
+  # steps: about 12 h for tiny on 2 CPU cores); 0 lifts the cap.
+  c.max_grid_candidates = 10_000
   return c
 
 
@@ -385,3 +441,9 @@ def get_common_config():
   c.search = search_config()
   c.compile = compile_config()
   return c
+
+
+def get_config():
+  """The defaults alone. Inference launchers read it when no --config is given, so that their
+  `--config.<section>.<field>=value` overrides can be applied on top of a checkpoint's config."""
+  return get_common_config()

@@ -10,9 +10,8 @@ from experiments.configs import tiny
 
 def get_config():
   c = tiny.get_config()
-  # The paper's order (Appendix A): long dilations on the low-rate UBlocks nearest the mel, short
-  # ones on the finest (here: strides 64, 16, 4 long; 1 short).
-  c.model.upsample_dilations = ((1, 2, 4, 8), (1, 2, 4, 8), (1, 2, 4, 8), (1, 2, 1, 2))
+  # tiny's model.dilation_order is the paper's (Appendix A): long dilations on the low-rate
+  # UBlocks nearest the mel, short ones on the finest (here: strides 64, 16, 4 long; 1 short).
   c.train.num_steps = 50_000
   c.train.learning_rate = 1e-3
   c.train.lr_schedule = 'cosine'

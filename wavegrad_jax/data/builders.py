@@ -18,7 +18,10 @@ Where the data go: `<config.data.tfds_dir>/<builder name>/<config name>/<version
 out the audio values that shape the stored arrays and ends in a hash of every value that affects
 the stored data (the audio section's frontend values, the source, its folder, the split and subset
 settings), so changing any of them builds a new dataset beside the old one instead of reusing stale
-arrays. Files edited in place under the same folder are not detected: delete the prepared folder.
+arrays. The dataset also records every source file's size and modification time
+(`info.metadata['source_files']`); opening it lists the source again, and when a file was added,
+removed or changed (fixed, re-encoded) the stale dataset is deleted and rebuilt, with a message
+naming what changed. A source folder that has gone away leaves the prepared dataset usable.
 
 Splits: 'train', 'heldout' (a deterministic `heldout_fraction` of the training speakers' files,
 chosen by a hash of the utterance id) and 'unseen' (speakers never trained on). A split with no
@@ -35,6 +38,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import types
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -262,6 +266,40 @@ def batched_log_mels(waveforms: Sequence[np.ndarray], audio_cfg, mel_fn, batch_s
 # -------------------------------------------------------------------------------------- the plan
 
 
+def source_listing(folder: str, files: Sequence[SourceFile]) -> Dict[str, List[int]]:
+  """{path relative to `folder`: [size in bytes, modification time in ns]} of listed files.
+
+  A listed file that cannot be stat'ed (LJSpeech ids without a wav) is [-1, 0]. Cheap: one stat
+  per file, about 0.1 s for LJSpeech's 13,100 files.
+  """
+  out = {}
+  for f in files:
+    try:
+      st = os.stat(f.path)
+      out[os.path.relpath(f.path, folder)] = [int(st.st_size), int(st.st_mtime_ns)]
+    except OSError:
+      out[os.path.relpath(f.path, folder)] = [-1, 0]
+  return out
+
+
+def listing_changes(recorded: Dict[str, Any], current: Dict[str, Any], examples: int = 3
+                    ) -> Optional[str]:
+  """What differs between two `source_listing`s, e.g. '1 added (a.wav), 2 changed (b.wav, c.wav)'.
+
+  Returns:
+    None when they are equal.
+  """
+  added = sorted(set(current) - set(recorded))
+  removed = sorted(set(recorded) - set(current))
+  changed = sorted(k for k in set(current) & set(recorded) if list(current[k]) != list(recorded[k]))
+  parts = []
+  for names, label in ((added, 'added'), (removed, 'removed'), (changed, 'changed')):
+    if names:
+      more = ', ...' if len(names) > examples else ''
+      parts.append(f'{len(names)} {label} ({", ".join(names[:examples])}{more})')
+  return ', '.join(parts) or None
+
+
 @dataclasses.dataclass
 class BuildPlan:
   """What a build will write, decided by reading every listed file once.
@@ -270,10 +308,12 @@ class BuildPlan:
     folder: the source folder.
     utterances: per split, the readable utterances sorted by id.
     summary: JSON-able counts and the paths of skipped files.
+    source_files: `source_listing` of every listed file, taken before any was read.
   """
   folder: str
   utterances: Dict[str, List[Utterance]]
   summary: Dict[str, Any]
+  source_files: Dict[str, List[int]] = dataclasses.field(default_factory=dict)
 
   def summary_text(self) -> str:
     """One paragraph for people: files read, skipped (with paths), and what each split holds."""
@@ -309,6 +349,7 @@ def make_plan(data_cfg, audio_cfg) -> BuildPlan:
   """
   folder = os.path.expanduser(str(data_cfg.dir))
   listed, left_out = list_source_files(data_cfg)
+  listing = source_listing(folder, listed)  # before reading: a file changed meanwhile rebuilds
   files = subset_files(listed, int(data_cfg.max_files))
   hop = int(audio_cfg.hop_length)
   unreadable, too_short = {}, []
@@ -362,7 +403,7 @@ def make_plan(data_cfg, audio_cfg) -> BuildPlan:
       'utterances': {k: len(v) for k, v in utterances.items()},
       'seconds': {k: sum(u.frames for u in v) * hop / sample_rate for k, v in utterances.items()},
   }
-  return BuildPlan(folder, utterances, summary)
+  return BuildPlan(folder, utterances, summary, listing)
 
 
 # ---------------------------------------------------------------------------------------- builders
@@ -442,6 +483,7 @@ class _SpeechBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     del dl_manager  # Nothing to download: the source is a local folder.
     plan = self.plan
     self.info.metadata['summary'] = plan.summary
+    self.info.metadata['source_files'] = plan.source_files
     self.info.metadata['frames'] = {k: [u.frames for u in v] for k, v in plan.utterances.items()}
     # TFDS cannot write an empty split; readers treat an absent split as empty.
     return {k: self._generate_examples(v) for k, v in plan.utterances.items() if v}
@@ -499,8 +541,29 @@ def make_builder(data_cfg, audio_cfg) -> _SpeechBuilder:
                        file_format='array_record')
 
 
+def stale_reason(builder, data_cfg) -> Optional[str]:
+  """Why a built dataset no longer matches its source folder, or None when it does.
+
+  Compares the file listing recorded at build time with the folder now. A build that recorded no
+  listing (made before listings were recorded) and a source folder that cannot be listed any more
+  are trusted, with a log line.
+  """
+  recorded = builder.info.metadata.get('source_files', None)
+  folder = os.path.expanduser(str(data_cfg.dir))
+  if recorded is None:
+    logging.info('%s records no source listing (built by an older version), so changes to %s '
+                 'cannot be detected; delete it to rebuild', builder.data_dir, folder)
+    return None
+  try:
+    files, _ = list_source_files(data_cfg)
+  except DataSourceError as e:
+    logging.warning('%s; using the dataset prepared from it earlier, in %s', e, builder.data_dir)
+    return None
+  return listing_changes(recorded, source_listing(folder, files))
+
+
 def prepare(data_cfg, audio_cfg) -> _SpeechBuilder:
-  """Builds the dataset if it is not there yet; prints the build summary when it builds.
+  """Builds the dataset if it is not there yet or its source changed; prints the summary then.
 
   Args:
     data_cfg: the `data` config section.
@@ -512,7 +575,15 @@ def prepare(data_cfg, audio_cfg) -> _SpeechBuilder:
   """
   builder = make_builder(data_cfg, audio_cfg)
   if builder.is_built():
-    return builder
+    reason = stale_reason(builder, data_cfg)
+    if reason is None:
+      return builder
+    text = (f'{os.path.expanduser(str(data_cfg.dir))} changed since its dataset was built '
+            f'({reason}): deleting the stale {builder.data_dir} and building it again')
+    logging.warning('%s', text)
+    print(text, flush=True)
+    shutil.rmtree(builder.data_dir)
+    builder = make_builder(data_cfg, audio_cfg)
   # Listing and reading first raises folder errors before TFDS creates any directory.
   plan = builder.plan
   logging.info('Building %s into %s', builder.name, builder.data_dir)
