@@ -17,25 +17,19 @@ Weights are random (timing does not depend on them); sampling.clip = 1 keeps the
 samples finite so no inf / NaN arithmetic skews the timing. CONFIG is a module in
 experiments/configs.
 """
-import importlib
 import json
 import os
-import platform
 import sys
-import time
 
 from absl import app
 from absl import flags
 from absl import logging
-import jax
-import jax.numpy as jnp
-import numpy as np
 import tqdm
 
+from experiments import benchmark_lib
 from experiments import cli
 from wavegrad_jax import errors
 from wavegrad_jax import model as model_lib
-from wavegrad_jax import sampling, schedule_search, schedules
 
 _RTF = flags.DEFINE_multi_string('rtf', ['tiny:6,25,50,1000:1,16', 'base:6:1'],
                                  'CONFIG:STEPS:BATCH_SIZES to time the sampler at.')
@@ -66,93 +60,9 @@ def parse_spec(spec, parts):
 
 def load_config(name):
   """experiments/configs/<name>.py's config, with clipping so random weights stay finite."""
-  config = importlib.import_module(f'experiments.configs.{name}').get_config()
+  config = benchmark_lib.load_config(name)
   config.sampling.clip = 1.0
   return config
-
-
-def schedule_of_length(config, num_steps):
-  """The config's named schedule with `num_steps` betas, else linear 1e-6 .. 0.01."""
-  named = config.sampling.named_schedules.to_dict()
-  for spec in named.values():
-    betas = schedules.parse_schedule(spec)
-    if betas.size == num_steps:
-      return betas
-  return schedules.linear_betas(1e-6, 0.01, num_steps)
-
-
-def time_runs(fn, repeats, max_seconds):
-  """Median wall seconds of fn() (which blocks), run up to `repeats` times within `max_seconds`."""
-  times = []
-  while len(times) < max(1, repeats) and (not times or sum(times) < max_seconds):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return float(np.median(times)), len(times)
-
-
-def measure_rtf(name, config, model, params, num_steps, batch, seconds, repeats, max_seconds):
-  """Real-time factor of the jitted sampler at N steps on a batch of B random mels.
-
-  Args:
-    name: config name (recorded).
-    config, model, params: what to time.
-    num_steps: schedule length N.
-    batch: batch size B.
-    seconds: audio seconds per item (rounded to whole frames).
-    repeats, max_seconds: see `time_runs`.
-  Returns:
-    dict with rtf (wall / audio seconds), rtf_per_step, wall_seconds, compile_seconds, ...
-  """
-  hop, rate = int(config.audio.hop_length), int(config.audio.sample_rate)
-  frames = max(1, round(seconds * rate / hop))
-  mel = jnp.asarray(np.random.default_rng(0).normal(-5.0, 2.0, (batch, frames,
-                                                                int(config.audio.n_mels))),
-                    jnp.float32)
-  betas = jnp.asarray(schedule_of_length(config, num_steps), jnp.float32)
-  rng = jax.random.PRNGKey(0)
-  sampler = sampling.sampler_from_config(model, config)
-  start = time.perf_counter()
-  compiled = sampler.lower(params, betas, mel, rng).compile()
-  compile_seconds = time.perf_counter() - start
-  wall, runs = time_runs(lambda: jax.block_until_ready(compiled(params, betas, mel, rng)),
-                         repeats, max_seconds)
-  audio_seconds = batch * frames * hop / rate
-  return dict(config=name, num_steps=num_steps, batch_size=batch, frames=frames,
-              audio_seconds=audio_seconds, wall_seconds=wall, rtf=wall / audio_seconds,
-              rtf_per_step=wall / audio_seconds / num_steps, runs=runs,
-              compile_seconds=compile_seconds)
-
-
-def measure_search(name, config, model, params, num_steps, k, repeats, max_seconds):
-  """Candidate schedules scored per second by the search's LS-MSE scorer.
-
-  Args:
-    name: config name (recorded).
-    config, model, params: what to time (config.search sets the segments).
-    num_steps: candidate length N.
-    k: candidates per scorer call (vmapped, sharded over every device).
-    repeats, max_seconds: see `time_runs`.
-  Returns:
-    dict with candidates_per_second, wall_seconds per call, compile_seconds, ...
-  """
-  s = config.search
-  hop, n_mels = int(config.audio.hop_length), int(config.audio.n_mels)
-  frames, b = int(s.segment_frames), int(s.num_utterances)
-  data = np.random.default_rng(0)
-  mels = data.normal(-5.0, 2.0, (b, frames, n_mels)).astype(np.float32)
-  refs = (0.1 * data.standard_normal((b, frames * hop))).astype(np.float32)
-  scorer = schedule_search.make_ls_mse_scorer(sampling.model_eps_fn(model), params, mels, refs,
-                                              jax.random.PRNGKey(0), config)
-  exps = schedule_search.base_exponents(num_steps, s.exponent_low, s.exponent_high)
-  betas = schedule_search.candidate_betas(data.integers(1, 10, (k, num_steps)), exps[None])
-  start = time.perf_counter()
-  scorer(betas)  # compiles
-  compile_seconds = time.perf_counter() - start
-  wall, runs = time_runs(lambda: scorer(betas), repeats, max_seconds)
-  return dict(config=name, num_steps=num_steps, candidates_per_call=k, segments=b,
-              segment_frames=frames, devices=jax.device_count(), wall_seconds=wall,
-              candidates_per_second=k / wall, runs=runs, compile_seconds=compile_seconds)
 
 
 def main(argv):
@@ -176,24 +86,21 @@ def main(argv):
   for kind, name, n, size in tqdm.tqdm(todo, desc='benchmarks', unit='run'):
     config, model, params = get(name)
     if kind == 'rtf':
-      r = measure_rtf(name, config, model, params, n, size, _SECONDS.value, _REPEATS.value,
-                      _MAX_TIMED.value)
+      r = benchmark_lib.measure_rtf(name, config, model, params, n, size, _SECONDS.value,
+                                    _REPEATS.value, _MAX_TIMED.value)
       rtf.append(r)
       logging.info('%s N=%d B=%d: RTF %.4g (%.3g s for %.3g s of audio)', name, n, size, r['rtf'],
                    r['wall_seconds'], r['audio_seconds'])
     else:
-      r = measure_search(name, config, model, params, n, size, _REPEATS.value, _MAX_TIMED.value)
+      r = benchmark_lib.measure_search(name, config, model, params, n, size, _REPEATS.value,
+                                       _MAX_TIMED.value)
       search.append(r)
       logging.info('%s search N=%d K=%d: %.3g candidates/s', name, n, size,
                    r['candidates_per_second'])
   out = dict(
       command='python -m experiments.benchmark_sampler ' + ' '.join(sys.argv[1:]),
-      device=str(jax.devices()[0].device_kind), platform=jax.default_backend(),
-      num_devices=jax.device_count(), cpu_count=os.cpu_count(), machine=platform.machine(),
-      jax_version=jax.__version__, seconds_per_item=_SECONDS.value,
-      # Other processes on a shared host slow every number down; this records how busy it was.
-      load_average_at_end=os.getloadavg() if hasattr(os, 'getloadavg') else None,
-      time=time.strftime('%Y-%m-%d %H:%M:%S'), rtf=rtf, search=search)
+      **benchmark_lib.host_description(), seconds_per_item=_SECONDS.value, rtf=rtf,
+      search=search)
   os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT.value)), exist_ok=True)
   with open(_OUTPUT.value, 'w') as f:
     json.dump(out, f, indent=2)

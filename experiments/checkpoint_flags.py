@@ -4,11 +4,11 @@ Defined once here, so launchers that import each other (or a test importing seve
 register a flag twice.
 
 The model, frontend and data always come from the checkpoint. The inference sections (sampling,
-eval, search) come from:
+eval, search, compile) come from:
 - the checkpoint, with `--config.<section>.<field>=value` overrides on top when no --config file
   is given (e.g. `--config.sampling.eta=0`); overriding any other section is refused;
-- a --config file's sampling / eval / search sections (with its overrides) when one is given,
-  which replace the checkpoint's; the log says so.
+- a --config file's sampling / eval / search / compile sections (with its overrides) when one is
+  given, which replace the checkpoint's; the log says so.
 """
 import os
 
@@ -19,6 +19,7 @@ from ml_collections import config_flags
 from experiments import cli
 from experiments.configs import common
 from wavegrad_jax import checkpoints
+from wavegrad_jax import compilation
 from wavegrad_jax import errors
 
 FLAGS = flags.FLAGS
@@ -105,6 +106,8 @@ def preview_config():
 def load_checkpoint():
   """Restores --workdir's checkpoint (--step, --ema) with the inference sections described above.
 
+  Also turns on the persistent compilation cache of the resulting config (`compile.cache_dir`).
+
   Returns:
     (params, config, step): see `checkpoints.load_for_inference`.
   Raises:
@@ -118,7 +121,8 @@ def load_checkpoint():
   if ema is None and 'eval.ema' in values:
     ema = bool(values['eval.ema'])
   if config_file_given():
-    logging.info("--config=%s: its sampling, eval and search sections replace the checkpoint's",
+    logging.info("--config=%s: its sampling, eval, search and compile sections replace the "
+                 "checkpoint's",
                  FLAGS['config'].config_filename)
   try:
     params, config, step = checkpoints.load_for_inference(
@@ -128,6 +132,7 @@ def load_checkpoint():
     raise errors.UserError(str(e)) from None
   if not config_file_given():
     config.update_from_flattened_dict(values)
+  compilation.enable_persistent_cache(config)  # before the launcher compiles anything
   return params, config, step
 
 

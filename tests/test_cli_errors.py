@@ -78,7 +78,7 @@ CASES = [
     ('unknown sampling field', 'evaluate', _RUN + ['--config.sampling.etta=0'],
      r"sampling has no field 'etta'; did you mean sampling.eta\?"),
     ('model override', 'evaluate', _RUN + ['--config.model.mel_channels=4'],
-     r'--config.model.mel_channels: .*override only the sampling, eval, search sections'),
+     r'--config.model.mel_channels: .*override only the sampling, eval, search, compile sections'),
     ('bad step', 'evaluate', _RUN + ['--step=last'], r"--step=last: give ''"),
     ('missing step', 'evaluate', _RUN + ['--step=5'], r'holds no checkpoint 5; it has \[100\]'),
     ('bad split', 'evaluate', _RUN + ['--split=train'], r'--split'),

@@ -265,7 +265,8 @@ def test_inference_overrides_apply_on_top_of_the_checkpoint_config(tmp_path):
   assert plain == {'eta': 1.0, 'ema': True, 'steps': '6', 'step': 100, 'file': False}
   assert overridden == {'eta': 0.0, 'ema': False, 'steps': '3', 'step': 100, 'file': False}
   assert from_file == {'eta': 0.5, 'ema': True, 'steps': '6', 'step': 100, 'file': True}
-  assert 'sampling, eval and search sections replace the checkpoint' in results[2]['stderr']
+  assert ('sampling, eval, search and compile sections replace the checkpoint'
+          in results[2]['stderr'])
 
 
 def test_empty_unseen_split_names_the_setting(tmp_path):

@@ -104,6 +104,11 @@ def _framing_pad(n_fft, hop_length, framing):
   raise ValueError(f"framing must be 'center' or 'hop_center', got {framing!r}")
 
 
+def framing_pad(n_fft, hop_length, framing):
+  """Samples `stft` pads at each end of the waveform: n_fft // 2 ('center'), (n_fft - hop) // 2."""
+  return _framing_pad(n_fft, hop_length, framing)
+
+
 def stft(audio, n_fft, hop_length, win_length=None, window='hann', pad_mode='reflect',
          framing='center'):
   """Complex STFT of the first T // hop_length frames.

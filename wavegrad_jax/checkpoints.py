@@ -122,11 +122,16 @@ def load_config(workdir):
 
 
 def _read_only_manager(directory):
-  # Handlers named up front so that item metadata can be read before any restore.
+  # Handlers named up front so that item metadata can be read before any restore. Each process
+  # reads on its own (active_processes is itself) and skips orbax's barriers: these reads are not
+  # made in lockstep by every process, and unmatched barriers fail (or hang) a multi-process run.
+  process = jax.process_index()
   return ocp.CheckpointManager(
       directory,
-      options=ocp.CheckpointManagerOptions(read_only=True, create=False, save_interval_steps=0,
-                                           enable_async_checkpointing=False),
+      options=ocp.CheckpointManagerOptions(
+          read_only=True, create=False, save_interval_steps=0, enable_async_checkpointing=False,
+          multiprocessing_options=ocp.options.MultiprocessingOptions(
+              primary_host=process, active_processes={process})),
       item_handlers={STATE: ocp.PyTreeCheckpointHandler(), CONFIG: ocp.JsonCheckpointHandler()})
 
 
@@ -159,6 +164,12 @@ def _quarantine(directory, step, workdir):
   if jax.process_count() > 1:
     multihost_utils.sync_global_devices(f'quarantine_{directory}_{step}')
   return dst
+
+
+def _barrier_prefix(name):
+  # With several processes, two managers whose async saves overlap (a best and a periodic save of
+  # one step) would otherwise wait at barriers of the same name and fail.
+  return ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=name)
 
 
 # Training settings that, with the model and frontend, decide the saved state's structure and
@@ -337,14 +348,15 @@ class RunCheckpoints:
     self._manager = ocp.CheckpointManager(self.directory, options=ocp.CheckpointManagerOptions(
         max_to_keep=int(config.train.keep_checkpoints),
         enable_async_checkpointing=bool(ckpt.async_save),
-        cleanup_tmp_directories=True))
+        cleanup_tmp_directories=True, multiprocessing_options=_barrier_prefix('periodic')))
     self._best = None
     self._pending = {}  # id(manager) -> the step of its latest asynchronous save.
     if ckpt.keep_best:
       self._best = ocp.CheckpointManager(self.best_directory, options=ocp.CheckpointManagerOptions(
           max_to_keep=1, best_fn=lambda metrics: metrics[BEST_METRIC], best_mode='min',
           keep_checkpoints_without_metrics=False,
-          enable_async_checkpointing=bool(ckpt.async_save), cleanup_tmp_directories=True))
+          enable_async_checkpointing=bool(ckpt.async_save), cleanup_tmp_directories=True,
+          multiprocessing_options=_barrier_prefix('best')))
 
   def _args(self, state):
     return ocp.args.Composite(**{STATE: ocp.args.StandardSave(state),
@@ -602,7 +614,7 @@ def _maybe_config(workdir):
 # ------------------------------------------------------------------------------------ inference
 
 
-INFERENCE_SECTIONS = ('sampling', 'eval', 'search')
+INFERENCE_SECTIONS = ('sampling', 'eval', 'search', 'compile')
 
 
 def _merged(default, override):

@@ -21,6 +21,7 @@ import tqdm
 
 from wavegrad_jax import evaluate
 from wavegrad_jax import jsonable
+from wavegrad_jax import metrics
 from wavegrad_jax import sampling
 
 SPLITS = ('heldout', 'unseen', 'train')
@@ -95,6 +96,10 @@ def compare(eps_fn, params, config, utterances_by_split, schedule_list, samplers
             config.audio.sample_rate),
         'ids': [str(u.get('id', i)) for i, u in enumerate(utterances)]}
     jobs.extend((split, name) for name in samplers)
+  # One vocoder per sampler and one metrics function for all: each split reuses the programs the
+  # first one compiled (same schedule lengths and chunk batches), instead of compiling anew.
+  vocoders = {name: evaluate.make_vocoder(eps_fn, c) for name, c in configs.items()}
+  metrics_fn = metrics.BucketedSpectralMetrics(config.audio, config.eval)
   for split, name in tqdm.tqdm(jobs, desc='split x sampler', unit='variant', disable=not progress):
     c = configs[name].copy_and_resolve_references()
     c.eval.split = split  # names the TensorBoard tags.
@@ -104,7 +109,7 @@ def compare(eps_fn, params, config, utterances_by_split, schedule_list, samplers
     out = evaluate.evaluate_utterances(
         eps_fn, params, c, utterances_by_split[split], schedules_run, rng,
         output_dir=os.path.join(output_dir, split, name) if output_dir else None, step=step,
-        progress=progress)
+        progress=progress, vocode=vocoders[name], metrics_fn=metrics_fn)
     # The reference seconds evaluate scored (whole frames), which its RTF divides by.
     results['splits'][split]['audio_seconds'] = out['audio_seconds']
     for schedule, summary in out['schedules'].items():

@@ -84,14 +84,14 @@ def score_utterances(generated, references, config, metrics_fn=None, measures=No
     generated: list of [T_i] waveforms.
     references: list of [T_i] reference waveforms at config.audio.sample_rate.
     config: full config (audio, eval).
-    metrics_fn: optional `metrics.make_spectral_metrics_fn` result, reused across schedules so that
-      each utterance length compiles once.
+    metrics_fn: fn(generated [T], reference [T]) -> {metric: scalar}, reused across schedules
+      (default: a new `metrics.BucketedSpectralMetrics`, one compilation per length bucket).
     measures: perceptual measures to add (`perceptual_measures(config)` when None).
   Returns:
     list of {metric name: float} per utterance (PESQ / STOI only if enabled in config.eval;
     DNSMOS / ViSQOL fields only for `measures`).
   """
-  metrics_fn = metrics_fn or metrics.make_spectral_metrics_fn(config.audio, config.eval)
+  metrics_fn = metrics_fn or metrics.BucketedSpectralMetrics(config.audio, config.eval)
   measures = perceptual_measures(config) if measures is None else measures
   rate = int(config.audio.sample_rate)
   rows = []
@@ -112,8 +112,26 @@ def _mean(values):
   return float(np.mean(finite)) if finite else None
 
 
+def make_vocoder(eps_fn, config):
+  """The chunked, batched vocoder evaluation uses (`synthesize.chunked_vocoder_from_config`).
+
+  It keeps its compiled samplers, so one vocoder reused over several evaluations with the same
+  sampler settings compiles once per (schedule length, batch shape).
+
+  Args:
+    eps_fn: denoiser eps_fn(params, noisy, mel, noise_level).
+    config: full config (audio.hop_length, sampling, eval chunking).
+  Returns:
+    vocode(params, betas, mels, rng, ...) -> (waveforms, stats), as `make_chunked_vocoder`.
+  """
+  sampler = sampling.make_sampler(eps_fn, hop_length=int(config.audio.hop_length),
+                                  options=sampling.SamplerOptions.from_config(config))
+  return synthesize.chunked_vocoder_from_config(sampler, config)
+
+
 def evaluate_utterances(eps_fn, params, config, utterances, schedule_list, rng, *,
-                        output_dir=None, step=None, progress=True):
+                        output_dir=None, step=None, progress=True, vocode=None,
+                        metrics_fn=None):
   """Vocodes utterances with each schedule and scores them.
 
   Args:
@@ -129,6 +147,8 @@ def evaluate_utterances(eps_fn, params, config, utterances, schedule_list, rng, 
       (and wavs/reference/) and TensorBoard events in tb/.
     step: the checkpoint step, recorded and used as the TensorBoard step.
     progress: show progress bars.
+    vocode: a `make_vocoder(eps_fn, config)` to reuse (and its compiled samplers); None: new.
+    metrics_fn: a `metrics.BucketedSpectralMetrics` to reuse; None: new.
   Returns:
     dict: {'step', 'num_utterances', 'audio_seconds', 'schedules': {name: {'num_steps', 'betas',
     'rtf', 'synthesis_seconds', 'compile_seconds', metric means...}}, 'per_utterance': [rows]},
@@ -143,10 +163,8 @@ def evaluate_utterances(eps_fn, params, config, utterances, schedule_list, rng, 
   audio_cfg, e = config.audio, config.eval
   measures = perceptual_measures(config)  # a missing required extra fails before synthesis.
   hop, rate = int(audio_cfg.hop_length), int(audio_cfg.sample_rate)
-  sampler = sampling.make_sampler(eps_fn, hop_length=hop,
-                                  options=sampling.SamplerOptions.from_config(config))
-  vocode = synthesize.chunked_vocoder_from_config(sampler, config)
-  metrics_fn = metrics.make_spectral_metrics_fn(audio_cfg, e)
+  vocode = vocode or make_vocoder(eps_fn, config)
+  metrics_fn = metrics_fn or metrics.BucketedSpectralMetrics(audio_cfg, e)
   mels = [np.asarray(u['mel'], np.float32) for u in utterances]
   refs = [np.asarray(u['audio'], np.float32)[:m.shape[0] * hop] for u, m in zip(utterances, mels)]
   for u, m, r in zip(utterances, mels, refs):

@@ -16,6 +16,7 @@ than one hop cannot have a mel frame and are never stored (the build summary lis
 """
 import collections.abc
 import concurrent.futures
+import json
 import queue
 import threading
 from typing import Any, Dict, Iterator, List, Optional, Tuple
@@ -133,7 +134,7 @@ class TrainBatches:
 
   def __init__(self, data_config, audio_config, batch_size: int, process_index: int = 0,
                process_count: int = 1, *, num_data_devices: Optional[int] = None,
-               splits: Optional[DatasetSplits] = None):
+               splits: Optional[DatasetSplits] = None, read_log: Optional[str] = None):
     """Opens the training split (building the dataset first if needed).
 
     Args:
@@ -145,6 +146,9 @@ class TrainBatches:
       process_count: number of hosts sharing the global batch.
       num_data_devices: size of the mesh's data axis, checked against the batch size (None: not).
       splits: an already opened `prepare_dataset(config)`; opened here when None.
+      read_log: optional JSONL file to which `batch` appends, per step, what this host read:
+        {'step', 'process', 'examples': global example indices, 'utterances': split indices,
+        'ids': record ids, 'first_frames'} (an audit of the data order and its sharding).
     Raises:
       ValueError: bad batch size or process index, or an empty training split.
     """
@@ -176,6 +180,7 @@ class TrainBatches:
                        f'frame counts for {len(self._frames)}: delete it and build again')
     self._permutations = {}
     self._lock = threading.Lock()
+    self._read_log = read_log
 
   @classmethod
   def from_config(cls, config, process_index: int = 0, process_count: int = 1,
@@ -196,6 +201,10 @@ class TrainBatches:
         self._permutations[epoch] = perm
       return perm
 
+  def first_example(self, step: int) -> int:
+    """Global index of this host's first example of `step` (the rule in the module docstring)."""
+    return step * self.global_batch + self._process_index * self.local_batch
+
   def plan(self, step: int) -> List[Tuple[int, int]]:
     """Which utterance and which first frame each of this host's examples of `step` uses.
 
@@ -207,7 +216,7 @@ class TrainBatches:
     if step < 0:
       raise ValueError(f'step must be >= 0, got {step}')
     n, s = self.num_utterances, self.segment_frames
-    first = step * self.global_batch + self._process_index * self.local_batch
+    first = self.first_example(step)
     pairs = []
     for i in range(first, first + self.local_batch):
       utterance = int(self._permutation(i // n)[i % n])
@@ -229,6 +238,7 @@ class TrainBatches:
     audio = np.zeros((self.local_batch, s * hop), np.float32)
     mel = np.full((self.local_batch, s, self._n_mels), self._mel_pad, np.float32)
     plan = self.plan(step)
+    ids = []
     examples = self._readers.map(lambda pair: self._source[pair[0]], plan)
     for j, ((utterance, start), example) in enumerate(zip(plan, examples)):
       if example['mel'].shape[0] != self._frames[utterance]:
@@ -237,6 +247,15 @@ class TrainBatches:
       frames = min(s, self._frames[utterance] - start)
       mel[j, :frames] = example['mel'][start:start + frames]
       audio[j, :frames * hop] = example['audio'][start * hop:(start + frames) * hop]
+      ids.append(_decode_text(example['id']))
+    if self._read_log:
+      first = self.first_example(step)
+      record = {'step': step, 'process': self._process_index,
+                'examples': list(range(first, first + self.local_batch)),
+                'utterances': [u for u, _ in plan], 'ids': ids,
+                'first_frames': [f for _, f in plan]}
+      with open(self._read_log, 'a') as f:
+        f.write(json.dumps(record) + '\n')
     return {'audio': audio, 'mel': mel}
 
   def iterate(self, start_step: int = 0) -> Iterator[Dict[str, np.ndarray]]:

@@ -13,6 +13,7 @@ import numpy as np
 import soxr
 
 from wavegrad_jax import audio
+from wavegrad_jax import mel_conventions
 
 PESQ_SAMPLE_RATE = 16000          # wideband PESQ (ITU-T P.862.2) is defined at 16 kHz only.
 DEFAULT_MRSTFT_RESOLUTIONS = ((512, 128, 512), (1024, 256, 1024), (2048, 512, 2048))
@@ -174,6 +175,157 @@ def make_spectral_metrics_fn(audio_cfg, eval_cfg):
   resolutions = tuple(tuple(int(v) for v in r) for r in eval_cfg.mrstft_resolutions)
   eps = float(eval_cfg.ls_mse_eps)
   return jax.jit(lambda g, r: spectral_metrics(g, r, audio_cfg, ls_cfg, resolutions, eps))
+
+
+# ------------------------------------------------------------------ length buckets (one compile)
+
+# End paddings `extend_past_end` reproduces; any other audio.pad_mode is scored at exact length.
+_BUCKETABLE_PAD_MODES = ('reflect', 'symmetric', 'edge', 'wrap', 'constant')
+MIN_BUCKET_FRAMES = 16
+
+
+def extend_past_end(x, num_samples, pad, pad_mode):
+  """Zero-padded [..., L] waveforms to [..., L + pad], continued past their true end like jnp.pad.
+
+  Samples [num_samples, num_samples + pad) become what `jnp.pad(x[:num_samples], pad_mode)`
+  appends after the end, later ones 0. So every STFT frame that `audio.stft` computes for the
+  unpadded x[:num_samples] (frames < num_samples // hop, padded by `pad` at each end) sees exactly
+  the same samples in the extended array, while one compiled program serves every length <= L.
+
+  Args:
+    x: [..., L] float, zero (or anything) past num_samples.
+    num_samples: int32 scalar or [...] true lengths, pad < num_samples <= L (traced is fine).
+    pad: samples the STFT pads at each end (`audio.framing_pad`).
+    pad_mode: one of 'reflect', 'symmetric', 'edge', 'wrap', 'constant'.
+  Returns:
+    [..., L + pad] float32.
+  """
+  x = jnp.asarray(x, jnp.float32)
+  n = jnp.asarray(num_samples, jnp.int32)[..., None]
+  x = jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, pad)])
+  j = jnp.arange(x.shape[-1], dtype=jnp.int32)
+  source = {'reflect': 2 * n - 2 - j, 'symmetric': 2 * n - 1 - j, 'edge': n - 1 + 0 * j,
+            'wrap': j - n, 'constant': None}[pad_mode]
+  if source is None:
+    tail = jnp.zeros_like(x)
+  else:
+    source = jnp.broadcast_to(jnp.clip(source, 0, x.shape[-1] - 1), x.shape)
+    tail = jnp.take_along_axis(x, source, axis=-1)
+  return jnp.where(j < n, x, jnp.where(j < n + pad, tail, 0.0))
+
+
+def _frame_mask(num_frames_total, num_samples, hop_length):
+  # [..., F]: frames 0 .. num_samples // hop - 1 are those of the unpadded signal.
+  frames = jnp.asarray(num_samples, jnp.int32) // hop_length
+  return jnp.arange(num_frames_total) < frames[..., None]
+
+
+def _masked_mean(values, mask):
+  # values [..., F, K], mask [..., F]: the mean over the unmasked frames and all K.
+  mask = mask[..., None]
+  total = jnp.sum(jnp.where(mask, values, 0.0), axis=(-2, -1))
+  return total / (jnp.sum(mask, axis=(-2, -1)) * values.shape[-1])
+
+
+def spectral_metrics_of_prefix(generated, reference, num_samples, audio_cfg, ls_cfg,
+                               resolutions=DEFAULT_MRSTFT_RESOLUTIONS, ls_eps=1e-5):
+  """`spectral_metrics` of generated[..., :n] against reference[..., :n], on [..., L] arrays.
+
+  Each STFT sees the samples it would see on the unpadded pair (`extend_past_end`) and the means
+  run over the unpadded pair's frames only, so the values equal `spectral_metrics` up to float
+  rounding, and a program compiled for length L serves every n in (max STFT padding, L].
+
+  Args:
+    generated, reference: [..., L] waveforms, real up to num_samples.
+    num_samples: int32 scalar (or [...]) n, traced.
+    audio_cfg, ls_cfg, resolutions, ls_eps: as `spectral_metrics`.
+  Returns:
+    {'ls_mse', 'mrstft', 'spectral_convergence', 'log_magnitude_l1', 'mel_l1'}: [...] float32.
+  """
+  generated, reference = _check_pair(generated, reference)
+
+  def mel_of(cfg, compress):
+    fe = mel_conventions.frontend(cfg)
+    pad = audio.framing_pad(fe.n_fft, fe.hop_length, fe.framing)
+    g, r = (audio.mel_spectrogram(extend_past_end(x, num_samples, pad, fe.pad_mode), fe)
+            for x in (generated, reference))
+    if compress:
+      g, r = mel_conventions.compress(g, fe), mel_conventions.compress(r, fe)
+    return g, r, _frame_mask(g.shape[-2], num_samples, fe.hop_length)
+
+  g, r, mask = mel_of(ls_cfg, compress=False)
+  out = {'ls_mse': _masked_mean(jnp.square(jnp.log(g + ls_eps) - jnp.log(r + ls_eps)), mask)}
+  sc_all, log_all = [], []
+  for n_fft, hop, win in resolutions:
+    n_fft, hop, win = int(n_fft), int(hop), int(win)
+    # stft_distance's STFT: centre framing, reflect padding.
+    g, r = (_stft_magnitude_floored(extend_past_end(x, num_samples, n_fft // 2, 'reflect'),
+                                    n_fft, hop, win, 1e-7) for x in (generated, reference))
+    mask = _frame_mask(g.shape[-2], num_samples, hop)[..., None]
+    sc_all.append(jnp.sqrt(jnp.sum(jnp.where(mask, jnp.square(r - g), 0.0), axis=(-2, -1)))
+                  / jnp.sqrt(jnp.sum(jnp.where(mask, jnp.square(r), 0.0), axis=(-2, -1))))
+    log_all.append(_masked_mean(jnp.abs(jnp.log(r) - jnp.log(g)), mask[..., 0]))
+  sc, log_l1 = jnp.mean(jnp.stack(sc_all), axis=0), jnp.mean(jnp.stack(log_all), axis=0)
+  out.update({'mrstft': sc + log_l1, 'spectral_convergence': sc, 'log_magnitude_l1': log_l1})
+  g, r, mask = mel_of(audio_cfg, compress=True)
+  out['mel_l1'] = _masked_mean(jnp.abs(g - r), mask)
+  return out
+
+
+def bucket_samples(num_samples, hop_length, min_frames=MIN_BUCKET_FRAMES):
+  """The padded length an utterance is scored at: hop * (the power of two >= its frames)."""
+  frames = max(int(min_frames), -(-int(num_samples) // int(hop_length)))
+  return int(hop_length) * (1 << (frames - 1).bit_length())
+
+
+class BucketedSpectralMetrics:
+  """`spectral_metrics` of (generated [T], reference [T]) pairs, compiled once per length bucket.
+
+  Pairs are zero-padded to `bucket_samples(T)` (powers of two in frames) and scored with
+  `spectral_metrics_of_prefix`, so an evaluation of any number of utterance lengths compiles at
+  most one program per octave of lengths. Pairs too short for every STFT's end padding, or a
+  frontend whose pad_mode the extension cannot reproduce, are scored at their own length.
+  """
+
+  def __init__(self, audio_cfg, eval_cfg):
+    """Closes over the frontends.
+
+    Args:
+      audio_cfg: the model's `audio` section.
+      eval_cfg: the `eval` section (ls_mse_window_hops, ls_mse_hop_divisor, ls_mse_eps,
+        mrstft_resolutions).
+    """
+    ls_cfg = ls_mse_audio_config(audio_cfg, eval_cfg.ls_mse_window_hops,
+                                 eval_cfg.ls_mse_hop_divisor)
+    resolutions = tuple(tuple(int(v) for v in r) for r in eval_cfg.mrstft_resolutions)
+    eps = float(eval_cfg.ls_mse_eps)
+    self._hop = int(audio_cfg.hop_length)
+    frontends = [mel_conventions.frontend(c) for c in (audio_cfg, ls_cfg)]
+    self._bucketable = all(fe.pad_mode in _BUCKETABLE_PAD_MODES for fe in frontends)
+    # reflect / symmetric padding needs more real samples than it pads.
+    self._min_samples = 1 + max([audio.framing_pad(fe.n_fft, fe.hop_length, fe.framing)
+                                 for fe in frontends] + [r[0] // 2 for r in resolutions])
+    self._exact = jax.jit(lambda g, r: spectral_metrics(g, r, audio_cfg, ls_cfg, resolutions, eps))
+    self._bucketed = jax.jit(lambda g, r, n: spectral_metrics_of_prefix(
+        g, r, n, audio_cfg, ls_cfg, resolutions, eps))
+
+  def __call__(self, generated, reference):
+    """{metric: float32 scalar} of one [T] pair (`spectral_metrics`' keys)."""
+    generated = np.asarray(generated, np.float32)
+    reference = np.asarray(reference, np.float32)
+    if generated.shape != reference.shape or generated.ndim != 1:
+      raise ValueError(f'generated {generated.shape} and reference {reference.shape} must be '
+                       'one [T] pair of equal length')
+    t = generated.shape[0]
+    if not self._bucketable or t < self._min_samples:
+      return self._exact(generated, reference)
+    length = bucket_samples(t, self._hop)
+    pad = lambda x: np.pad(x, (0, length - t))
+    return self._bucketed(pad(generated), pad(reference), np.int32(t))
+
+  def num_compilations(self):
+    """Programs compiled so far (bucketed and exact-length)."""
+    return self._exact._cache_size() + self._bucketed._cache_size()
 
 
 # ------------------------------------------------------------------------------------ PESQ, STOI

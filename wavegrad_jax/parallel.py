@@ -3,7 +3,7 @@
 Training, the schedule search and evaluation all build their meshes with `make_mesh` from a mesh
 section (`config.mesh`, or a `MeshSpec` for a one-axis mesh such as the search's candidates).
 
-Multi-process runs (several hosts, or one process per GPU): `maybe_initialize_distributed('auto')`
+Multi-process runs (several hosts, or one process per GPU): `maybe_initialize_distributed` (mesh.distributed='auto')
 calls `jax.distributed.initialize()` when the environment shows more than one process
 (JAX_COORDINATOR_ADDRESS or JAX_NUM_PROCESSES > 1, SLURM_NTASKS > 1, OMPI_COMM_WORLD_SIZE > 1,
 several TPU_WORKER_HOSTNAMES, MEGASCALE_COORDINATOR_ADDRESS); jax then detects the cluster from the
@@ -49,20 +49,85 @@ def multiprocess_environment():
   return len([h for h in os.environ.get('TPU_WORKER_HOSTNAMES', '').split(',') if h]) > 1
 
 
-def maybe_initialize_distributed(mode):
-  """Calls `jax.distributed.initialize()` as `mode` says; must run before any other JAX call.
+def explicit_distributed_arguments(environ=None):
+  """The process layout JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID spell out.
+
+  `jax.distributed.initialize()` reads only the coordinator address from the environment; the
+  process count and id must be passed (or come from a detected cluster: SLURM, Open MPI, TPU).
 
   Args:
-    mode: 'auto' (initialise when `multiprocess_environment()`), 'always' or 'never'.
+    environ: the environment (default os.environ).
+  Returns:
+    {'coordinator_address', 'num_processes', 'process_id'} holding those that are set (none set:
+    empty, and JAX's cluster detection fills them all in).
+  Raises:
+    ValueError: a count or id that is not an integer, an id outside [0, count), or only one of
+      JAX_NUM_PROCESSES and JAX_PROCESS_ID.
+  """
+  environ = os.environ if environ is None else environ
+  out = {}
+  if environ.get('JAX_COORDINATOR_ADDRESS'):
+    out['coordinator_address'] = environ['JAX_COORDINATOR_ADDRESS']
+  for name, key in (('JAX_NUM_PROCESSES', 'num_processes'), ('JAX_PROCESS_ID', 'process_id')):
+    if environ.get(name, '') != '':
+      try:
+        out[key] = int(environ[name])
+      except ValueError:
+        raise ValueError(f'{name}={environ[name]!r} must be an integer') from None
+  if ('num_processes' in out) != ('process_id' in out):
+    missing = 'JAX_PROCESS_ID' if 'num_processes' in out else 'JAX_NUM_PROCESSES'
+    raise ValueError(f'JAX_NUM_PROCESSES and JAX_PROCESS_ID go together: {missing} is not set '
+                     '(every process gets the same JAX_NUM_PROCESSES and its own JAX_PROCESS_ID '
+                     'in [0, JAX_NUM_PROCESSES))')
+  if 'num_processes' in out:
+    if out['num_processes'] < 1 or not 0 <= out['process_id'] < out['num_processes']:
+      raise ValueError(f'JAX_PROCESS_ID={out["process_id"]} must be in [0, JAX_NUM_PROCESSES='
+                       f'{out["num_processes"]})')
+    if 'coordinator_address' not in out:
+      raise ValueError('JAX_NUM_PROCESSES and JAX_PROCESS_ID are set but JAX_COORDINATOR_ADDRESS '
+                       'is not: set it to HOST:PORT of process 0 on every process')
+  return out
+
+
+def maybe_initialize_distributed(mesh_config):
+  """Calls `jax.distributed.initialize` as `mesh_config.distributed` says; before any other JAX call.
+
+  The coordinator address, process count and id come from JAX_COORDINATOR_ADDRESS,
+  JAX_NUM_PROCESSES and JAX_PROCESS_ID when set (`explicit_distributed_arguments`), otherwise from
+  JAX's detection of SLURM, Open MPI or TPU environments. A process whose peer dies stops, instead
+  of waiting for it, once the coordination service misses `heartbeat_timeout_seconds` of its
+  heartbeats.
+
+  Args:
+    mesh_config: the `mesh` config section: distributed ('auto': initialise when
+      `multiprocess_environment()`, 'always' or 'never') and the coordination timeouts in seconds
+      (initialization_timeout_seconds, heartbeat_timeout_seconds, shutdown_timeout_seconds).
   Returns:
     True when this call (or an earlier one) initialised the distributed runtime.
+  Raises:
+    ValueError: a bad `distributed` mode or an inconsistent environment (naming the variable).
   """
+  mode = mesh_config.distributed
   if mode not in ('auto', 'always', 'never'):
     raise ValueError(f"mesh.distributed must be 'auto', 'always' or 'never', got {mode!r}")
   if jax.distributed.is_initialized():
     return True
   if mode == 'always' or (mode == 'auto' and multiprocess_environment()):
-    jax.distributed.initialize()
+    arguments = explicit_distributed_arguments()
+    if jax.config.jax_cpu_collectives_implementation is None:
+      # CPU devices of several processes need a collectives library (JAX's default since 0.4.36).
+      jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+    try:
+      jax.distributed.initialize(
+          **arguments,
+          initialization_timeout=int(mesh_config.get('initialization_timeout_seconds', 300)),
+          heartbeat_timeout_seconds=int(mesh_config.get('heartbeat_timeout_seconds', 100)),
+          shutdown_timeout_seconds=int(mesh_config.get('shutdown_timeout_seconds', 300)))
+    except ValueError as e:
+      raise ValueError(
+          f'jax.distributed.initialize: {e} Set JAX_COORDINATOR_ADDRESS=HOST:PORT (process 0), '
+          'JAX_NUM_PROCESSES and JAX_PROCESS_ID on every process, or run under SLURM, Open MPI '
+          "or on a TPU pod; --config.mesh.distributed=never runs a single process.") from e
     logging.info('jax.distributed initialised: process %d of %d', jax.process_index(),
                  jax.process_count())
     return True

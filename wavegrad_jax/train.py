@@ -19,6 +19,7 @@ is written and waited for before returning.
 Mesh, shardings and host copies live in `parallel`, TensorBoard / JSONL / console output in
 `reporting`; this module holds the optimiser, the pure steps and the loop.
 """
+import collections
 import functools
 import os
 import time
@@ -32,6 +33,7 @@ import numpy as np
 import optax
 
 from wavegrad_jax import checkpoints
+from wavegrad_jax import compilation
 from wavegrad_jax import diffusion
 from wavegrad_jax import errors
 from wavegrad_jax import model as model_lib
@@ -448,6 +450,40 @@ class _Evaluator:
     return out_dir
 
 
+class _CompletedSteps:
+  """Moves the progress bar on as steps *complete*, not as they are dispatched.
+
+  jax.jit returns before the step has run, so counting calls races ahead of the device and then
+  stalls at the next host transfer. Instead each dispatched step's loss (a scalar) is kept, and the
+  bar advances once it is ready, waiting on the oldest only when more than `_AHEAD` steps are in
+  flight: the device always has queued work, so training is not slowed, and the host never runs
+  more than `_AHEAD` steps ahead (bounding the batches and buffers held for queued steps).
+  """
+  _AHEAD = 2
+
+  def __init__(self, reporter):
+    self._reporter = reporter
+    self._in_flight = collections.deque()
+
+  def dispatched(self, loss):
+    """Records a dispatched step (its loss scalar) and shows the steps that have finished."""
+    self._in_flight.append(loss)
+    done = 0
+    while self._in_flight and (len(self._in_flight) > self._AHEAD
+                               or self._in_flight[0].is_ready()):
+      self._in_flight.popleft().block_until_ready()
+      done += 1
+    if done:
+      self._reporter.advance(done)
+
+  def all_done(self, **postfix):
+    """Waits for every dispatched step and shows them (and `postfix` scalars) as done."""
+    for loss in self._in_flight:
+      loss.block_until_ready()
+    self._reporter.advance(len(self._in_flight), **postfix)
+    self._in_flight.clear()
+
+
 def validate_config(config):
   """Raises errors.ConfigError (a ValueError) for settings train_and_evaluate cannot run with.
 
@@ -596,10 +632,11 @@ def train_and_evaluate(config, workdir, *, start_afresh=False):
     the output paths.
   """
   try:
-    parallel.maybe_initialize_distributed(config.mesh.distributed)
+    parallel.maybe_initialize_distributed(config.mesh)
     mesh = parallel.make_mesh(config.mesh)
   except ValueError as e:
     raise errors.ConfigError(str(e)) from None
+  compilation.enable_persistent_cache(config)
   # Everything that can be wrong with the request is checked before anything is created in the
   # workdir, restored or compiled: the config, the devices, the workdir, the data.
   validate_config(config)
@@ -664,10 +701,14 @@ def train_and_evaluate(config, workdir, *, start_afresh=False):
   step_fn = compile_train_step(model, tx, config, mesh, shardings)
   reporter.console(f'train step compiled in {time.time() - compile_start:.1f} s')
 
+  read_log = None
+  if config.logging.get('record_examples', False):
+    os.makedirs(os.path.join(workdir, 'examples_read'), exist_ok=True)
+    read_log = os.path.join(workdir, 'examples_read', f'process_{jax.process_index()}.jsonl')
   batches = _input_pipeline().TrainBatches(
       config.data, config.audio, int(config.train.batch_size), jax.process_index(),
       jax.process_count(), num_data_devices=parallel.batch_partitions(mesh, config.mesh),
-      splits=splits)
+      splits=splits, read_log=read_log)
   data_sharding = parallel.batch_sharding(mesh, config.mesh)
   global_batch = int(config.train.batch_size)
   evaluator = None
@@ -677,6 +718,7 @@ def train_and_evaluate(config, workdir, *, start_afresh=False):
 
   reporter.start_progress()
   pending = []
+  progress = _CompletedSteps(reporter)
   interval_start, interval_steps = time.time(), 0
   step = start_step
   iterator = batches.iterate(start_step)
@@ -686,6 +728,7 @@ def train_and_evaluate(config, workdir, *, start_afresh=False):
       state, metrics = step_fn(state, parallel.to_global_batch(local, data_sharding,
                                                                global_batch))
       pending.append(metrics)
+      progress.dispatched(metrics['loss'])
       step += 1
       interval_steps += 1
 
@@ -698,12 +741,12 @@ def train_and_evaluate(config, workdir, *, start_afresh=False):
         reporter.scalars(step, 'train', scalars)
         summary['loss'] = scalars['loss']
         pending, interval_start, interval_steps = [], time.time(), 0
-        reporter.advance(0, loss=scalars['loss'])
-      reporter.advance(1)
+        progress.all_done(loss=scalars['loss'])
       stop = preemption.requested(step)
 
       paused = time.time()
       if eval_every and (step % eval_every == 0 or step == num_steps) and not stop:
+        progress.all_done()
         if evaluator is None:
           evaluator = _Evaluator(config, model, mesh, shardings, reporter, splits)
         losses = evaluator.heldout_loss(state)
@@ -718,6 +761,7 @@ def train_and_evaluate(config, workdir, *, start_afresh=False):
                          + (f'; samples in {wav_dir}' if wav_dir else ''))
         reporter.flush()
       if step % ckpt_every == 0 or step == num_steps or stop:
+        progress.all_done()
         ckpts.save(step, state)
       ckpts.check_saves()  # a failed asynchronous save stops the run now, not at the next save
       if stop:
@@ -727,6 +771,17 @@ def train_and_evaluate(config, workdir, *, start_afresh=False):
         summary['preempted'] = True
         break
       interval_start += time.time() - paused  # evaluation/saving time is not training time
+  except jax.errors.JaxRuntimeError as e:
+    if jax.process_count() == 1:
+      raise
+    # A peer that died mid-collective surfaces here; one that died elsewhere is caught by the
+    # coordination service, which stops this process within mesh.heartbeat_timeout_seconds.
+    raise RuntimeError(
+        f'process {jax.process_index()} of {jax.process_count()}: a computation shared with the '
+        f'other processes failed at step {step} ({str(e).splitlines()[0][:300]}), most likely '
+        'because another process of this run stopped. Restart every process with the same '
+        'command and --workdir: training resumes from the latest checkpoint '
+        f'(step {ckpts.latest_step()}).') from e
   finally:
     try:
       ckpts.close()  # raises CheckpointSaveError if the last save failed

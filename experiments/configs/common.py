@@ -320,6 +320,12 @@ def mesh_config():
   # than one process (JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES, SLURM_NTASKS > 1,
   # OMPI_COMM_WORLD_SIZE > 1, TPU_WORKER_HOSTNAMES with several hosts); 'always' / 'never' force it.
   c.distributed = 'auto'
+  # jax.distributed coordination: how long processes wait for each other to start, after how many
+  # seconds without a heartbeat a process counts as dead (its peers then stop instead of waiting),
+  # and how long a finishing process waits for the others at shut-down.
+  c.initialization_timeout_seconds = 300
+  c.heartbeat_timeout_seconds = 100
+  c.shutdown_timeout_seconds = 300
   return c
 
 
@@ -340,6 +346,9 @@ def logging_config():
   c.metrics_file = 'metrics.jsonl'  # one JSON object per log/eval step, for scripts and tests.
   c.samples_dir = 'samples'         # samples/step_<N>/<utterance id>.wav
   c.progress_bar = True             # tqdm on the console (process 0 only).
+  # Every process appends, per step, the examples it read (global indices, record ids, crops) to
+  # examples_read/process_<k>.jsonl: an audit of the data order and of its split over hosts.
+  c.record_examples = False
   return c
 
 
@@ -417,6 +426,15 @@ def search_config():
   return c
 
 
+def compile_config():
+  """JAX's persistent compilation cache, used by every launcher (wavegrad_jax/compilation.py)."""
+  c = ml_collections.ConfigDict()
+  # Compiled programs are stored here and read back by later starts; '' turns the cache off.
+  c.cache_dir = '~/.cache/wavegrad_jax/jax_cache'
+  c.min_compile_seconds = 1.0   # programs that compile faster than this are not stored.
+  return c
+
+
 def get_common_config():
   """A full config with every section; experiment files override fields."""
   c = ml_collections.ConfigDict()
@@ -432,6 +450,7 @@ def get_common_config():
   c.logging = logging_config()
   c.eval = eval_config()
   c.search = search_config()
+  c.compile = compile_config()
   return c
 
 
