@@ -117,8 +117,12 @@ def _role(op_name):
 def op_breakdown(compiled, run, steps, top=12):
   """XLA-thread time per kind of HLO op and per pass, from a JAX profiler trace of `steps` runs.
 
-  Times are summed over XLA's CPU threads (thread-seconds, so more than wall time when ops run
-  in parallel) and divided by `steps`; shares are of the summed time of all traced HLO ops.
+  Times are summed over XLA's CPU threads (thread-seconds) and divided by `steps`; shares are of
+  the summed time of all traced HLO ops. Caveat: on a busy host, and for XLA:CPU's convolutions
+  (run on its Eigen pool, apparently not attributed to the op's event), the traced time is well
+  below the wall time, so convolutions are under-counted: compare thread_s_per_step with
+  wall_s_per_step; the shares of the other kinds (layout transposes, elementwise fusions) are
+  comparable among themselves.
 
   Args:
     compiled: the compiled program `run` calls (for the kind and op_name of each instruction).
