@@ -9,6 +9,7 @@ import os
 import platform
 import resource
 import time
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -81,6 +82,42 @@ def synthetic_batch(config, batch_size, rng):
           'mel': rng.normal(-4.0, 2.0, shapes['mel']).astype(np.float32)}
 
 
+class TrainStepSetup(NamedTuple):
+  """What `compiled_train_step` returns."""
+  config: Any
+  model: Any
+  tx: Any
+  state: Any
+  step_fn: Any
+  compile_s: float
+  batch_sharding: Any
+
+
+def compiled_train_step(config, batch_size):
+  """The train step of `config` at `batch_size`, set up and compiled as train.py does.
+
+  Args:
+    config: full config (model, data.segment_frames, train, mesh); copied, not changed.
+    batch_size: global batch.
+  Returns:
+    TrainStepSetup: the config with train.batch_size set, the model and optimiser, the initial
+    TrainState, the compiled step step_fn(state, batch) -> (state, metrics), its compile seconds
+    and the batch's NamedSharding.
+  """
+  config = config.copy_and_resolve_references()
+  config.train.batch_size = batch_size
+  mesh = parallel.make_mesh(config.mesh)
+  model = model_lib.build_model(config)
+  tx = train.make_optimizer(config.train)
+  _, shardings = train.abstract_train_state(model, tx, config, mesh)
+  state = train.init_train_state(model, tx, config, mesh)
+  start = time.perf_counter()
+  step_fn = train.compile_train_step(model, tx, config, mesh, shardings)
+  compile_s = time.perf_counter() - start
+  return TrainStepSetup(config, model, tx, state, step_fn, compile_s,
+                        parallel.batch_sharding(mesh, config.mesh))
+
+
 def measure_train(config, batch_size, warmup_steps, timed_steps):
   """Times the compiled train step of `config` at `batch_size` on one synthetic batch.
 
@@ -93,17 +130,7 @@ def measure_train(config, batch_size, warmup_steps, timed_steps):
     dict: batch_size, params, dtype, compile_s, step_time_median_s / min, steps_per_sec,
     examples_per_sec, audio_seconds_per_sec, last_loss, and `peak_memory()` after the steps.
   """
-  config = config.copy_and_resolve_references()
-  config.train.batch_size = batch_size
-  mesh = parallel.make_mesh(config.mesh)
-  model = model_lib.build_model(config)
-  tx = train.make_optimizer(config.train)
-  _, shardings = train.abstract_train_state(model, tx, config, mesh)
-  state = train.init_train_state(model, tx, config, mesh)
-  start = time.perf_counter()
-  step_fn = train.compile_train_step(model, tx, config, mesh, shardings)
-  compile_s = time.perf_counter() - start
-  sharding = parallel.batch_sharding(mesh, config.mesh)
+  config, _, _, state, step_fn, compile_s, sharding = compiled_train_step(config, batch_size)
   batch = parallel.to_global_batch(synthetic_batch(config, batch_size, np.random.default_rng(0)),
                                    sharding, batch_size)
   metrics = None

@@ -103,23 +103,15 @@ def ours(task, warmup, timed):
   import numpy as np  # pylint: disable=g-import-not-at-top
   from experiments import benchmark_lib  # pylint: disable=g-import-not-at-top
   from wavegrad_jax import model as model_lib  # pylint: disable=g-import-not-at-top
-  from wavegrad_jax import parallel, sampling, train  # pylint: disable=g-import-not-at-top
+  from wavegrad_jax import parallel, sampling  # pylint: disable=g-import-not-at-top
   config = benchmark_lib.load_config('base')
   kind, *args = task.split(':')
   if kind == 'train':
     batch = int(args[0])
-    config.train.batch_size = batch
-    mesh = parallel.make_mesh(config.mesh)
-    model = model_lib.build_model(config)
-    tx = train.make_optimizer(config.train)
-    _, shardings = train.abstract_train_state(model, tx, config, mesh)
-    state = train.init_train_state(model, tx, config, mesh)
-    start = time.perf_counter()
-    step_fn = train.compile_train_step(model, tx, config, mesh, shardings)
-    compile_s = time.perf_counter() - start
+    config, _, _, state, step_fn, compile_s, sharding = benchmark_lib.compiled_train_step(
+        config, batch)
     data = parallel.to_global_batch(
-        benchmark_lib.synthetic_batch(config, batch, np.random.default_rng(0)),
-        parallel.batch_sharding(mesh, config.mesh), batch)
+        benchmark_lib.synthetic_batch(config, batch, np.random.default_rng(0)), sharding, batch)
     holder = [state]
 
     def step():

@@ -235,17 +235,8 @@ def profile_batch(config, batch_size, warmup_steps, timed_steps):
     piece: cost, time_median_s, fraction_of_step), 'host_to_device' (batch bytes, seconds,
     fraction_of_step) and per-example figures.
   """
-  config = config.copy_and_resolve_references()
-  config.train.batch_size = batch_size
-  mesh = parallel.make_mesh(config.mesh)
-  model = model_lib.build_model(config)
-  tx = train.make_optimizer(config.train)
-  _, shardings = train.abstract_train_state(model, tx, config, mesh)
-  state = train.init_train_state(model, tx, config, mesh)
-  start = time.perf_counter()
-  step_fn = train.compile_train_step(model, tx, config, mesh, shardings)
-  compile_s = time.perf_counter() - start
-  sharding = parallel.batch_sharding(mesh, config.mesh)
+  config, model, tx, state, step_fn, compile_s, sharding = benchmark_lib.compiled_train_step(
+      config, batch_size)
   host_batch = benchmark_lib.synthetic_batch(config, batch_size, np.random.default_rng(0))
   put = lambda: parallel.to_global_batch(host_batch, sharding, batch_size)
   batch = put()

@@ -4,7 +4,6 @@ import os
 import re
 
 import jax
-import jax.numpy as jnp
 import librosa
 import numpy as np
 import pytest

@@ -186,7 +186,7 @@ def header_line(results, *, workdir, device, command, max_seconds):
   for name, settings in results['samplers'].items():
     if 'gla_iterations' not in settings:
       continue
-    where = (f'Griffin-Lim alone (no model) from the starting noise'
+    where = ('Griffin-Lim alone (no model) from the starting noise'
              if settings['algorithm'] == 'griffin_lim' else
              f'GLA on the {settings["gla_placement"]} at steps {settings["gla_steps"]}')
     parts.append(f'{name}: {where}, {settings["gla_iterations"]} iterations of momentum '
