@@ -64,6 +64,24 @@ def _checkpoint_dirs(workdir, config=None):
   return get('directory'), get('best_directory')
 
 
+def periodic_steps(workdir, config=None):
+  """Steps of a workdir's periodic checkpoint folders, ascending, read from the folder names.
+
+  Unfinished saves (orbax's *.orbax-checkpoint-tmp folders) are not steps. Opens no manager, so it
+  is cheap and safe beside a running training.
+
+  Args:
+    workdir: a training run's directory.
+    config: its config, for `checkpoint.directory` (None: the default name).
+  Returns:
+    (directory, [int step, ...]); the list is empty when the folder is missing.
+  """
+  directory, _ = _checkpoint_dirs(workdir, config)
+  if not os.path.isdir(directory):
+    return directory, []
+  return directory, sorted(int(n) for n in os.listdir(directory) if n.isdigit())
+
+
 def config_to_dict(config):
   """A JSON-serialisable nested dict of a ConfigDict (tuples become lists)."""
   return json.loads(config.to_json_best_effort())

@@ -54,10 +54,7 @@ def checkpoint_steps(workdir, every=0, max_step=0):
   Raises:
     FileNotFoundError: the run has no periodic checkpoint.
   """
-  config = checkpoints.load_config(workdir)
-  directory, _ = checkpoints._checkpoint_dirs(workdir, config)  # pylint: disable=protected-access
-  steps = sorted(int(n) for n in os.listdir(directory) if n.isdigit()) if os.path.isdir(
-      directory) else []
+  directory, steps = checkpoints.periodic_steps(workdir, checkpoints.load_config(workdir))
   if max_step:
     steps = [s for s in steps if s <= max_step]
   if not steps:
