@@ -9,7 +9,6 @@ Each --benchmark is CONFIG:BATCH_SIZES with CONFIG a module in experiments/confi
 Synthetic data keeps the numbers independent of the dataset and the input pipeline.
 """
 import json
-import os
 import sys
 
 from absl import app
@@ -19,6 +18,7 @@ from absl import logging
 from experiments import benchmark_lib
 from experiments import cli
 from wavegrad_jax import errors
+from wavegrad_jax import jsonable
 
 _BENCHMARKS = flags.DEFINE_multi_string(
     'benchmark', ['tiny:4,8,16', 'base:1,2'], 'CONFIG:B1,B2,... (config module, batch sizes).')
@@ -69,9 +69,7 @@ def main(argv):
       'warmup_steps': _WARMUP.value,
       'results': results,
   }
-  os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT.value)), exist_ok=True)
-  with open(_OUTPUT.value, 'w') as f:
-    json.dump(report, f, indent=2)
+  jsonable.write(_OUTPUT.value, report)
   print(f'wrote {_OUTPUT.value}')
 
 

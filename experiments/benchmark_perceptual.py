@@ -10,7 +10,6 @@ median seconds per call and per second of audio.
 """
 import functools
 import glob
-import json
 import os
 import platform
 import time
@@ -21,6 +20,7 @@ import numpy as np
 
 from experiments import cli
 from wavegrad_jax import audio, errors, perceptual
+from wavegrad_jax import jsonable
 
 _SECONDS = flags.DEFINE_list('seconds', ['2.8', '4.6', '10', '30'], 'Clip lengths in seconds.')
 _REPEATS = flags.DEFINE_integer('repeats', 3, 'Timed calls per (measure, clip length).')
@@ -90,9 +90,7 @@ def main(argv):
   out = {'machine': platform.processor() or platform.machine(), 'cpu_count': os.cpu_count(),
          'load_average': os.getloadavg(), 'sample_rate': rate, 'repeats': _REPEATS.value,
          'rows': rows}
-  os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT.value)), exist_ok=True)
-  with open(_OUTPUT.value, 'w') as f:
-    json.dump(out, f, indent=2)
+  jsonable.write(_OUTPUT.value, out)
   print(f'wrote {_OUTPUT.value}')
 
 

@@ -38,6 +38,7 @@ import time
 
 from absl import app
 from absl import flags
+from wavegrad_jax import jsonable
 
 _OUTPUT = flags.DEFINE_string('output', None, 'Where to write the JSON (orchestrator).')
 _TRAIN_BATCHES = flags.DEFINE_list('train_batch_sizes', ['2', '4', '8'], 'Train batch sizes.')
@@ -282,9 +283,7 @@ def main(argv):
   }
   report['load_average_at_start_and_end'].insert(0, results[0]['runs']['ours'][0][
       'load_average_before'])
-  os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT.value)), exist_ok=True)
-  with open(_OUTPUT.value, 'w') as f:
-    json.dump(report, f, indent=2)
+  jsonable.write(_OUTPUT.value, report)
   for r in results:
     print(f'{r["task"]:>18}: ours {r["ours"]["seconds"]:.4g} s, reference '
           f'{r["reference"]["seconds"]:.4g} s, speed x{r["speed_ratio"]:.2f}, peak memory '

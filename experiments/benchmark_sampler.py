@@ -17,8 +17,6 @@ Weights are random (timing does not depend on them); sampling.clip = 1 keeps the
 samples finite so no inf / NaN arithmetic skews the timing. CONFIG is a module in
 experiments/configs.
 """
-import json
-import os
 import sys
 
 from absl import app
@@ -29,6 +27,7 @@ import tqdm
 from experiments import benchmark_lib
 from experiments import cli
 from wavegrad_jax import errors
+from wavegrad_jax import jsonable
 from wavegrad_jax import model as model_lib
 
 _RTF = flags.DEFINE_multi_string('rtf', ['tiny:6,25,50,1000:1,16', 'base:6:1'],
@@ -101,9 +100,7 @@ def main(argv):
       command='python -m experiments.benchmark_sampler ' + ' '.join(sys.argv[1:]),
       **benchmark_lib.host_description(), seconds_per_item=_SECONDS.value, rtf=rtf,
       search=search)
-  os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT.value)), exist_ok=True)
-  with open(_OUTPUT.value, 'w') as f:
-    json.dump(out, f, indent=2)
+  jsonable.write(_OUTPUT.value, out)
   for r in rtf:
     print(f'{r["config"]:>5} N={r["num_steps"]:<5d} B={r["batch_size"]:<3d} RTF {r["rtf"]:.4g}')
   for r in search:

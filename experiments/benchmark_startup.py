@@ -24,6 +24,7 @@ from absl import flags
 
 from experiments import cli
 from wavegrad_jax import errors
+from wavegrad_jax import jsonable
 
 _WORKDIR = flags.DEFINE_string('workdir', 'runs/tiny', 'A trained run (the README main run).')
 _BEFORE_ROOT = flags.DEFINE_string('before_root', '', "Another checkout's root to time as "
@@ -86,9 +87,7 @@ def main(argv):
                           for k, v in COMMANDS.items()},
       'host_cpu_count': os.cpu_count(), 'results': results,
   }
-  os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT.value)), exist_ok=True)
-  with open(_OUTPUT.value, 'w') as f:
-    json.dump(report, f, indent=2)
+  jsonable.write(_OUTPUT.value, report)
   print(f'wrote {_OUTPUT.value}')
 
 

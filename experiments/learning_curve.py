@@ -32,6 +32,7 @@ from wavegrad_jax import checkpoints
 from wavegrad_jax import compare
 from wavegrad_jax import errors
 from wavegrad_jax import evaluate
+from wavegrad_jax import jsonable
 from wavegrad_jax import learning_curve
 from wavegrad_jax import model as model_lib
 from wavegrad_jax import sampling
@@ -151,13 +152,13 @@ def main(argv):
       run['points'].append(learning_curve.curve_point(step, comparison, losses.get(step)))
       logging.info('%s step %d: %s', label, step, run['points'][-1]['rows'])
       results['wall_seconds'] = time.perf_counter() - start
-      learning_curve.write_json(results | {'runs': results['runs'] + [run]}, _OUTPUT.value)
+      jsonable.write(_OUTPUT.value, results | {'runs': results['runs'] + [run]})
       bar.update(1)
     results['runs'].append(run)
   bar.close()
   results['summary'] = learning_curve.summarize(results)
   results['wall_seconds'] = time.perf_counter() - start
-  learning_curve.write_json(results, _OUTPUT.value)
+  jsonable.write(_OUTPUT.value, results)
   png = os.path.splitext(_OUTPUT.value)[0] + '.png'
   learning_curve.plot(results, png)
   for entry in results['summary']:

@@ -20,6 +20,7 @@ from experiments import benchmark_lib
 from experiments import cli
 from experiments import profile_lib
 from wavegrad_jax import errors
+from wavegrad_jax import jsonable
 
 _CONFIG = flags.DEFINE_string('config_name', 'base', 'Config module in experiments/configs.')
 _BATCHES = flags.DEFINE_list('batch_sizes', ['2', '4', '8'], 'Global batch sizes to profile.')
@@ -63,9 +64,7 @@ def main(argv):
       'timed_steps': _TIMED.value,
       'results': results,
   }
-  os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT.value)), exist_ok=True)
-  with open(_OUTPUT.value, 'w') as f:
-    json.dump(report, f, indent=2)
+  jsonable.write(_OUTPUT.value, report)
   print(f'wrote {_OUTPUT.value}')
 
 

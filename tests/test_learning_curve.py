@@ -5,6 +5,7 @@ import os
 import pytest
 
 from wavegrad_jax import checkpoints
+from wavegrad_jax import jsonable
 from wavegrad_jax import learning_curve as lc
 
 
@@ -81,7 +82,7 @@ def test_series_and_crossings_against_griffin_lim():
 def test_plot_and_json_are_written(tmp_path):
   results = _results()
   results['runs'][0]['points'][0]['rows'][0]['stoi'] = float('nan')
-  lc.write_json(results, str(tmp_path / 'out' / 'curve.json'))
+  jsonable.write(str(tmp_path / 'out' / 'curve.json'), results)
   with open(tmp_path / 'out' / 'curve.json') as f:
     assert json.load(f)['runs'][0]['points'][0]['rows'][0]['stoi'] is None  # NaN -> null
   lc.plot(results, str(tmp_path / 'out' / 'curve.png'))

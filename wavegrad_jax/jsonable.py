@@ -1,6 +1,7 @@
 """Plain-JSON views of results and configs: NaN to null, and where two nested values differ."""
 import json
 import math
+import os
 
 
 def finite(obj):
@@ -18,6 +19,13 @@ def finite(obj):
   if isinstance(obj, (list, tuple)):
     return [finite(v) for v in obj]
   return obj
+
+
+def write(path, obj):
+  """Writes `obj` (non-finite floats as null, indent 2) to the JSON file `path`, making its folder."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path, 'w') as f:
+    json.dump(finite(obj), f, indent=2)
 
 
 def short(value, limit=120):

@@ -11,7 +11,6 @@ import json
 import os
 
 from wavegrad_jax import checkpoints
-from wavegrad_jax import jsonable
 
 # (results key, axis label, higher is better) of the plotted quality measures, in panel order.
 PLOTTED = (('stoi', 'STOI', True), ('pesq', 'PESQ', True), ('dnsmos_ovrl', 'DNSMOS OVRL', True),
@@ -134,13 +133,6 @@ def summarize(results):
               run, run['griffin_lim'], split, schedule, metric, higher)
         out.append(entry)
   return out
-
-
-def write_json(results, path):
-  """Writes the results (NaN as null) to `path`, creating its folder."""
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  with open(path, 'w') as f:
-    json.dump(jsonable.finite(results), f, indent=2)
 
 
 def plot(results, path):
