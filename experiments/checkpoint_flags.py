@@ -21,6 +21,7 @@ from experiments.configs import common
 from wavegrad_jax import checkpoints
 from wavegrad_jax import compilation
 from wavegrad_jax import errors
+from wavegrad_jax import processes
 
 FLAGS = flags.FLAGS
 # Read when overrides come without a --config file (cli.parse_flags puts it on the command line).
@@ -97,9 +98,14 @@ def preview_config():
       raise errors.UserError(f'--step={step}: {directory} holds no checkpoint {step}; it has '
                              f"{have}, or give --step=best or '' (the latest)")
   if config_file_given():
-    return checkpoints.inference_config(saved, common.get_common_config(), CONFIG.value)
-  config = checkpoints.inference_config(saved, common.get_common_config())
-  config.update_from_flattened_dict(values)
+    config = checkpoints.inference_config(saved, common.get_common_config(), CONFIG.value)
+  else:
+    config = checkpoints.inference_config(saved, common.get_common_config())
+    config.update_from_flattened_dict(values)
+  try:  # a sampler of the other process is refused before anything is restored
+    processes.check_sampling(config)
+  except ValueError as e:
+    raise errors.ConfigError(str(e)) from None
   return config
 
 

@@ -49,6 +49,7 @@ from wavegrad_jax import compare
 from wavegrad_jax import errors
 from wavegrad_jax import evaluate
 from wavegrad_jax import model as model_lib
+from wavegrad_jax import processes
 from wavegrad_jax import sampling
 
 FLAGS = flags.FLAGS
@@ -60,8 +61,9 @@ flags.DEFINE_float('max_seconds', 2.8, 'Cut each utterance to at most this many 
                    '(0: whole).')
 flags.DEFINE_string('schedules', '6', "Comma-separated schedules (names such as '6', "
                     "'linear:..' specs, .json paths; ';' between them if one is 'list:a,b').")
-flags.DEFINE_list('samplers', list(sampling.SAMPLER_PRESETS),
-                  f'Samplers to compare, of {list(sampling.SAMPLER_PRESETS)}.')
+flags.DEFINE_list('samplers', None,
+                  f'Samplers to compare, of {list(sampling.SAMPLER_PRESETS)} (default: every '
+                  "preset of the run's process: sampling.presets_for).")
 flags.DEFINE_list('splits', ['heldout', 'unseen'],
                   f'Splits to evaluate on, of {list(compare.SPLITS)}.')
 flags.DEFINE_string('output', None, 'Output folder (default <workdir>/compare_samplers).')
@@ -73,18 +75,23 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   from wavegrad_jax import input_pipeline  # pylint: disable=g-import-not-at-top
   start = time.perf_counter()
-  samplers = list(dict.fromkeys(FLAGS.samplers))
-  presets = list(sampling.SAMPLER_PRESETS)
+  # Everything the user gave is checked before the checkpoint is restored or anything compiled.
+  config = checkpoint_flags.preview_config()
+  process = processes.process_name(config)
+  presets = sampling.presets_for(process)
+  samplers = list(dict.fromkeys(FLAGS.samplers if FLAGS.samplers is not None else presets))
   bad = [s for s in samplers if s not in presets]
   if bad or not samplers:
+    other = [s for s in bad if s in sampling.SAMPLER_PRESETS]
+    if other:
+      raise app.UsageError(f"--samplers: {other} sample another process than this run's "
+                           f'{process!r}; choose from {presets}')
     raise app.UsageError(f'--samplers: unknown {bad}; choose from {presets}')
   bad = [s for s in FLAGS.splits if s not in compare.SPLITS]
   if bad or not FLAGS.splits:
     raise app.UsageError(f'--splits: unknown {bad}; choose from {list(compare.SPLITS)}')
-  # Everything the user gave is checked before the checkpoint is restored or anything compiled.
-  config = checkpoint_flags.preview_config()
   try:
-    schedule_list = evaluate.parse_schedule_list(FLAGS.schedules, config.sampling.named_schedules)
+    schedule_list = evaluate.parse_schedule_list(FLAGS.schedules, config=config)
   except ValueError as err:
     raise errors.ConfigError(f'--schedules={FLAGS.schedules}: {err}') from None
   output_dir = FLAGS.output or os.path.join(FLAGS.workdir, 'compare_samplers')

@@ -58,7 +58,7 @@ def main(argv):
   e = _apply_flags(config)
   checkpoint_flags.check_split(e.split)
   try:
-    schedule_list = evaluate.parse_schedule_list(e.schedules, config.sampling.named_schedules)
+    schedule_list = evaluate.parse_schedule_list(e.schedules, config=config)
   except ValueError as err:
     raise errors.ConfigError(f'--schedules={e.schedules}: {err}') from None
   errors.check_output_dir(FLAGS.output_dir or os.path.join(FLAGS.workdir, 'eval'),

@@ -35,11 +35,16 @@ from wavegrad_jax import evaluate
 from wavegrad_jax import jsonable
 from wavegrad_jax import learning_curve
 from wavegrad_jax import model as model_lib
+from wavegrad_jax import processes
 from wavegrad_jax import sampling
 
 _RUNS = flags.DEFINE_list('runs', None, 'Training runs, LABEL=WORKDIR or WORKDIR.')
 _SCHEDULES = flags.DEFINE_string('schedules', '6,50', "Comma-separated schedules: names of today's "
-                                 'sampling.named_schedules, specs or .json paths.')
+                                 'sampling.named_schedules, specs or .json paths; each run reads '
+                                 "them as its process does (a flow run: time grids, 'N' = N "
+                                 'uniform steps).')
+_FLOW_SAMPLER = flags.DEFINE_string('flow_sampler', 'euler', "The sampler preset of runs of process "
+                                    "'flow' (runs of 'wavegrad' use 'ancestral').")
 _SPLITS = flags.DEFINE_list('splits', ['heldout', 'unseen'], 'Splits to score.')
 _MAX_UTTERANCES = flags.DEFINE_integer('max_utterances', 8, 'Utterances per split (0: all).')
 _MAX_SECONDS = flags.DEFINE_float('max_seconds', 2.8, 'Cut each utterance to this (0: whole).')
@@ -62,15 +67,21 @@ def _check_request():
   if bad or not _SPLITS.value:
     raise errors.UserError(f'--splits: unknown {bad}; choose from {list(compare.SPLITS)}')
   defaults = common.get_common_config()
-  try:
-    schedule_list = evaluate.parse_schedule_list(_SCHEDULES.value,
-                                                 defaults.sampling.named_schedules)
-  except ValueError as e:
-    raise errors.UserError(f'--schedules={_SCHEDULES.value}: {e}') from None
-  steps = {}
+  if sampling.preset_process(_FLOW_SAMPLER.value) not in ('flow', 'any') or (
+      _FLOW_SAMPLER.value not in sampling.SAMPLER_PRESETS):
+    raise errors.UserError(f'--flow_sampler={_FLOW_SAMPLER.value}: choose one of '
+                           f"{sampling.presets_for('flow')}")
+  steps, schedule_lists = {}, {}
   for label, workdir in runs:
     if not os.path.isdir(workdir):
       raise errors.UserError(f'--runs: {workdir} is not a folder (run {label!r})')
+    try:
+      config = checkpoints.inference_config(checkpoints.load_config(workdir), defaults)
+      schedule_lists[label] = evaluate.parse_schedule_list(_SCHEDULES.value, config=config)
+    except FileNotFoundError as e:
+      raise errors.UserError(f'--runs: {e}') from None
+    except ValueError as e:
+      raise errors.UserError(f'--schedules={_SCHEDULES.value} (run {label!r}): {e}') from None
     try:
       steps[label] = learning_curve.checkpoint_steps(workdir, _EVERY.value, _MAX_STEP.value)
     except FileNotFoundError as e:
@@ -78,7 +89,7 @@ def _check_request():
   if not _OUTPUT.value.endswith('.json'):
     raise errors.UserError(f'--output={_OUTPUT.value}: give a .json path (the plot goes beside it)')
   errors.check_output_dir(os.path.dirname(os.path.abspath(_OUTPUT.value)), '--output')
-  return runs, schedule_list, steps, defaults
+  return runs, schedule_lists, steps, defaults
 
 
 def _earlier_points(results):
@@ -92,7 +103,7 @@ def _earlier_points(results):
   except (OSError, json.JSONDecodeError) as e:
     logging.warning('--resume: cannot read %s (%s); scoring every checkpoint', _OUTPUT.value, e)
     return {}
-  same = ('schedules', 'schedule_betas', 'splits', 'max_utterances', 'max_seconds', 'sampler')
+  same = ('schedules', 'schedule_grids', 'splits', 'max_utterances', 'max_seconds', 'sampler')
   if any(earlier.get(k) != results[k] for k in same):
     logging.warning('--resume: %s was made with other settings; scoring every checkpoint',
                     _OUTPUT.value)
@@ -107,14 +118,16 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   from wavegrad_jax import input_pipeline  # pylint: disable=g-import-not-at-top
   start = time.perf_counter()
-  runs, schedule_list, steps, defaults = _check_request()
+  runs, schedule_lists, steps, defaults = _check_request()
+  samplers = {'wavegrad': 'ancestral', 'flow': _FLOW_SAMPLER.value}
   results = {'command': compare.command_line('experiments.learning_curve', sys.argv),
              'device': compare.device_description(), 'jax_version': jax.__version__,
              'time': time.strftime('%Y-%m-%d %H:%M:%S'),
-             'schedules': [n for n, _ in schedule_list],
-             'schedule_betas': {n: [float(b) for b in betas] for n, betas in schedule_list},
+             'schedules': [n for n, _ in next(iter(schedule_lists.values()))],
+             'schedule_grids': {label: {n: [float(b) for b in grid] for n, grid in grids}
+                                for label, grids in schedule_lists.items()},
              'splits': list(dict.fromkeys(_SPLITS.value)), 'max_utterances': _MAX_UTTERANCES.value,
-             'max_seconds': _MAX_SECONDS.value, 'sampler': 'ancestral', 'runs': []}
+             'max_seconds': _MAX_SECONDS.value, 'sampler': samplers, 'runs': []}
   done = _earlier_points(results) if _RESUME.value else {}
   total = sum(len(s) for s in steps.values())
   bar = tqdm.tqdm(total=total, desc='checkpoints', unit='ckpt')
@@ -125,8 +138,12 @@ def main(argv):
         config, split=s, max_count=_MAX_UTTERANCES.value or None,
         max_seconds=_MAX_SECONDS.value or None, splits=splits) for s in results['splits']}
     losses = learning_curve.logged_heldout_losses(workdir)
+    seconds = learning_curve.training_seconds(workdir)
+    schedule_list = schedule_lists[label]
+    process = processes.process_name(config)
     run = {'label': label, 'workdir': workdir, 'steps': steps[label], 'points': [],
-           'diffusion': config.diffusion.to_dict(),
+           'diffusion': config.diffusion.to_dict(), 'process': processes.recorded_fields(config),
+           'model': model_lib.model_name(config.model), 'sampler': samplers[process],
            'utterances': {s: [u['id'] for u in found] for s, found in utterances.items()}}
     rng = evaluate.evaluation_rng(config)
     earlier = done.get((label, os.path.abspath(workdir)), {})
@@ -138,6 +155,7 @@ def main(argv):
       if step in earlier.get('points', {}):
         point = earlier['points'][step]
         point['heldout_loss'] = losses.get(step)
+        point['train_seconds'] = seconds.get(step)
         run['points'].append(point)
         bar.update(1)
         continue
@@ -148,8 +166,9 @@ def main(argv):
                              ['griffin_lim'], rng, progress=False)
         run['griffin_lim'] = learning_curve.curve_point(step, gl)['rows']
       comparison = compare.compare(eps_fn, params, config, utterances, schedule_list,
-                                   ['ancestral'], rng, step=step, progress=False)
-      run['points'].append(learning_curve.curve_point(step, comparison, losses.get(step)))
+                                   [samplers[process]], rng, step=step, progress=False)
+      run['points'].append(learning_curve.curve_point(step, comparison, losses.get(step),
+                                                      seconds.get(step)))
       logging.info('%s step %d: %s', label, step, run['points'][-1]['rows'])
       results['wall_seconds'] = time.perf_counter() - start
       jsonable.write(_OUTPUT.value, results | {'runs': results['runs'] + [run]})
@@ -161,6 +180,8 @@ def main(argv):
   jsonable.write(_OUTPUT.value, results)
   png = os.path.splitext(_OUTPUT.value)[0] + '.png'
   learning_curve.plot(results, png)
+  learning_curve.plot(results, os.path.splitext(_OUTPUT.value)[0] + '_seconds.png',
+                      x='train_seconds')
   for entry in results['summary']:
     print(', '.join(f'{k} {v:.3f}' if isinstance(v, float) else f'{k} {v}'
                     for k, v in entry.items()))

@@ -15,7 +15,13 @@ several budgets, best_score_vs_steps.png. Candidates are sharded over every loca
 grid larger than config.search.max_grid_candidates is refused (the default grid at 6 steps has
 9^6 = 531,441 candidates); config.search.max_candidates scores a seeded random subset instead.
 Flags and config fields are checked before the checkpoint is restored.
+
+A run of process 'flow' searches time grids instead (`wavegrad_jax.time_grid_search`: the power
+family config.search.flow_powers, then coordinate sweeps), writing best_N<N>.json as {"times":
+[...]}, ranked_N<N>.json and summary.json.
 """
+import os
+
 from absl import app
 from absl import flags
 from absl import logging
@@ -27,8 +33,10 @@ from experiments import cli
 from wavegrad_jax import errors
 from wavegrad_jax import mel_conventions
 from wavegrad_jax import model as model_lib
+from wavegrad_jax import processes
 from wavegrad_jax import sampling
 from wavegrad_jax import schedule_search
+from wavegrad_jax import time_grid_search
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('steps', None, "Comma-separated step budgets, e.g. '3,6' "
@@ -80,6 +88,21 @@ def check_grid_size(search_cfg, steps):
           '--config.search.max_grid_candidates, or use --method=coordinate')
 
 
+def _search_time_grids(scorer, steps, config, output_dir, step):
+  """A flow run: the time-grid search (`time_grid_search`) instead of the betas search."""
+  s = config.search
+  logging.info('searching flow time grids of %s steps -> %s', steps, output_dir)
+  out = time_grid_search.search_budgets(
+      scorer, steps, [float(p) for p in s.flow_powers], int(s.coordinate_max_sweeps),
+      output_dir, fingerprint={'workdir': os.path.abspath(FLAGS.workdir), 'step': step,
+                               'solver': config.sampling.solver})
+  for r in out['budgets']:
+    best = 'none finite' if r['best_score'] is None else f'{r["best_score"]:.4g}'
+    print(f'N={r["num_steps"]} time grid: best LS-MSE {best} with times '
+          f'{["%.3g" % t for t in r["best_times"]]} ({r["scorings"]} scored)')
+    print(f'  -> {r["paths"]["best"]}')
+
+
 def run():
   """Restores the checkpoint, scores FLAGS.steps' candidates and prints the best schedules."""
   from wavegrad_jax import input_pipeline  # pylint: disable=g-import-not-at-top
@@ -87,7 +110,8 @@ def run():
   config = checkpoint_flags.preview_config()
   steps = _apply_flags(config)
   s = config.search
-  check_grid_size(s, steps)
+  if processes.process_name(config) == 'wavegrad':  # a flow run searches time grids instead
+    check_grid_size(s, steps)
   checkpoint_flags.check_split(s.split)
   output_dir = FLAGS.output_dir or f'{FLAGS.workdir}/search'
   errors.check_output_dir(output_dir, '--output_dir')
@@ -105,6 +129,9 @@ def run():
   model = model_lib.build_model(config)
   scorer = schedule_search.make_ls_mse_scorer(sampling.model_eps_fn(model), params, mels, refs,
                                               rng, config)
+  if processes.process_name(config) != 'wavegrad':
+    _search_time_grids(scorer, steps, config, output_dir, step)
+    return
   # Everything a score depends on (checkpoint, segments, frontend, sampler incl. GLA, LS-MSE,
   # noise seed): a results file made under anything else is refused, naming what differs.
   fingerprint = schedule_search.search_fingerprint(config, step=step, params=params, mels=mels,

@@ -48,8 +48,7 @@ from wavegrad_jax import checkpoints
 from wavegrad_jax import errors
 from wavegrad_jax import mel_conventions
 from wavegrad_jax import model as model_lib
-from wavegrad_jax import sampling
-from wavegrad_jax import schedules
+from wavegrad_jax import processes
 from wavegrad_jax import synthesize
 
 # The recipes a --mel_convention names: experiments/configs/common.py's presets.
@@ -198,7 +197,7 @@ def run():
         print(line)
       mel_hop = mel_rate = None  # they shaped the declared frontend, compared as a whole
   spec = FLAGS.schedule or config.sampling.schedule
-  betas = schedules.parse_schedule(spec, config.sampling.named_schedules)
+  betas = processes.parse_grid(config, spec)
   settings = _settings(config, betas, _expected_step(FLAGS.workdir, config), declared)
   plan = synthesize.plan_synthesis(inputs, output_dir, config.audio, settings=settings,
                                    resume=not FLAGS.overwrite)
@@ -222,7 +221,7 @@ def run():
     logging.info('step %s, schedule %s (%d steps), %d inputs -> %s', step, spec, len(betas),
                  len(plan.todo), output_dir)
     model = model_lib.build_model(config)
-    vocode = synthesize.chunked_vocoder_from_config(sampling.sampler_from_config(model, config),
+    vocode = synthesize.chunked_vocoder_from_config(processes.sampler_from_config(model, config),
                                                     config)
     result = synthesize.synthesize_files(
         vocode, params, betas, config, inputs, output_dir,

@@ -9,6 +9,7 @@ from experiments import benchmark_lib
 from experiments import profile_lib
 from tests import test_train
 from wavegrad_jax import model as model_lib
+from wavegrad_jax import processes
 from wavegrad_jax import train
 
 
@@ -20,8 +21,8 @@ def test_pieces_compose_to_the_train_step():
   state = train.create_train_state(model, tx, config)
   pieces = {k: jax.jit(f) for k, f in profile_lib.piece_functions(config, model, tx).items()}
   step_fn = jax.jit(lambda s, b: train.train_step(
-      s, b, model=model, tx=tx, levels=train.train_noise_levels(config), seed=int(config.seed),
-      loss_name=config.diffusion.loss, train_config=config.train))
+      s, b, model=model, tx=tx, process=processes.from_config(config), seed=int(config.seed),
+      train_config=config.train))
   rng = np.random.default_rng(1)
   for _ in range(2):  # the second step has a non-trivial EMA and Adam state
     batch = benchmark_lib.synthetic_batch(config, 2, rng)

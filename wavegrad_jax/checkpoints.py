@@ -40,6 +40,7 @@ from wavegrad_jax import errors
 from wavegrad_jax import jsonable
 from wavegrad_jax import mel_conventions
 from wavegrad_jax import model as model_lib
+from wavegrad_jax import processes
 
 STATE = 'state'
 CONFIG = 'config'
@@ -667,16 +668,18 @@ def inference_config(checkpoint_config, defaults, override=None):
 
 
 def model_and_frontend(config):
-  """{'model': ..., 'audio': ...} of a config as plain dicts, with what an older run lacks filled in.
+  """{'model', 'audio', 'process'} of a config as plain dicts, with what an older run lacks filled in.
 
-  The model's variant name and the mel-convention fields added since take their defaults.
+  The model's variant name, the mel-convention fields added since, and the process (runs from
+  before processes had names: 'wavegrad') take their defaults.
   """
   return {'model': model_lib.model_config_dict(config.model),
-          'audio': mel_conventions.with_default_fields(config.audio.to_dict())}
+          'audio': mel_conventions.with_default_fields(config.audio.to_dict()),
+          'process': processes.recorded_fields(config)}
 
 
 def frontend_differences(a, b, a_name='the checkpoint', b_name='--config', ignore=()):
-  """Fields of the `model` and `audio` sections that differ between two configs.
+  """Fields of the `model`, `audio` and `process` sections that differ between two configs.
 
   Args:
     a: the recorded config (a checkpoint's, a workdir's).
@@ -704,6 +707,9 @@ def recorded_choice_hint(recorded, differences):
   model = model_lib.model_config_dict(recorded.model)
   flags = [f'--config.model.{key}={model[key]!r}' for key in ('name', 'dilation_order')
            if key in model and any(d.startswith(f'model.{key}:') for d in differences)]
+  process = processes.recorded_fields(recorded)
+  flags += [f'--config.process.{"flow." if key != "name" else ""}{key}={process[key]!r}'
+            for key in process if any(d.startswith(f'process.{key}:') for d in differences)]
   return f' (its model: {" ".join(flags)})' if flags else ''
 
 

@@ -22,6 +22,7 @@ import tqdm
 from wavegrad_jax import evaluate
 from wavegrad_jax import jsonable
 from wavegrad_jax import metrics
+from wavegrad_jax import processes
 from wavegrad_jax import sampling
 
 SPLITS = ('heldout', 'unseen', 'train')
@@ -77,6 +78,7 @@ def compare(eps_fn, params, config, utterances_by_split, schedule_list, samplers
   configs = {name: sampling.preset_config(config, name) for name in samplers}
   for name, c in configs.items():  # fail before any synthesis, not after minutes of it.
     try:
+      processes.check_sampling(c)
       sampling.SamplerOptions.from_config(c)
     except ValueError as e:
       raise ValueError(f'sampler {name!r}: {e}') from e

@@ -15,7 +15,7 @@ import jax
 import numpy as np
 import tqdm
 
-from wavegrad_jax import jsonable, metrics, perceptual, sampling, schedules, synthesize
+from wavegrad_jax import jsonable, metrics, perceptual, processes, sampling, schedules, synthesize
 
 METRIC_NAMES = ('ls_mse', 'mrstft', 'spectral_convergence', 'log_magnitude_l1', 'mel_l1', 'pesq',
                 'stoi') + perceptual.ALL_FIELDS
@@ -28,7 +28,7 @@ def schedule_name(spec):
   return re.sub(r'[^A-Za-z0-9._+-]+', '_', spec)
 
 
-def parse_schedule_list(specs, named=None):
+def parse_schedule_list(specs, named=None, config=None):
   """Turns 'a,b,c' (or a list) of schedule specs into [(name, betas [N])], in the given order.
 
   A 'list:b1,b2' spec contains commas: separate the specs with ';' when one of them is a list.
@@ -36,8 +36,11 @@ def parse_schedule_list(specs, named=None):
   Args:
     specs: a ','- or ';'-separated string, or a sequence of specs (names, 'linear:..', .json paths).
     named: config.sampling.named_schedules.
+    config: the run's full config: when given, each spec is read as its process reads it
+      (`processes.parse_grid`: betas for 'wavegrad', a time grid [N + 1] for 'flow') and `named`
+      is not used.
   Returns:
-    list of (file-system-safe name, float64 [N] betas).
+    list of (file-system-safe name, float64 grid: [N] betas, or [N + 1] flow times).
   Raises:
     ValueError: two specs map to one name; schedules.ScheduleError: an invalid spec.
   """
@@ -49,8 +52,16 @@ def parse_schedule_list(specs, named=None):
     if name in seen:
       raise ValueError(f'two schedules would both be called {name!r}; rename one of the files')
     seen.add(name)
-    out.append((name, schedules.parse_schedule(spec, named)))
+    if config is not None:
+      out.append((name, processes.parse_grid(config, spec)))
+    else:
+      out.append((name, schedules.parse_schedule(spec, named)))
   return out
+
+
+def _num_steps(config, grid):
+  """Steps of a sampler grid: N betas, or the N intervals of a flow time grid [N + 1]."""
+  return int(len(grid)) - (0 if processes.process_name(config) == 'wavegrad' else 1)
 
 
 def _safe_id(utt_id):
@@ -124,8 +135,7 @@ def make_vocoder(eps_fn, config):
   Returns:
     vocode(params, betas, mels, rng, ...) -> (waveforms, stats), as `make_chunked_vocoder`.
   """
-  sampler = sampling.make_sampler(eps_fn, hop_length=int(config.audio.hop_length),
-                                  options=sampling.SamplerOptions.from_config(config))
+  sampler = processes.from_config(config).make_sampler(eps_fn, config)
   return synthesize.chunked_vocoder_from_config(sampler, config)
 
 
@@ -198,7 +208,9 @@ def evaluate_utterances(eps_fn, params, config, utterances, schedule_list, rng, 
     generated, stats = vocode(params, betas, mels, rng, progress=progress,
                               desc=f'{name} ({len(betas)} steps)', **vocode_kwargs)
     rows = score_utterances(generated, refs, config, metrics_fn, measures)
-    summary = {'num_steps': int(len(betas)), 'betas': [float(b) for b in betas],
+    evaluations = processes.network_evaluations(config, betas)
+    summary = {'num_steps': _num_steps(config, betas), 'network_evaluations': evaluations,
+               'betas': [float(b) for b in betas],
                'rtf': stats['synthesis_seconds'] / audio_seconds,
                'synthesis_seconds': stats['synthesis_seconds'],
                'compile_seconds': stats['compile_seconds'], 'batch_size': stats['batch_size'],

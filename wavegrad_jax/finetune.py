@@ -135,7 +135,7 @@ def run_study(config, source_config, degrade_cfg, *, init_from, workdir, steps, 
   eval_config = arm_configs[arms[0]].copy_and_resolve_references()
   eval_config.eval.pesq = False
   eval_config.eval.dnsmos = eval_config.eval.visqol = 'false'
-  schedule_list = evaluate.parse_schedule_list(schedules, eval_config.sampling.named_schedules)
+  schedule_list = evaluate.parse_schedule_list(schedules, config=eval_config)
   eps_fn = sampling.model_eps_fn(model_lib.build_model(eval_config))
   results = {}
   t = time.perf_counter()

@@ -80,21 +80,54 @@ def logged_heldout_losses(workdir):
   return losses
 
 
-def curve_point(step, comparison, heldout_loss=None):
-  """One checkpoint's point: its step, logged held-out loss and `compare.compare`'s rows."""
-  keep = ('split', 'schedule', 'num_steps') + tuple(k for k, _, _ in PLOTTED) + (
-      'ls_mse', 'visqol_moslqo', 'nonfinite_utterances')
-  return {'step': int(step), 'heldout_loss': heldout_loss,
+def training_seconds(workdir):
+  """{step: training wall seconds up to that step} from a run's metrics.jsonl 'train' records.
+
+  Each record covers the steps since the previous one at its `steps_per_sec` (evaluation and
+  saving excluded, as the trainer measures it); after a restart the first record covers the
+  steps since the restored checkpoint. {} when the file is missing.
+  """
+  path = os.path.join(workdir, 'metrics.jsonl')
+  if not os.path.exists(path):
+    return {}
+  records = {}
+  with open(path) as f:
+    for line in f:
+      try:
+        record = json.loads(line)
+      except json.JSONDecodeError:
+        continue
+      if record.get('kind') == 'train' and record.get('steps_per_sec'):
+        records[int(record['step'])] = float(record['steps_per_sec'])
+  out, total, previous = {}, 0.0, 0
+  for step in sorted(records):
+    total += (step - previous) / records[step]
+    out[step] = total
+    previous = step
+  return out
+
+
+def curve_point(step, comparison, heldout_loss=None, train_seconds=None):
+  """One checkpoint's point: its step, training seconds, logged held-out loss and
+  `compare.compare`'s rows."""
+  keep = ('split', 'schedule', 'num_steps', 'network_evaluations') + tuple(
+      k for k, _, _ in PLOTTED) + ('ls_mse', 'visqol_moslqo', 'nonfinite_utterances')
+  return {'step': int(step), 'heldout_loss': heldout_loss, 'train_seconds': train_seconds,
           'rows': [{k: r[k] for k in keep if k in r} for r in comparison['rows']]}
 
 
-def series(run, split, schedule, metric):
-  """(steps, values) of one metric along a run's curve; points lacking it are left out."""
+def series(run, split, schedule, metric, x='step'):
+  """(x values, values) of one metric along a run's curve; points lacking either are left out.
+
+  x: 'step' (training steps) or 'train_seconds' (training wall seconds, `training_seconds`).
+  """
   steps, values = [], []
   for point in run['points']:
+    if point.get(x) is None:
+      continue
     for row in point['rows']:
       if row['split'] == split and row['schedule'] == schedule and row.get(metric) is not None:
-        steps.append(point['step'])
+        steps.append(point[x])
         values.append(row[metric])
   return steps, values
 
@@ -135,16 +168,18 @@ def summarize(results):
   return out
 
 
-def plot(results, path):
+def plot(results, path, x='step'):
   """Draws the curves: one column per split, one row per measure, and the logged held-out loss.
 
-  Each run x schedule is a line over checkpoint steps; its Griffin-Lim-alone value is a dotted
-  horizontal line of the run's colour.
+  Each run x schedule is a line over checkpoint steps (or training seconds); its
+  Griffin-Lim-alone value is a dotted horizontal line of the run's colour.
 
   Args:
     results: as `summarize` takes.
     path: the PNG to write.
+    x: 'step' or 'train_seconds' (see `series`).
   """
+  x_label = 'training step' if x == 'step' else 'training seconds (2 CPU cores, shared)'
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
@@ -164,7 +199,7 @@ def plot(results, path):
       for i, run in enumerate(results['runs']):
         colour = colours[i % len(colours)]
         for j, schedule in enumerate(results['schedules']):
-          steps, values = series(run, split, schedule, metric)
+          steps, values = series(run, split, schedule, metric, x)
           if values:
             ax.plot(steps, values, styles[j % len(styles)], color=colour, marker='o',
                     markersize=3, label=f'{run["label"]}, {schedule} steps')
@@ -178,12 +213,12 @@ def plot(results, path):
     if col > 0:  # the logged loss is one per step, not per split: drawn once, in column 0
       axes[-1][col].set_visible(False)
       axes[-2][col].tick_params(labelbottom=True)
-      axes[-2][col].set_xlabel('training step')
+      axes[-2][col].set_xlabel(x_label)
       continue
     ax = axes[-1][col]
     for i, run in enumerate(results['runs']):
-      points = [(p['step'], p['heldout_loss']) for p in run['points']
-                if p['heldout_loss'] is not None]
+      points = [(p[x], p['heldout_loss']) for p in run['points']
+                if p['heldout_loss'] is not None and p.get(x) is not None]
       if points:
         ax.plot(*zip(*points), color=colours[i % len(colours)], marker='o', markersize=3,
                 label=run['label'])
@@ -191,7 +226,7 @@ def plot(results, path):
     # its curve compares with the standard prior's.
     ax.set_ylabel('held-out loss\n(own objective)')
     ax.legend(fontsize=7)
-    ax.set_xlabel('training step')
+    ax.set_xlabel(x_label)
     ax.grid(alpha=0.3)
   axes[0][0].legend(fontsize=7)
   fig.tight_layout()

@@ -22,6 +22,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from wavegrad_jax.models import frame
+
 _KERNEL_INIT = nn.initializers.orthogonal()
 
 
@@ -428,6 +430,8 @@ DEFAULT_MODEL = 'wavegrad'
 MODELS = {
     'wavegrad': ModelVariant(WaveGrad, lambda m: validate_topology(m, m.hop_length),
                              resolve=_wavegrad_config, config_only=('dilation_order',)),
+    # The frame-domain ConvNeXt denoiser (Vocos-style; wavegrad_jax/models/frame.py).
+    'frame_convnext': ModelVariant(frame.FrameConvNeXt, frame.validate),
 }
 
 
@@ -522,6 +526,32 @@ def init_params(model, config, rng, frames=2):
 def count_params(params):
   """Number of scalar parameters in a pytree."""
   return sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
+
+
+def macs_per_second(model, config, seconds=1.0):
+  """Multiply-accumulates of one network evaluation per second of audio (XLA's flop count / 2).
+
+  Counted on the compiled forward pass over `seconds` of audio (whole mel frames), so every layer
+  of any registered network is included (the frame network's STFT pair too).
+  """
+  hop, rate = int(config.audio.hop_length), int(config.audio.sample_rate)
+  frames = max(1, int(round(seconds * rate / hop)))
+  shapes = jax.eval_shape(lambda: init_params(model, config, jax.random.key(0)))
+  forward = jax.jit(lambda p, x, m: model.apply({'params': p}, x, m, jnp.ones((1,))))
+  compiled = forward.lower(shapes, jax.ShapeDtypeStruct((1, frames * hop), jnp.float32),
+                           jax.ShapeDtypeStruct((1, frames, int(config.audio.n_mels)),
+                                                jnp.float32)).compile()
+  analysis = compiled.cost_analysis()
+  if isinstance(analysis, (list, tuple)):
+    analysis = analysis[0]
+  return float(analysis['flops']) / 2.0 * rate / (frames * hop)
+
+
+def size_summary(model, config):
+  """{'name', 'parameters', 'macs_per_second'} of a built network (see `macs_per_second`)."""
+  shapes = jax.eval_shape(lambda: init_params(model, config, jax.random.key(0)))
+  return {'name': model_name(config.model), 'parameters': count_params(shapes),
+          'macs_per_second': macs_per_second(model, config)}
 
 
 def random_params(model, config, seed=0):

@@ -305,7 +305,8 @@ class SamplerOptions:
 # a config; what a preset leaves out keeps the config's value (noise_scale, GLA's STFT sizes).
 # Every preset sets the fields that define it, so that a config's clipping or GLA never leaks into
 # another preset's row of a comparison. A new preset is one entry.
-_PLAIN = {'algorithm': 'diffusion', 'clip': 0.0, 'clip_x0': 0.0, 'gla': {'enabled': False}}
+_PLAIN = {'algorithm': 'diffusion', 'clip': 0.0, 'clip_x0': 0.0, 'gla': {'enabled': False},
+          'solver': 'euler'}
 # The published algorithm's Griffin-Lim (see the module docstring): 32 fast-GLA iterations of
 # momentum 0.1 in the authors' parameterisation, t = c_k - 0.1 c_{k-1}, which is Perraudin's
 # c_k + a (c_k - c_{k-1}) up to scale with a = 0.1 / (1 - 0.1) = 1/9.
@@ -332,7 +333,30 @@ SAMPLER_PRESETS = {
     # No model: the same Griffin-Lim from the starting noise towards pinv(mel filterbank) exp(mel).
     'griffin_lim': {**_PLAIN, 'algorithm': 'griffin_lim', 'eta': 1.0,
                     'gla': {'enabled': False, **GLA_GRAD_GRIFFIN_LIM}},
+    # Process 'flow' (wavegrad_jax/processes/flow.py): ODE solvers over a time grid.
+    'euler': {**_PLAIN, 'eta': 1.0, 'solver': 'euler'},
+    'midpoint': {**_PLAIN, 'eta': 1.0, 'solver': 'midpoint'},
+    'heun': {**_PLAIN, 'eta': 1.0, 'solver': 'heun'},
 }
+
+# The process each preset samples ('any' for the model-free baseline); every other preset is the
+# paper's process's. A preset of the other process is refused (`preset_config`).
+PRESET_PROCESS = {'griffin_lim': 'any', 'euler': 'flow', 'midpoint': 'flow', 'heun': 'flow'}
+
+
+def preset_process(name):
+  """The process a sampler preset is for: 'wavegrad', 'flow' or 'any'."""
+  return PRESET_PROCESS.get(name, 'wavegrad')
+
+
+def presets_for(process_name):
+  """The preset names that sample a process, in `SAMPLER_PRESETS` order."""
+  return [n for n in SAMPLER_PRESETS if preset_process(n) in (process_name, 'any')]
+
+
+def _config_process(config):
+  section = config.get('process', None)
+  return section.get('name', 'wavegrad') if section is not None else 'wavegrad'
 
 
 def _set_fields(section, changes, path):
@@ -376,6 +400,11 @@ def preset_config(config, name):
   if name not in SAMPLER_PRESETS:
     raise ValueError(f'unknown sampler preset {name!r}: choose one of {list(SAMPLER_PRESETS)} '
                      '(sampling.SAMPLER_PRESETS), or add an entry there')
+  process = _config_process(config)
+  if preset_process(name) not in (process, 'any'):
+    raise ValueError(f'sampler preset {name!r} samples process {preset_process(name)!r}, but this '
+                     f'run was trained with process {process!r}: choose one of '
+                     f'{presets_for(process)}')
   return with_sampling_fields(config, SAMPLER_PRESETS[name])
 
 
@@ -682,6 +711,8 @@ def check_schedule_start(betas, config, name, speech_rms=None, where=''):
   """
   s = config.sampling
   if 'start_max_snr_db' not in s or 'speech_crest_db' not in s:
+    return None
+  if _config_process(config) != 'wavegrad':  # a flow time grid always starts from the source
     return None
   if s.get('algorithm', 'diffusion') != 'diffusion':
     return None

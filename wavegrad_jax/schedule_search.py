@@ -32,7 +32,7 @@ import numpy as np
 import tqdm
 
 from wavegrad_jax import audio as audio_lib
-from wavegrad_jax import jsonable, metrics, parallel, sampling, schedules
+from wavegrad_jax import jsonable, metrics, parallel, processes, sampling, schedules
 
 METHODS = ('grid', 'coordinate', 'evolution')
 
@@ -584,7 +584,8 @@ def candidate_mesh(devices=None):
 
 
 def make_batched_scorer(eps_fn, params, mels, score_fn, rng, *, hop_length, mesh=None,
-                        target_magnitude=None, score_args=(), options=None, **option_values):
+                        target_magnitude=None, score_args=(), options=None, sampler=None,
+                        **option_values):
   """A scorer that vocodes fixed mels with K candidate schedules at once, sharded over devices.
 
   Every candidate sees the same mels and the same noise (one rng), so scores differ only by the
@@ -603,14 +604,18 @@ def make_batched_scorer(eps_fn, params, mels, score_fn, rng, *, hop_length, mesh
     score_args: arrays score_fn needs (reference audio, say), passed as replicated arguments
       rather than closed over, so they are not baked into the compiled program as constants.
     options: `sampling.SamplerOptions` of the reverse process (None: the defaults).
+    sampler: a multi-grid sampler(params, grids [K, ...], mel, rng, target_magnitude=...) to use
+      instead of reverse diffusion with `options` (a flow run's ODE solver,
+      `processes.sampler_from_config(..., multi=True)`); its grids are what the scorer takes.
     **option_values: its fields to replace (eta=0.0, ...), as `sampling.make_sampler` takes them.
   Returns:
     scorer(betas [K, N]) -> [K] float64 numpy, NaN mapped to +inf. K is padded up to a power of
     two (and a multiple of the device count), so calls with any K compile at most log2(K) + 1 times.
   """
   mesh = mesh if mesh is not None else candidate_mesh()
-  sampler = sampling.make_multi_schedule_sampler(eps_fn, hop_length=hop_length, options=options,
-                                                 **option_values)
+  if sampler is None:
+    sampler = sampling.make_multi_schedule_sampler(eps_fn, hop_length=hop_length,
+                                                   options=options, **option_values)
   replicated = parallel.replicated(mesh)
   by_candidate = parallel.batch_sharding(mesh, CANDIDATE_MESH)
 
@@ -657,9 +662,14 @@ def make_ls_mse_scorer(eps_fn, params, mels, references, rng, config, mesh=None)
       magnitude 'given' the target |STFT| is the references'.
     mesh: optional device mesh (default: every device).
   Returns:
-    scorer(betas [K, N]) -> [K] float64 mean LS-MSE over the B segments.
+    scorer(betas [K, N]) -> [K] float64 mean LS-MSE over the B segments; for a run of process
+    'flow', scorer(times [K, N + 1]) over time grids.
   """
   options = sampling.SamplerOptions.from_config(config)
+  sampler = None
+  if processes.process_name(config) != 'wavegrad':
+    sampler = processes.from_config(config).make_sampler(eps_fn, config, multi=True)
+    options = None
   e = config.eval
   ls_cfg = metrics.ls_mse_audio_config(config.audio, e.ls_mse_window_hops, e.ls_mse_hop_divisor)
   references = jnp.asarray(references, jnp.float32)
@@ -669,7 +679,7 @@ def make_ls_mse_scorer(eps_fn, params, mels, references, rng, config, mesh=None)
     return jnp.mean(metrics.ls_mse(generated, refs[None], ls_cfg, eps), axis=-1)
 
   target = None
-  gla = options.gla
+  gla = options.gla if options is not None else None
   if gla is not None and gla.magnitude == 'given':
     # The references are the clean segments: their |STFT| is the true magnitude ('given').
     gl = gla.griffin_lim
@@ -677,7 +687,8 @@ def make_ls_mse_scorer(eps_fn, params, mels, references, rng, config, mesh=None)
                                       gl.window, gl.pad_mode, gl.framing)
   return make_batched_scorer(eps_fn, params, mels, score_fn, rng,
                              hop_length=int(config.audio.hop_length), mesh=mesh,
-                             target_magnitude=target, score_args=(references,), options=options)
+                             target_magnitude=target, score_args=(references,), options=options,
+                             sampler=sampler)
 
 
 def search_segments(utterances, num_utterances, segment_frames, hop_length, pad_value):

@@ -34,12 +34,12 @@ import optax
 
 from wavegrad_jax import checkpoints
 from wavegrad_jax import compilation
-from wavegrad_jax import diffusion
 from wavegrad_jax import errors
 from wavegrad_jax import model as model_lib
 from wavegrad_jax import mel_conventions
 from wavegrad_jax import parallel
 from wavegrad_jax import priors
+from wavegrad_jax import processes
 from wavegrad_jax import reporting
 from wavegrad_jax import sampling
 from wavegrad_jax import schedules
@@ -141,36 +141,33 @@ def step_rng(seed, step):
   return jax.random.fold_in(jax.random.key(seed), step)
 
 
-def train_step(state, batch, *, model, tx, levels, seed, loss_name, train_config, prior=None):
+def train_step(state, batch, *, model, tx, process, seed, train_config):
   """One optimiser update on a global batch; pure.
 
   Args:
     state: TrainState.
     batch: {'audio': [B, T] float32 clean crops, 'mel': [B, T / hop, n_mels] float32 log-mels}.
-    model: the WaveGrad module.
+    model: the network module (any entry of `model.MODELS`).
     tx: the optax optimiser.
-    levels: [S + 1] training noise levels (`train_noise_levels`).
+    process: the generative process (`processes.from_config`): what the step noises, what the
+      network predicts and the loss (the paper's noise level and L1 for 'wavegrad').
     seed: the run's seed (config.seed); step n draws from `step_rng(seed, n)`.
-    loss_name: the denoising loss, 'l1' or 'l2' (config.diffusion.loss).
     train_config: the `train` section (EMA decay and warm-up, learning-rate schedule).
-    prior: `priors.Prior` (PriorGrad's mel-dependent noise) or None for N(0, I).
   Returns:
-    (new state, metrics dict of float32 scalars: loss, grad_norm (before clipping), learning_rate).
+    (new state, metrics dict of float32 scalars: loss, grad_norm (before clipping), learning_rate,
+    and loss_<part> for each part of a composite loss).
   """
   rng = step_rng(seed, state.step)
-  eps_fn = sampling.model_eps_fn(model)
+  net_fn = sampling.model_eps_fn(model)
   audio = batch['audio'].astype(jnp.float32)
   mel = batch['mel'].astype(jnp.float32)
-  noise_std = _noise_std(prior, audio, mel)
 
   def loss_fn(params):
     # The model casts to its compute dtype inside and returns float32, so with bf16 compute the
     # loss, its gradient accumulation into float32 params, and the optimiser all stay float32.
-    loss, _ = diffusion.denoising_loss(eps_fn, params, rng, audio, mel, levels, loss_name,
-                                       noise_std)
-    return loss
+    return process.training_loss(net_fn, params, rng, audio, mel)
 
-  loss, grads = jax.value_and_grad(loss_fn)(state.params)
+  (loss, parts), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   decay = ema_decay(train_config, state.step)
@@ -180,16 +177,11 @@ def train_step(state, batch, *, model, tx, levels, seed, loss_name, train_config
       'grad_norm': optax.tree.norm(grads),
       'learning_rate': jnp.asarray(learning_rate_schedule(train_config)(state.step), jnp.float32),
   }
+  if len(parts) > 1:
+    metrics.update({f'loss_{k}': v for k, v in parts.items()})
   new_state = TrainState(step=state.step + 1, params=params, ema_params=ema_params,
                          opt_state=opt_state)
   return new_state, metrics
-
-
-def _noise_std(prior, audio, mel):
-  """[B, T] std of the prior's noise for a batch, or None for N(0, I)."""
-  if prior is None:
-    return None
-  return prior.noise_std(mel, audio.shape[-1] // mel.shape[-2])
 
 
 def batch_shapes(config, batch_size):
@@ -208,9 +200,8 @@ def compile_train_step(model, tx, config, mesh, shardings):
     compiled(state, batch) -> (state, metrics), metrics replicated.
   """
   parallel.check_batch_size(int(config.train.batch_size), mesh, config.mesh)
-  fn = functools.partial(train_step, model=model, tx=tx, levels=train_noise_levels(config),
-                         seed=int(config.seed), loss_name=config.diffusion.loss,
-                         train_config=config.train, prior=priors.from_config(config))
+  fn = functools.partial(train_step, model=model, tx=tx, process=processes.from_config(config),
+                         seed=int(config.seed), train_config=config.train)
   data_sharding = parallel.batch_sharding(mesh, config.mesh)
   jitted = jax.jit(fn, in_shardings=(shardings, data_sharding),
                    out_shardings=(shardings, parallel.replicated(mesh)), donate_argnums=(0,))
@@ -222,40 +213,35 @@ def compile_train_step(model, tx, config, mesh, shardings):
   return jitted.lower(abstract_state, abstract_batch).compile()
 
 
-def heldout_losses(params, ema_params, batch, index, *, model, levels, seed, loss_name,
-                   prior=None):
-  """Mean denoising loss of the raw and EMA parameters on held-out batch `index`; pure.
+def heldout_losses(params, ema_params, batch, index, *, model, process, seed):
+  """Mean training loss of the raw and EMA parameters on held-out batch `index`; pure.
 
   The key is fold_in(key(seed), index): the same at every evaluation, so the losses of successive
-  evaluations differ only by the parameters. Both parameter sets see the same noise levels and
-  noise, so their difference is the EMA's effect alone.
+  evaluations differ only by the parameters. Both parameter sets see the same draws (noise level
+  or time, and noise), so their difference is the EMA's effect alone.
 
   Args:
     params, ema_params: parameter trees.
     batch: {'audio': [B, T], 'mel': [B, T / hop, n_mels]} held-out crops.
     index: int32 scalar, the batch's position in the fixed held-out set.
-    model: the WaveGrad module.
-    levels: [S + 1] training noise levels.
+    model: the network module.
+    process: the generative process (as in `train_step`).
     seed: the held-out noise seed (config.train.eval_seed).
-    loss_name: 'l1' or 'l2' (config.diffusion.loss).
-    prior: `priors.Prior` or None (as in `train_step`).
   Returns:
     {'heldout_loss_raw': scalar, 'heldout_loss': scalar (EMA)}.
   """
   rng = jax.random.fold_in(jax.random.key(seed), index)
-  eps_fn = sampling.model_eps_fn(model)
-  noise_std = _noise_std(prior, batch['audio'], batch['mel'])
-  losses = [diffusion.denoising_loss(eps_fn, p, rng, batch['audio'], batch['mel'], levels,
-                                     loss_name, noise_std)[0] for p in (params, ema_params)]
+  net_fn = sampling.model_eps_fn(model)
+  losses = [process.training_loss(net_fn, p, rng, batch['audio'], batch['mel'])[0]
+            for p in (params, ema_params)]
   return {'heldout_loss_raw': losses[0], 'heldout_loss': losses[1]}
 
 
 def compile_eval_step(model, config, mesh, shardings, batch_size):
   """`heldout_losses` jitted over the mesh: (params, ema_params, batch, index) -> scalars."""
   parallel.check_batch_size(batch_size, mesh, config.mesh, 'train.eval_batch_size')
-  fn = functools.partial(heldout_losses, model=model, levels=train_noise_levels(config),
-                         seed=int(config.train.eval_seed), loss_name=config.diffusion.loss,
-                         prior=priors.from_config(config))
+  fn = functools.partial(heldout_losses, model=model, process=processes.from_config(config),
+                         seed=int(config.train.eval_seed))
   return jax.jit(fn, in_shardings=(shardings.params, shardings.ema_params,
                                    parallel.batch_sharding(mesh, config.mesh), None),
                  out_shardings=parallel.replicated(mesh))
@@ -389,9 +375,8 @@ class _Evaluator:
     self.example_frames = max(1, int(float(c.audio_example_seconds) * sr) // hop)
     if self.examples:
       self.example_frames = min(self.example_frames, max(len(u['mel']) for u in self.examples))
-    self.sampler = sampling.sampler_from_config(model, config)
-    self.betas = schedules.parse_schedule(c.sample_schedule or config.sampling.schedule,
-                                          config.sampling.named_schedules)
+    self.sampler = processes.sampler_from_config(model, config)
+    self.betas = processes.parse_grid(config, c.sample_schedule or config.sampling.schedule)
     self._wrote_references = False
 
   def heldout_loss(self, state):
@@ -506,10 +491,13 @@ def validate_config(config):
   try:
     learning_rate_schedule(c)
     model_lib.build_model(config)  # checks the model variant's fields and topology
+    processes.check_name(processes.process_name(config))
     train_noise_levels(config)
+    if not priors.needs_energy_range(config):  # (else built once the range is measured)
+      processes.from_config(config)  # the process's own options: prediction, loss weights, ...
     if int(c.eval_every_steps) and int(c.num_audio_examples):
-      schedules.parse_schedule(c.sample_schedule or config.sampling.schedule,
-                               config.sampling.named_schedules)
+      processes.check_sampling(config)
+      processes.parse_grid(config, c.sample_schedule or config.sampling.schedule)
   except errors.ConfigError:
     raise
   except ValueError as e:
@@ -669,7 +657,8 @@ def train_and_evaluate(config, workdir, *, start_afresh=False):
   if init_line:
     reporter.console(init_line)
   reporter.console(
-      f'WaveGrad: {model_lib.count_params(abstract.params):,} parameters; mesh '
+      f'{model_lib.model_name(config.model)} network under process '
+      f'{processes.process_name(config)!r}: {model_lib.count_params(abstract.params):,} parameters; mesh '
       f'{dict(mesh.shape)} over {jax.device_count()} {jax.devices()[0].device_kind} device(s), '
       f'{jax.process_count()} process(es); '
       + (f'resumed from step {start_step}' if start_step else 'starting from scratch'))

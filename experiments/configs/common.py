@@ -125,6 +125,28 @@ def base_model_config():
   return c
 
 
+def frame_model_config():
+  """The frame-domain ConvNeXt denoiser (wavegrad_jax/models/frame.py), Vocos-sized defaults.
+
+  Replaces the whole `model` section: model.name='frame_convnext' and its own fields.
+  """
+  c = ml_collections.ConfigDict()
+  c.name = 'frame_convnext'
+  c.n_fft = 1024                # STFT size = Hann window, samples (at least twice the STFT hop).
+  c.hop_divisor = 1             # STFT hop = audio.hop_length / hop_divisor.
+  c.dim = 512
+  c.intermediate_dim = 1536
+  c.num_layers = 8
+  c.kernel_size = 7             # depthwise kernel of each block, frames.
+  c.input_kernel_size = 7       # the input convolution's kernel, frames.
+  c.cond_dim = 128              # width of the noise-level / time embedding.
+  c.noise_encoding_scale = 1000.0
+  c.output = 'real_imag'        # 'real_imag' or 'mag_phase' (Vocos) complex STFT head.
+  c.framing = 'hop_center'      # STFT framing of the network ('hop_center' or 'center').
+  c.dtype = 'float32'
+  return c
+
+
 def diffusion_config():
   """The training noise schedule (betas linear 1e-6 .. 0.01 over 1000 steps)."""
   c = ml_collections.ConfigDict()
@@ -138,6 +160,31 @@ def diffusion_config():
   # PriorGrad: (min, max) frame energy of the training data; () measures it when training starts
   # and records it in the run's config.json, which inference then reads.
   c.prior_energy_range = ()
+  return c
+
+
+def process_config():
+  """The generative process (wavegrad_jax/processes): what the network learns and how it samples.
+
+  'wavegrad' (the paper's noise-level process; its schedule and loss are in the diffusion section)
+  or 'flow' (flow matching on the straight path; options below). The source distribution is
+  chosen for both by diffusion.prior ('standard' N(0, I), or PriorGrad's mel-shaped prior).
+  """
+  c = ml_collections.ConfigDict()
+  c.name = 'wavegrad'
+  c.flow = ml_collections.ConfigDict()
+  # 'x1': the network predicts the clean endpoint (WaveFM, Flow2GAN); 'velocity': x1 - x0.
+  c.flow.prediction = 'x1'
+  c.flow.loss = 'l1'            # 'l1' or 'l2' on the prediction's error.
+  # 'wavefm': the x1 error weighted by 1 / max(0.1, 1 - t) (WaveFM); 'none': unweighted.
+  c.flow.weighting = 'none'
+  c.flow.sigma = 1.0            # source N(0, sigma^2 I) (times the prior's std); Flow2GAN: 0.1.
+  # Spectral losses on the one-step estimate of the clean waveform (x1_hat; for 'wavegrad' the
+  # clean estimate from eps, weighted by the noise level squared), for either process.
+  c.spectral = ml_collections.ConfigDict()
+  c.spectral.mrstft_weight = 0.0   # multi-resolution STFT (spectral convergence + log |S|).
+  c.spectral.energy_weight = 0.0   # Flow2GAN's energy-scaled STFT loss.
+  c.spectral.resolutions = ((512, 128, 512), (1024, 256, 1024), (2048, 512, 2048))
   return c
 
 
@@ -190,6 +237,9 @@ def sampling_config():
   # eta * sigma_posterior noise. Below 1 needs noise_scale='posterior'.
   c.eta = 1.0
   c.gla = gla_config()
+  # Process 'flow' only: the ODE solver over the time grid ('euler', 'midpoint' or 'heun'); a
+  # flow run reads sampling.schedule and eval.schedules as time grids ('N' = N uniform steps).
+  c.solver = 'euler'
   # The plain names start from noise: their last level sqrt(alpha_bar_N) leaves the speech at
   # most start_max_snr_db above the noise (levels 0.15, 0.081, 0.068, 0.081). The published
   # originals keep their source's name; they end far from noise, so using one warns.
@@ -197,6 +247,11 @@ def sampling_config():
       # Ours: DiffWave's fast schedule (6_diffwave below) with its last two betas raised from
       # 0.2, 0.5 to 0.5, 0.95, so that y_N is noise.
       '6': 'list:1e-4,1e-3,1e-2,0.05,0.5,0.95',
+      # Ours, for comparisons at 1, 2 and 4 network evaluations: the last betas of '6' (levels
+      # 0.22, 0.16, 0.15). One ancestral step from y_1 is the clean estimate y0_hat itself.
+      '1': 'list:0.95',
+      '2': 'list:0.5,0.95',
+      '4': 'list:1e-3,0.05,0.5,0.95',
       # Ours: linear from 1e-4 like DiffWave's and WaveGrad's 50-step schedules, to ends where y_N
       # is about as noisy as the training schedule's noisiest sample (level 0.081).
       '25': 'linear:1e-4:0.35:25',
@@ -423,6 +478,9 @@ def search_config():
   # 'grid' without max_candidates is refused above this many candidates (9^6 = 531,441 at six
   # steps: about 12 h for tiny on 2 CPU cores); 0 lifts the cap.
   c.max_grid_candidates = 10_000
+  # Process 'flow' (wavegrad_jax/time_grid_search.py): the power family t_i = (i/N)^p the time-grid
+  # search starts from; coordinate_max_sweeps above refines its best grid.
+  c.flow_powers = (0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0)
   return c
 
 
@@ -442,6 +500,7 @@ def get_common_config():
   c.audio = audio_config()
   c.model = base_model_config()
   c.diffusion = diffusion_config()
+  c.process = process_config()
   c.sampling = sampling_config()
   c.data = data_config()
   c.train = train_config()
