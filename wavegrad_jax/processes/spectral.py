@@ -1,8 +1,9 @@
 """Spectral losses on a process's one-step estimate of the clean waveform.
 
-- Multi-resolution STFT loss (Yamamoto et al., Parallel WaveGAN, arXiv 1910.11480): per
-  resolution, spectral convergence ||S_hat - S||_F / ||S||_F plus mean |log S_hat - log S|,
-  averaged over resolutions; S = |STFT| with a 1e-5 floor.
+- Multi-resolution STFT loss (Yamamoto et al., Parallel WaveGAN, arXiv 1910.11480,
+  kan-bayashi/ParallelWaveGAN stft_loss.py): per resolution, spectral convergence
+  ||S_hat - S||_F / ||S||_F over the batch plus mean |log S_hat - log S|, averaged over
+  resolutions; S = |STFT| with a 1e-5 floor.
 - Flow2GAN's energy-scaled STFT loss (arXiv 2512.23278, k2-fsa/Flow2GAN): mean |STFT(x_hat - x)|
   weighted per bin by clamp((|STFT(x)| + eps)^-0.5, 0.01, 100), so quiet bins count as much as
   loud ones; the weight is a constant of the target (no gradient).
@@ -24,22 +25,29 @@ def _magnitudes(x, n_fft, hop, win):
   return jnp.abs(audio.stft(x, n_fft, hop, win))
 
 
-def mrstft_terms(estimate, target, resolutions):
-  """[B] multi-resolution STFT loss per example (spectral convergence + log magnitude).
+def mrstft_loss(estimate, target, resolutions, weights=None):
+  """The multi-resolution STFT loss of a batch: spectral convergence + log magnitude (a scalar).
+
+  Spectral convergence is taken over the whole batch, as Parallel WaveGAN does
+  (||S_hat - S||_F / ||S||_F with the Frobenius norms summed over examples): per example, a
+  nearly silent crop would divide by almost nothing.
 
   Args:
     estimate, target: [B, T] waveforms (samples), T at least the largest hop.
     resolutions: ((n_fft, hop, win), ...) in samples.
+    weights: [B] per-example weights of both terms, or None.
   Returns:
-    [B] float32, the mean over resolutions of SC + mean |log S_hat - log S|.
+    float32 scalar: the mean over resolutions of SC + mean |log S_hat - log S|.
   """
+  w = jnp.ones(estimate.shape[:1], jnp.float32) if weights is None else weights
   total = 0.0
   for n_fft, hop, win in resolutions:
     s_hat = jnp.maximum(_magnitudes(estimate, n_fft, hop, win), MAGNITUDE_FLOOR)
     s = jnp.maximum(_magnitudes(target, n_fft, hop, win), MAGNITUDE_FLOOR)
-    sc = (jnp.sqrt(jnp.sum(jnp.square(s_hat - s), axis=(-2, -1)))
-          / jnp.sqrt(jnp.maximum(jnp.sum(jnp.square(s), axis=(-2, -1)), 1e-12)))
-    log_mag = jnp.mean(jnp.abs(jnp.log(s_hat) - jnp.log(s)), axis=(-2, -1))
+    error = jnp.sum(w * jnp.sum(jnp.square(s_hat - s), axis=(-2, -1)))
+    energy = jnp.sum(w * jnp.sum(jnp.square(s), axis=(-2, -1)))
+    sc = jnp.sqrt(error) / jnp.sqrt(jnp.maximum(energy, 1e-12))
+    log_mag = jnp.mean(w * jnp.mean(jnp.abs(jnp.log(s_hat) - jnp.log(s)), axis=(-2, -1)))
     total = total + sc + log_mag
   return total / len(resolutions)
 
@@ -99,8 +107,8 @@ class SpectralLosses:
     w = 1.0 if weights is None else weights
     out = {}
     if self.mrstft_weight > 0:
-      out['mrstft'] = self.mrstft_weight * jnp.mean(w * mrstft_terms(estimate, target,
-                                                                      self.resolutions))
+      out['mrstft'] = self.mrstft_weight * mrstft_loss(estimate, target, self.resolutions,
+                                                       weights)
     if self.energy_weight > 0:
       out['energy_stft'] = self.energy_weight * jnp.mean(
           w * energy_scaled_terms(estimate, target, self.resolutions))
