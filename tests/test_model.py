@@ -125,14 +125,15 @@ def test_mismatched_list_lengths_raise():
 
 def test_variants_are_chosen_by_name_and_checked_field_by_field():
   config = tiny.get_config()
-  assert config.model.name == 'wavegrad' and set(wg_model.MODELS) == {'wavegrad'}
+  assert config.model.name == 'wavegrad' and set(wg_model.MODELS) == {'wavegrad', 'frame_convnext'}
   model = wg_model.build_model(config)
   assert isinstance(model, wg_model.WaveGrad) and model.upsample_factors == (4, 4, 4, 4)
   # A config written before models had names builds the same model.
   del config.model['name']
   assert wg_model.build_model(config) == model
   config.model.name = 'wavenet'
-  with pytest.raises(ValueError, match=r"config.model.name must be one of \['wavegrad'\]"):
+  with pytest.raises(ValueError,
+                     match=r"config.model.name must be one of \['frame_convnext', 'wavegrad'\]"):
     wg_model.build_model(config)
   config.model.name = 'wavegrad'
   config.model.extra_width = 3

@@ -228,9 +228,10 @@ def test_presets_set_their_fields_on_a_copy():
   config = common.get_common_config()
   config.sampling.gla.iterations = 7
   config.sampling.clip = 3.0
-  assert list(sampling.SAMPLER_PRESETS) == [
+  assert sampling.presets_for('wavegrad') == [
       'ancestral', 'deterministic', 'ancestral_clip_y', 'ancestral_clip_x0', 'gla_grad',
       'gla_clean_estimate', 'griffin_lim']
+  assert sampling.presets_for('flow') == ['griffin_lim', 'euler', 'midpoint', 'heun']
   deterministic = sampling.SamplerOptions.from_config(config, preset='deterministic')
   assert deterministic.eta == 0.0 and deterministic.gla is None
   # A preset sets every field that defines it: the config's clip does not leak into it.

@@ -28,8 +28,9 @@ PUBLISHED = {
 def test_named_schedules_from_config():
   named = common.sampling_config().named_schedules
   lengths = {name: len(schedules.parse_schedule(name, named)) for name in named}
-  assert lengths == {'6': 6, '25': 25, '50': 50, '1000': 1000, '6_ivanvovk': 6, '6_glagrad': 6,
-                     '6_diffwave': 6, '25_fibonacci': 25, '50_diffwave': 50}
+  assert lengths == {'1': 1, '2': 2, '4': 4, '6': 6, '25': 25, '50': 50, '1000': 1000,
+                     '6_ivanvovk': 6, '6_glagrad': 6, '6_diffwave': 6, '25_fibonacci': 25,
+                     '50_diffwave': 50}
   for name, (betas, level) in PUBLISHED.items():
     np.testing.assert_allclose(schedules.parse_schedule(name, named), betas, rtol=1e-12)
     np.testing.assert_allclose(schedules.noise_levels(betas)[-1], level, atol=5e-5)
@@ -45,8 +46,10 @@ def test_plain_named_schedules_start_from_noise_and_published_ones_do_not():
   for name in named:
     check = schedules.start_check(schedules.parse_schedule(name, named), rms, -30.0)
     levels[name] = round(check['level'], 4)
-    assert check['starts_from_noise'] == (name in ('6', '25', '50', '1000')), (name, check)
+    assert check['starts_from_noise'] == (name in ('1', '2', '4', '6', '25', '50', '1000')), (
+        name, check)
   assert levels['6'] == 0.1533 and levels['25'] == 0.0814 and levels['50'] == 0.0679
+  assert levels['1'] == 0.2236 and levels['2'] == 0.1581 and levels['4'] == 0.154
   assert levels['1000'] == 0.0814
   assert config.sampling.schedule == '6' and config.train.sample_schedule == ''
 

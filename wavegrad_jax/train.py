@@ -493,10 +493,14 @@ def validate_config(config):
     model_lib.build_model(config)  # checks the model variant's fields and topology
     processes.check_name(processes.process_name(config))
     train_noise_levels(config)
-    if not priors.needs_energy_range(config):  # (else built once the range is measured)
-      processes.from_config(config)  # the process's own options: prediction, loss weights, ...
+    # The process's own options (prediction, loss weights) and the sampler's; with PriorGrad and
+    # no recorded energy range both are built once training has measured it.
+    measured_later = priors.needs_energy_range(config)
+    if not measured_later:
+      processes.from_config(config)
     if int(c.eval_every_steps) and int(c.num_audio_examples):
-      processes.check_sampling(config)
+      if not measured_later:
+        processes.check_sampling(config)
       processes.parse_grid(config, c.sample_schedule or config.sampling.schedule)
   except errors.ConfigError:
     raise
