@@ -49,7 +49,7 @@ def test_plain_named_schedules_start_from_noise_and_published_ones_do_not():
     assert check['starts_from_noise'] == (name in ('1', '2', '4', '6', '25', '50', '1000')), (
         name, check)
   assert levels['6'] == 0.1533 and levels['25'] == 0.0814 and levels['50'] == 0.0679
-  assert levels['1'] == 0.2236 and levels['2'] == 0.1581 and levels['4'] == 0.154
+  assert levels['1'] == 0.1732 and levels['2'] == 0.1581 and levels['4'] == 0.154
   assert levels['1000'] == 0.0814
   assert config.sampling.schedule == '6' and config.train.sample_schedule == ''
 

@@ -168,6 +168,15 @@ def summarize(results):
   return out
 
 
+def _evaluations_label(run, schedule):
+  """'<schedule> (<K> evals)' from the run's rows (older results: '<schedule> steps')."""
+  for point in run['points']:
+    for row in point['rows']:
+      if row['schedule'] == schedule and row.get('network_evaluations') is not None:
+        return f'{schedule} ({row["network_evaluations"]} evals)'
+  return f'{schedule} steps'
+
+
 def plot(results, path, x='step'):
   """Draws the curves: one column per split, one row per measure, and the logged held-out loss.
 
@@ -202,7 +211,7 @@ def plot(results, path, x='step'):
           steps, values = series(run, split, schedule, metric, x)
           if values:
             ax.plot(steps, values, styles[j % len(styles)], color=colour, marker='o',
-                    markersize=3, label=f'{run["label"]}, {schedule} steps')
+                    markersize=3, label=f'{run["label"]}, {_evaluations_label(run, schedule)}')
         gl = next((r.get(metric) for r in run['griffin_lim'] if r['split'] == split), None)
         if gl is not None:
           ax.axhline(gl, color=colour, linestyle=':', linewidth=1,

@@ -247,9 +247,9 @@ def sampling_config():
       # Ours: DiffWave's fast schedule (6_diffwave below) with its last two betas raised from
       # 0.2, 0.5 to 0.5, 0.95, so that y_N is noise.
       '6': 'list:1e-4,1e-3,1e-2,0.05,0.5,0.95',
-      # Ours, for comparisons at 1, 2 and 4 network evaluations: the last betas of '6' (levels
-      # 0.22, 0.16, 0.15). One ancestral step from y_1 is the clean estimate y0_hat itself.
-      '1': 'list:0.95',
+      # Ours, for comparisons at 1, 2 and 4 network evaluations, ending like '6' (levels 0.17,
+      # 0.16, 0.15). One ancestral step from y_1 is the clean estimate y0_hat itself.
+      '1': 'list:0.97',
       '2': 'list:0.5,0.95',
       '4': 'list:1e-3,0.05,0.5,0.95',
       # Ours: linear from 1e-4 like DiffWave's and WaveGrad's 50-step schedules, to ends where y_N
