@@ -17,6 +17,7 @@ import numpy as np
 
 from wavegrad_jax import model as model_lib
 from wavegrad_jax import parallel
+from wavegrad_jax import processes
 from wavegrad_jax import sampling
 from wavegrad_jax import schedule_search
 from wavegrad_jax import schedules
@@ -194,9 +195,12 @@ def measure_rtf(name, config, model, params, num_steps, batch, seconds, repeats,
   mel = jnp.asarray(np.random.default_rng(0).normal(-5.0, 2.0, (batch, frames,
                                                                 int(config.audio.n_mels))),
                     jnp.float32)
-  betas = jnp.asarray(schedule_of_length(config, num_steps), jnp.float32)
+  if processes.process_name(config) == 'wavegrad':
+    betas = jnp.asarray(schedule_of_length(config, num_steps), jnp.float32)
+  else:  # a flow run: N uniform steps of its solver
+    betas = jnp.asarray(processes.parse_grid(config, str(num_steps)), jnp.float32)
   rng = jax.random.PRNGKey(0)
-  sampler = sampling.sampler_from_config(model, config)
+  sampler = processes.sampler_from_config(model, config)
   start = time.perf_counter()
   compiled = sampler.lower(params, betas, mel, rng).compile()
   compile_seconds = time.perf_counter() - start
@@ -204,6 +208,7 @@ def measure_rtf(name, config, model, params, num_steps, batch, seconds, repeats,
                          repeats, max_seconds)
   audio_seconds = batch * frames * hop / rate
   return dict(config=name, num_steps=num_steps, batch_size=batch, frames=frames,
+              network_evaluations=processes.network_evaluations(config, np.asarray(betas)),
               audio_seconds=audio_seconds, wall_seconds=wall, rtf=wall / audio_seconds,
               rtf_per_step=wall / audio_seconds / num_steps, runs=runs,
               compile_seconds=compile_seconds, **peak_memory())

@@ -103,14 +103,17 @@ def _earlier_points(results):
   except (OSError, json.JSONDecodeError) as e:
     logging.warning('--resume: cannot read %s (%s); scoring every checkpoint', _OUTPUT.value, e)
     return {}
-  same = ('schedules', 'schedule_grids', 'splits', 'max_utterances', 'max_seconds', 'sampler')
+  same = ('schedules', 'splits', 'max_utterances', 'max_seconds', 'sampler')
   if any(earlier.get(k) != results[k] for k in same):
     logging.warning('--resume: %s was made with other settings; scoring every checkpoint',
                     _OUTPUT.value)
     return {}
+  # Per run, its grids too (runs may be added to a study; each keeps the points it had).
+  grids = earlier.get('schedule_grids', {})
   return {(run['label'], os.path.abspath(run['workdir'])): {
       'utterances': run.get('utterances'), 'griffin_lim': run.get('griffin_lim'),
-      'points': {p['step']: p for p in run.get('points', [])}} for run in earlier.get('runs', [])}
+      'points': {p['step']: p for p in run.get('points', [])}} for run in earlier.get('runs', [])
+      if grids.get(run['label']) == results['schedule_grids'].get(run['label'])}
 
 
 def main(argv):
