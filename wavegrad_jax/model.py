@@ -431,7 +431,7 @@ MODELS = {
     'wavegrad': ModelVariant(WaveGrad, lambda m: validate_topology(m, m.hop_length),
                              resolve=_wavegrad_config, config_only=('dilation_order',)),
     # The frame-domain ConvNeXt denoiser (Vocos-style; wavegrad_jax/models/frame.py).
-    'frame_convnext': ModelVariant(frame.FrameConvNeXt, frame.validate),
+    'frame_convnext': ModelVariant(frame.FrameConvNeXt, frame.validate, resolve=frame.resolve),
 }
 
 

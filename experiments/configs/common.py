@@ -144,6 +144,9 @@ def frame_model_config():
   c.output = 'real_imag'        # 'real_imag' or 'mag_phase' (Vocos) complex STFT head.
   c.framing = 'hop_center'      # STFT framing of the network ('hop_center' or 'center').
   c.dtype = 'float32'
+  # Output spectrum += g(noise level or t) * input spectrum, a learned per-bin gain: lets targets
+  # that carry the input's noise (eps, velocity) through the narrow stack.
+  c.input_skip = True
   return c
 
 

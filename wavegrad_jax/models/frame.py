@@ -12,6 +12,14 @@ of the output, which `audio.istft` turns into the [B, T] waveform the process ex
 velocity or clean signal). Nothing runs at the sample rate but the STFT pair, so there is no
 pointwise nonlinearity or upsampling layer to alias (Wavehax, arXiv 2411.06807).
 
+With `input_skip` (the default of new configs) the output spectrum is g(c) * STFT(x) plus the
+head's, with a per-bin gain g computed from the scalar's embedding (zero at initialisation): the
+ConvNeXt stack is far narrower than the 2 (n_fft / 2 + 1) numbers of a frame's spectrum, so
+without this path a target that carries the input's noise (the paper's eps, flow's velocity
+x1 - x0) cannot be passed through; measured on frame_small under the paper's process after 3,573
+steps, held-out STOI stayed at 0.04 at every schedule, and at noise level 0.1 its eps error was
+0.24 (L1) where eps ~ y alone gives 0.01. Configs recorded before the field existed mean False.
+
 Output parameterisations (`output`): 'real_imag' (default: linear in the network's last layer,
 so any target, noise included, is reachable with zero-mean output) or 'mag_phase' (Vocos: a
 log-magnitude, clipped at log 100, and a phase from cos / sin of an unconstrained angle).
@@ -107,6 +115,7 @@ class FrameConvNeXt(nn.Module):
     output: 'real_imag' or 'mag_phase'.
     framing: STFT framing ('hop_center': frame i centred on hop i's middle, symmetric padding).
     dtype: compute dtype name; parameters stay float32.
+    input_skip: add g(c) * STFT(x) to the output spectrum (a per-bin gain from the scalar).
   """
   hop_length: int
   n_fft: int
@@ -121,6 +130,7 @@ class FrameConvNeXt(nn.Module):
   output: str
   framing: str
   dtype: str
+  input_skip: bool
 
   def _stft_args(self):
     return dict(n_fft=self.n_fft, hop_length=self.hop_length // self.hop_divisor,
@@ -170,7 +180,19 @@ class FrameConvNeXt(nn.Module):
     else:
       magnitude = jnp.exp(jnp.minimum(out[..., :bins], math.log(100.0))) * norm
       spec_out = magnitude * jnp.exp(1j * out[..., bins:])
+    if self.input_skip:
+      gain = nn.Dense(bins, kernel_init=nn.initializers.zeros, param_dtype=jnp.float32,
+                      name='skip_gain')(cond.astype(jnp.float32))
+      spec_out = spec_out + gain[:, None, :] * spec * norm
     return self.spectrum_to_waveform(spec_out, length)
+
+
+def resolve(section):
+  """A frame network's `model` section as a run records it: runs from before `input_skip`
+  existed had none (False)."""
+  out = dict(section)
+  out.setdefault('input_skip', False)
+  return out
 
 
 def macs_per_frame(m, n_mels):
