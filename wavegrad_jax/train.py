@@ -371,9 +371,15 @@ class _Evaluator:
     crops = heldout_crops(utterances, int(config.data.segment_frames),
                           int(config.audio.hop_length),
                           self.batch_size * int(c.heldout_loss_batches))
-    if crops is None:
+    if not utterances:
+      # Otherwise the run ends with an empty checkpoints_best/ and no word on why.
+      reporter.console(f'the held-out split is empty (data.heldout_fraction='
+                       f'{config.data.heldout_fraction}): no held-out loss, no samples and no '
+                       'best checkpoint in this run')
+      self.batches = []
+    elif crops is None:
       reporter.console('no held-out utterance is long enough for a training crop: the held-out '
-                       'loss is disabled')
+                       'loss is disabled and no best checkpoint is kept')
       self.batches = []
     else:
       n = self.batch_size
@@ -503,6 +509,9 @@ def validate_config(config):
   if not 0 <= float(config.data.heldout_fraction) < 1:
     raise errors.ConfigError('data.heldout_fraction must be in [0, 1), got '
                              f'{config.data.heldout_fraction}')
+  if int(config.data.get('min_heldout_utterances', 0)) < 0:
+    raise errors.ConfigError('data.min_heldout_utterances must be >= 0, got '
+                             f'{config.data.min_heldout_utterances}')
   try:
     learning_rate_schedule(c)
     model_lib.build_model(config)  # checks the model variant's fields and topology
