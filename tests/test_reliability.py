@@ -289,3 +289,67 @@ def test_empty_unseen_split_names_the_setting(tmp_path):
           f"{tmp_path / 'corpus'}) holds no utterances: a folder source has unseen speakers only "
           'when the run trained with --config.data.unseen_speakers=') in result['stderr']
   assert not os.path.exists(workdir / 'eval')
+
+
+# ------------------------------------------------------- issue 22.4: a full disk, one line
+
+
+class _FailingManager:
+  """An orbax manager whose background save failed for want of space and whose close re-raises."""
+  directory = '/run/checkpoints'
+
+  def __init__(self, steps):
+    self.steps = steps
+
+  def all_steps(self):
+    return self.steps
+
+  def wait_until_finished(self):
+    raise ValueError('RESOURCE_EXHAUSTED: Error writing local file: Failed to write 41332 bytes: '
+                     "No space left on device [os_error_code='28']")
+
+  def close(self):
+    raise RuntimeError('Event loop is closed')
+
+
+def test_closing_after_a_failed_save_raises_its_one_line_error_not_orbax_s():
+  from wavegrad_jax import checkpoints  # pylint: disable=g-import-not-at-top
+  ckpts = object.__new__(checkpoints.RunCheckpoints)
+  ckpts.directory, ckpts.best_directory = '/run/checkpoints', '/run/checkpoints_best'
+  ckpts._manager, ckpts._best = _FailingManager([20, 40]), None  # pylint: disable=protected-access
+  ckpts._save_failed = False  # pylint: disable=protected-access
+  ckpts._pending = {id(ckpts._manager): 60}  # pylint: disable=protected-access
+  with pytest.raises(errors.CheckpointSaveError) as raised:
+    ckpts.close()
+  assert str(raised.value) == (
+      'saving checkpoint 60 to /run/checkpoints failed: No space left on device. Training '
+      'stopped. Free space (or fix the folder), then rerun the same command: it resumes from '
+      'checkpoint 40')
+
+
+def test_a_full_disk_is_one_error_line_from_the_training_launcher(tmp_path):
+  """Whatever a full disk fails (config.json on a rerun, a background checkpoint write followed
+  by orbax's "Event loop is closed", a sample wav without an errno), the launcher prints one line
+  naming the cause and the checkpoint it resumes from; any other error keeps its traceback."""
+  workdir = tmp_path / 'run'
+  shutil.copytree(fixture.WORKDIR, workdir)  # holds checkpoint 100
+  args = ['--config=' + os.path.join(launcher_driver.REPO, 'experiments/configs/tiny.py'),
+          f'--workdir={workdir}']
+  cases = [{'module': 'tests.disk_full_probe', 'cwd': str(tmp_path),
+            'args': args + [f'--probe_failure={kind}']}
+           for kind in ('config', 'orbax', 'sample', 'bug')]
+  results = launcher_driver.drive(cases)
+  resume = 'Training stopped. Free space (or fix the folder), then rerun the same command: ' \
+           'it resumes from checkpoint 100'
+  expected = {'config': f'error: writing to {workdir}/config.json failed: No space left on '
+                        f'device. {resume}',
+              'orbax': f'error: writing to {workdir} failed: No space left on device. {resume}',
+              'sample': f'error: writing to {workdir} failed: No space left on device. {resume}'}
+  for case, result in zip(cases, results):
+    kind = case['args'][-1].split('=')[1]
+    output = (result['stdout'] + result['stderr']).strip().splitlines()
+    if kind == 'bug':
+      assert result['status'] == 1 and 'Traceback' in result['stderr']  # a bug stays a bug
+      continue
+    assert result['status'] == 1, result
+    assert output == [expected[kind]], output  # the one line alone

@@ -22,6 +22,7 @@ Mesh, shardings and host copies live in `parallel`, TensorBoard / JSONL / consol
 import collections
 import functools
 import os
+import sys
 import time
 from typing import Any
 
@@ -792,10 +793,22 @@ def train_and_evaluate(config, workdir, *, start_afresh=False):
         'command and --workdir: training resumes from the latest checkpoint '
         f'(step {ckpts.latest_step()}).') from e
   finally:
+    # With an error on its way out (a failed save, a full disk), closing must not replace it with
+    # its own (orbax re-raises the failed write, then "Event loop is closed").
+    stopping = sys.exc_info()[1] is not None
     try:
       ckpts.close()  # raises CheckpointSaveError if the last save failed
+    except Exception as e:  # pylint: disable=broad-except
+      if not stopping:
+        raise
+      logging.info('closing the checkpoints after an error: %s', e)
     finally:
-      reporter.close()
+      try:
+        reporter.close()
+      except Exception as e:  # pylint: disable=broad-except
+        if not stopping:
+          raise
+        logging.info('closing the reporter after an error: %s', e)
       preemption.restore()
       close = getattr(iterator, 'close', None)
       if close is not None:
