@@ -21,6 +21,7 @@ from experiments.configs import common
 from wavegrad_jax import checkpoints
 from wavegrad_jax import compilation
 from wavegrad_jax import errors
+from wavegrad_jax import sampling
 
 FLAGS = flags.FLAGS
 # Read when overrides come without a --config file (cli.parse_flags puts it on the command line).
@@ -80,7 +81,8 @@ def _checked_workdir():
 def preview_config():
   """The config the command will run with, read cheaply (config.json) before any restore.
 
-  For checks before work: schedules, splits, output paths.
+  For checks before work: schedules, splits, output paths, the sampling section
+  (`check_sampling`).
   """
   workdir = _checked_workdir()
   step = _checked_step()
@@ -97,10 +99,26 @@ def preview_config():
       raise errors.UserError(f'--step={step}: {directory} holds no checkpoint {step}; it has '
                              f"{have}, or give --step=best or '' (the latest)")
   if config_file_given():
-    return checkpoints.inference_config(saved, common.get_common_config(), CONFIG.value)
-  config = checkpoints.inference_config(saved, common.get_common_config())
-  config.update_from_flattened_dict(values)
+    config = checkpoints.inference_config(saved, common.get_common_config(), CONFIG.value)
+  else:
+    config = checkpoints.inference_config(saved, common.get_common_config())
+    config.update_from_flattened_dict(values)
+  check_sampling(config)
   return config
+
+
+def check_sampling(config):
+  """Raises errors.ConfigError, naming the field, unless config.sampling makes a sampler.
+
+  Every inference launcher reads its config through `preview_config`, so a bad algorithm,
+  noise_scale, eta or gla.steps is one line before the checkpoint is restored, not a traceback
+  after (and never ignored by a launcher that builds its samplers from presets).
+  """
+  try:
+    sampling.SamplerOptions.from_config(config)
+    sampling.check_gla_steps(config.sampling.gla.steps)
+  except ValueError as e:
+    raise errors.ConfigError(f'--config.sampling: {e}') from None
 
 
 def load_checkpoint():
