@@ -100,6 +100,13 @@ def main(argv):
     sys.exit(1)
 
 
+def _check_stats_flag():
+  """--mel_stats names a file (the error names the flag, not audio.stats_file)."""
+  if FLAGS.mel_stats and not os.path.isfile(os.path.expanduser(FLAGS.mel_stats)):
+    raise errors.UserError(f'--mel_stats={FLAGS.mel_stats}: no such file; give the stats.npy / '
+                           '.npz the mels were normalised with')
+
+
 def declared_audio(checkpoint_audio):
   """The `audio` section the .npy mels were made with, from the --mel_* flags.
 
@@ -110,6 +117,8 @@ def declared_audio(checkpoint_audio):
     errors.UserError: --mel_stats with a convention that has no statistics.
   """
   name = FLAGS.mel_convention
+  if name != 'checkpoint':
+    _check_stats_flag()
   if name == 'checkpoint':
     if FLAGS.mel_stats:
       fe = mel_conventions.frontend(checkpoint_audio)
@@ -271,7 +280,10 @@ def run():
     failed = result['failed']
   else:
     failed = plan.failed
-    print(f'nothing to vocode: {len(plan.done)} wavs already in {output_dir}')
+    if plan.done:
+      print(f'nothing to vocode: {len(plan.done)} wavs already in {output_dir}')
+    else:
+      print(f'nothing vocoded: all {len(failed)} inputs failed')
   if failed:
     print(f'{len(failed)} of {len(inputs)} inputs failed and were not vocoded:', file=sys.stderr)
     for reason in failed.values():

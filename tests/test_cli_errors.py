@@ -120,6 +120,9 @@ CASES = [
     # Synthesis (its output checks are tests/test_synthesize.py's).
     ('missing input', 'synthesize', _RUN + ['--input={sb}/nothing.wav'], r'no such file'),
     ('missing workdir flag', 'synthesize', ['--input={sb}/afile'], r'--workdir'),
+    ('missing mel stats', 'synthesize', _RUN + ['--input={sb}/a.wav', '--mel_convention=espnet',
+                                                '--mel_stats={sb}/nostats.npy'],
+     r'--mel_stats=.*nostats.npy: no such file'),
     ('bad gla steps', 'synthesize', _RUN + ['--input={sb}/a.wav', '--config.sampling.gla.steps=x'],
      r"--config.sampling: GLA steps must be 'all'"),
     ('bad noise scale', 'synthesize', _RUN + ['--input={sb}/a.wav',

@@ -121,6 +121,28 @@ def test_restart_from_an_earlier_step_keeps_the_dropped_metrics(tmp_path):
   assert os.path.dirname(backup) == str(tmp_path) and 'before_step_20' in backup
 
 
+def test_reruns_from_one_restart_point_keep_one_backup_of_the_metrics(tmp_path):
+  path = str(tmp_path / 'metrics.jsonl')
+
+  def attempt(last):  # a run that logged up to `last` before failing
+    with open(path, 'w') as f:
+      f.write(''.join(json.dumps({'step': s, 'kind': 'train'}) + '\n' for s in range(10, last + 1,
+                                                                                  10)))
+  attempt(40)
+  first = reporting.truncate_metrics(path, 20)
+  os.rename(first, first[:-6] + '000000')  # as if made earlier (names carry the time, to seconds)
+  attempt(50)
+  second = reporting.truncate_metrics(path, 20)
+  backups = sorted(n for n in os.listdir(tmp_path) if 'before_step_' in n)
+  assert backups == [os.path.basename(second)]  # one copy per restart point, the newest
+  with open(second) as f:
+    assert [json.loads(line)['step'] for line in f] == [10, 20, 30, 40, 50]
+  attempt(40)
+  third = reporting.truncate_metrics(path, 30)  # another restart point keeps its own
+  assert sorted(n for n in os.listdir(tmp_path) if 'before_step_' in n) == sorted(
+      [os.path.basename(second), os.path.basename(third)])
+
+
 # ------------------------------------------------------------------------- 3. a failed save
 
 

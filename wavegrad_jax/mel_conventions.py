@@ -314,6 +314,16 @@ def _load_stats_cached(path, mtime_ns, size):
                "python -c \"import h5py, numpy as np; f = h5py.File('stats.h5', 'r'); "
                "np.save('stats.npy', np.stack([f['mean'][()], f['scale'][()]]))\"")
   try:
+    with open(path, 'rb') as f:
+      magic = f.read(6)
+  except OSError as e:
+    raise fail(f'cannot read the statistics file ({e.strerror or e})') from e
+  if not (magic.startswith(b'\x93NUMPY') or magic.startswith(b'PK')):
+    # np.load would take it for pickled data and say so, which misleads.
+    raise fail('not a .npy / .npz statistics file (no NumPy or zip header: a text file or '
+               "another format); give ParallelWaveGAN's stats.npy [2, n_mels] or ESPnet's "
+               'GlobalMVN .npz')
+  try:
     data = np.load(path, allow_pickle=False)
   except (ValueError, OSError) as e:
     raise fail(f'not a readable .npy / .npz file ({e})') from e

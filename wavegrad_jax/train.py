@@ -682,7 +682,8 @@ def train_and_evaluate(config, workdir, *, start_afresh=False):
       f'WaveGrad: {model_lib.count_params(abstract.params):,} parameters; mesh '
       f'{dict(mesh.shape)} over {jax.device_count()} {jax.devices()[0].device_kind} device(s), '
       f'{jax.process_count()} process(es); '
-      + (f'resumed from step {start_step}' if start_step else 'starting from scratch'))
+      + (f'resumed from step {start_step}' if start_step else
+         'fine-tuning from step 0' if init_line else 'starting from scratch'))
   if changed and start_step:
     reporter.console('resuming under changed settings: ' + '; '.join(changed))
   if archived:
