@@ -377,14 +377,20 @@ def _refuse_mismatch(directory, step, saved_tree, saved_config, abstract_state, 
   if not mismatch:
     return
   fields = state_config_differences(saved_config, config) if saved_config is not None else []
+  # The first line is what a person reads: which setting differs and the way out; the internal
+  # array paths follow on their own lines.
+  # A changed value says more than a field one config lacks (a newer version's additions).
+  ranked = sorted(fields, key=lambda f: ' vs ' not in f)
+  differs = (f'{ranked[0]}' + (f', and {len(ranked) - 1} more setting(s)' if len(ranked) > 1
+                               else '') if ranked else 'no recorded config field differs')
   raise errors.ResumeMismatchError(
-      f'{directory}/{step} holds a training state made under other settings than this '
-      "run's, so this run cannot resume from it: "
-      + ('; '.join(fields) if fields else 'no recorded config field differs')
-      + f' (saved state: {"; ".join(mismatch)}). Nothing was changed. Train in a new '
-      '--workdir, or pass --start_afresh to move the old run into '
-      f'{os.path.join(workdir, PREVIOUS_RUNS_DIR)}/ and train from step 0 here, or '
-      'rerun with the settings that run was trained with.')
+      f'{directory}/{step} holds a training state made under other settings, so this run cannot '
+      f'resume from it ({differs}). Nothing was changed. Train in a new --workdir, pass '
+      '--start_afresh, or rerun with the settings that run was trained with.\n'
+      + (f'  differing settings: {"; ".join(fields)}\n' if fields else '')
+      + f'  saved state: {"; ".join(mismatch)}\n'
+      f'  --start_afresh moves the old run into {os.path.join(workdir, PREVIOUS_RUNS_DIR)}/ and '
+      'trains from step 0 here')
 
 
 def check_resumable(workdir, config, abstract_state):

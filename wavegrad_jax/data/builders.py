@@ -638,8 +638,7 @@ def prepare(data_cfg, audio_cfg) -> _SpeechBuilder:
       return builder
     text = (f'{os.path.expanduser(str(data_cfg.dir))} changed since its dataset was built '
             f'({reason}): deleting the stale {builder.data_dir} and building it again')
-    logging.warning('%s', text)
-    print(text, flush=True)
+    print(text, flush=True)  # once: a log record of it too showed it twice on the console
     shutil.rmtree(builder.data_dir)
     builder = make_builder(data_cfg, audio_cfg)
   # Listing and reading first raises folder errors before TFDS creates any directory.
