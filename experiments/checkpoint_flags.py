@@ -22,6 +22,7 @@ from wavegrad_jax import checkpoints
 from wavegrad_jax import compilation
 from wavegrad_jax import errors
 from wavegrad_jax import processes
+from wavegrad_jax import sampling
 
 FLAGS = flags.FLAGS
 # Read when overrides come without a --config file (cli.parse_flags puts it on the command line).
@@ -81,7 +82,8 @@ def _checked_workdir():
 def preview_config():
   """The config the command will run with, read cheaply (config.json) before any restore.
 
-  For checks before work: schedules, splits, output paths.
+  For checks before work: schedules, splits, output paths, the sampling section
+  (`check_sampling`).
   """
   workdir = _checked_workdir()
   step = _checked_step()
@@ -102,11 +104,24 @@ def preview_config():
   else:
     config = checkpoints.inference_config(saved, common.get_common_config())
     config.update_from_flattened_dict(values)
-  try:  # a sampler of the other process is refused before anything is restored
-    processes.check_sampling(config)
-  except ValueError as e:
-    raise errors.ConfigError(str(e)) from None
+  check_sampling(config)
   return config
+
+
+def check_sampling(config):
+  """Raises errors.ConfigError, naming the field, unless config.sampling makes a sampler.
+
+  Every inference launcher reads its config through `preview_config`, so a bad algorithm,
+  noise_scale, eta or gla.steps is one line before the checkpoint is restored, not a traceback
+  after (and never ignored by a launcher that builds its samplers from presets).
+  """
+  try:
+    # A sampler of the other process (a flow run's eta, a wavegrad run's ODE solver) too.
+    processes.check_sampling(config)
+    sampling.SamplerOptions.from_config(config)
+    sampling.check_gla_steps(config.sampling.gla.steps)
+  except ValueError as e:
+    raise errors.ConfigError(f'--config.sampling: {e}') from None
 
 
 def load_checkpoint():

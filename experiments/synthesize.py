@@ -21,7 +21,9 @@ mean-variance statistics file), and --mel_convention=<config .py> its audio sect
 experiments/configs/tiny_espnet.py): a difference the conversion undoes (log base, dB,
 normalisation, STFT scaling, filterbank norm) is converted, said in one line; any other (hop, rate,
 n_fft, window, bands, band edges, framing) is refused before anything is loaded, naming the fields
-and the config that would match.
+and the config that would match. Without --mel_convention, .npy mels whose values look like
+another convention's (an ESPnet log10 mel, a mean-variance normalised one) are refused, naming the
+likely convention and its flag; --allow_mel_mismatch vocodes them as they are.
 
 Folders at scale: files are read, vocoded in batches and written a group at a time, with a progress
 bar. Each wav is written under a temporary name and renamed when complete, and the settings are
@@ -35,6 +37,7 @@ created when the run cannot start.
 import os
 import runpy
 import sys
+import warnings
 
 from absl import app
 from absl import flags
@@ -81,6 +84,8 @@ flags.DEFINE_bool('fail_fast', False, 'Stop at the first unreadable or inconsist
                   'of vocoding the others and reporting it at the end.')
 flags.DEFINE_bool('mels_only', False, 'Vocode only the .npy mels of --input (e.g. a paired folder '
                   'of mels beside their audio).')
+flags.DEFINE_bool('allow_mel_mismatch', False, 'Vocode .npy mels that look like another '
+                  'convention than the checkpoint\'s (refused without --mel_convention).')
 flags.DEFINE_bool('overwrite', False, 'Vocode every input again, even where a finished wav of an '
                   'earlier run is in --output_dir.')
 flags.mark_flags_as_required(['workdir', 'input'])
@@ -94,6 +99,13 @@ def main(argv):
     sys.exit(1)
 
 
+def _check_stats_flag():
+  """--mel_stats names a file (the error names the flag, not audio.stats_file)."""
+  if FLAGS.mel_stats and not os.path.isfile(os.path.expanduser(FLAGS.mel_stats)):
+    raise errors.UserError(f'--mel_stats={FLAGS.mel_stats}: no such file; give the stats.npy / '
+                           '.npz the mels were normalised with')
+
+
 def declared_audio(checkpoint_audio):
   """The `audio` section the .npy mels were made with, from the --mel_* flags.
 
@@ -104,6 +116,8 @@ def declared_audio(checkpoint_audio):
     errors.UserError: --mel_stats with a convention that has no statistics.
   """
   name = FLAGS.mel_convention
+  if name != 'checkpoint':
+    _check_stats_flag()
   if name == 'checkpoint':
     if FLAGS.mel_stats:
       fe = mel_conventions.frontend(checkpoint_audio)
@@ -170,6 +184,29 @@ def _settings(config, betas, step, declared):
                              mel_conventions.describe(mel_conventions.frontend(declared)))}
 
 
+# Mels whose convention is checked before the checkpoint is restored; the others as they are read.
+_PRECHECKED_MELS = 16
+
+
+def check_conventions(plan, audio_cfg, mel_hop, mel_rate):
+  """Raises SynthesisInputError for the first of the first .npy mels to vocode that looks like
+  another convention than the checkpoint's (its likely convention and the flags, in one line).
+
+  A mel that fails another check is left to the run, which reports it with the other bad inputs.
+  """
+  mels = [job.src for job in plan.todo if synthesize.is_mel_file(job.src)][:_PRECHECKED_MELS]
+  for path in mels:
+    try:
+      with warnings.catch_warnings():
+        warnings.simplefilter('ignore', mel_conventions.MelConventionWarning)
+        mel = synthesize.load_mel(path, audio_cfg, mel_hop, mel_rate)
+    except synthesize.SynthesisInputError:
+      continue
+    error = synthesize.other_convention_error(mel, audio_cfg, path)
+    if error is not None:
+      raise error
+
+
 def run():
   """Checks everything, restores the checkpoint and vocodes FLAGS.input to FLAGS.output_dir.
 
@@ -210,6 +247,10 @@ def run():
   if plan.unrecorded:
     print(f'{plan.unrecorded} wavs in {output_dir} have no {synthesize.SETTINGS_FILE} record of '
           'how they were made; they are vocoded again')
+  refuse_other = declared is None and not FLAGS.allow_mel_mismatch and bool(
+      config.eval.check_mel_range)
+  if refuse_other:
+    check_conventions(plan, config.audio, mel_hop, mel_rate)
   if plan.todo:
     params, config, step = checkpoint_flags.load_checkpoint()
     if FLAGS.seed is not None:
@@ -226,7 +267,8 @@ def run():
     result = synthesize.synthesize_files(
         vocode, params, betas, config, inputs, output_dir,
         jax.random.PRNGKey(int(config.eval.seed)), mel_hop=mel_hop, mel_sample_rate=mel_rate,
-        declared=declared, fail_fast=FLAGS.fail_fast, settings=settings, plan=plan)
+        declared=declared, fail_fast=FLAGS.fail_fast, settings=settings, plan=plan,
+        refuse_other_convention=refuse_other)
     if result['outputs']:
       print(f'wrote {len(result["outputs"])} wavs to {output_dir}: '
             f'{result["audio_seconds"]:.2f} s of audio in {result["synthesis_seconds"]:.2f} s '
@@ -237,7 +279,10 @@ def run():
     failed = result['failed']
   else:
     failed = plan.failed
-    print(f'nothing to vocode: {len(plan.done)} wavs already in {output_dir}')
+    if plan.done:
+      print(f'nothing to vocode: {len(plan.done)} wavs already in {output_dir}')
+    else:
+      print(f'nothing vocoded: all {len(failed)} inputs failed')
   if failed:
     print(f'{len(failed)} of {len(inputs)} inputs failed and were not vocoded:', file=sys.stderr)
     for reason in failed.values():

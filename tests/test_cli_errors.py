@@ -12,7 +12,9 @@ import os
 import re
 import shutil
 
+import numpy as np
 import pytest
+import soundfile
 
 from tests import launcher_driver
 
@@ -85,7 +87,15 @@ CASES = [
     ('output is a file', 'evaluate', _RUN + ['--output_dir={sb}/afile'],
      r'--output_dir=.*afile is a file'),
     ('unwritable output', 'evaluate', _RUN + ['--output_dir=' + UNWRITABLE], r'is not writable'),
+    ('bad algorithm', 'evaluate', _RUN + ['--config.sampling.algorithm=bogus'],
+     r'--config.sampling: sampling.algorithm must be one of'),
+    ('negative eta', 'evaluate', _RUN + ['--config.sampling.eta=-1'],
+     r'--config.sampling: eta must lie in \[0, 1\]'),
+    ('bad gla steps', 'evaluate', _RUN + ['--config.sampling.gla.steps=some'],
+     r"--config.sampling: GLA steps must be 'all'"),
     # Schedule search.
+    ('bad noise scale', 'search_schedules', _RUN + ['--config.sampling.noise_scale=loud'],
+     r'--config.sampling: noise_scale must be one of'),
     ('zero steps', 'search_schedules', _RUN + ['--steps=0'], r'--steps=0: give comma-separated'),
     ('bad method', 'search_schedules', _RUN + ['--config.search.method=gird'],
      r"search.method='gird': choose one of"),
@@ -97,6 +107,8 @@ CASES = [
     ('unknown split', 'compare_samplers', _RUN + ['--splits=test'], r'--splits: unknown'),
     ('duplicate schedules', 'compare_samplers', _RUN + ['--schedules=25,25'], r'both be called'),
     ('output is a file', 'compare_samplers', _RUN + ['--output={sb}/afile'], r'is a file'),
+    ('bad algorithm', 'compare_samplers', _RUN + ['--config.sampling.algorithm=bogus'],
+     r'--config.sampling: sampling.algorithm must be one of'),
     ('curve: unknown split', 'learning_curve',
      ['--runs={sb}/run_copy', '--splits=test', '--output={sb}/c.json'], r'--splits: unknown'),
     ('curve: no such run', 'learning_curve', ['--runs={sb}/nowhere', '--output={sb}/c.json'],
@@ -108,6 +120,14 @@ CASES = [
     # Synthesis (its output checks are tests/test_synthesize.py's).
     ('missing input', 'synthesize', _RUN + ['--input={sb}/nothing.wav'], r'no such file'),
     ('missing workdir flag', 'synthesize', ['--input={sb}/afile'], r'--workdir'),
+    ('missing mel stats', 'synthesize', _RUN + ['--input={sb}/a.wav', '--mel_convention=espnet',
+                                                '--mel_stats={sb}/nostats.npy'],
+     r'--mel_stats=.*nostats.npy: no such file'),
+    ('bad gla steps', 'synthesize', _RUN + ['--input={sb}/a.wav', '--config.sampling.gla.steps=x'],
+     r"--config.sampling: GLA steps must be 'all'"),
+    ('bad noise scale', 'synthesize', _RUN + ['--input={sb}/a.wav',
+                                              '--config.sampling.noise_scale=loud'],
+     r'--config.sampling: noise_scale must be one of'),
     # Benchmarks.
     ('unknown config', 'benchmark', ['--benchmark=tinny:4', '--output={sb}/b.json'],
      r"no config 'tinny' in experiments/configs; did you mean tiny"),
@@ -146,6 +166,7 @@ def outcomes(tmp_path_factory):
     with open(os.path.join(sandbox, 'afile'), 'w') as f:
       f.write('not a folder\n')
     os.mkdir(os.path.join(sandbox, 'adir'))
+    soundfile.write(os.path.join(sandbox, 'a.wav'), np.zeros(2205, np.float32), 22050)
     os.mkdir(os.path.join(sandbox, 'locked'), 0o555)
     shutil.copytree(RUN, os.path.join(sandbox, 'run_copy'))
     config_path = os.path.join(sandbox, 'run_copy', 'config.json')

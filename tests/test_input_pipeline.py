@@ -160,6 +160,77 @@ def test_splits_and_summary(folder_corpus):
   assert sum(summary['utterances'].values()) == 14
 
 
+def _small_folder(root, count):
+  """`count` short wavs of one speaker in root/spk."""
+  (root / 'spk').mkdir(parents=True)
+  for i in range(count):
+    soundfile.write(str(root / 'spk' / f'u{i:02d}.wav'), _voice(0.3, 22050, 120 + 5 * i, i), 22050)
+
+
+def test_a_small_folder_corpus_keeps_a_minimum_held_out(tmp_path, capsys):
+  _small_folder(tmp_path / 'corpus', 20)
+  config = _config(tmp_path / 'tfds', 'folder', tmp_path / 'corpus')
+  assert config.data.heldout_fraction == 0.02 and config.data.min_heldout_utterances == 2
+  ids = ['spk/u%02d.wav' % i for i in range(20)]
+  picked = [i for i in ids if builders.is_heldout(i, 0.02)]
+  assert len(picked) < 2  # the defect: the fraction alone holds out (here) nothing
+  splits = input_pipeline.prepare_dataset(config)
+  heldout = [e['id'].decode() for e in splits['heldout']]
+  train = [e['id'].decode() for e in splits['train']]
+  # The two with the lowest held-out hash: a superset of the fraction's pick, the same everywhere.
+  lowest = sorted(ids, key=lambda i: builders._unit_hash('heldout', i))[:2]  # pylint: disable=protected-access
+  assert heldout == sorted(lowest) and set(picked) <= set(heldout)
+  assert sorted(train + heldout) == ids and not set(train) & set(heldout)
+  assert 'heldout 2 utterances' in capsys.readouterr().out
+  assert splits.info.metadata['summary']['heldout_topped_up'] == 2 - len(picked)
+
+  # The minimum is part of the dataset's name: another minimum builds another dataset.
+  other = config.data.copy_and_resolve_references()
+  other.min_heldout_utterances = 3
+  assert (builders.make_builder(other, config.audio).data_dir
+          != builders.make_builder(config.data, config.audio).data_dir)
+  # heldout_fraction=0 asks for no held-out set: none is made, whatever the minimum.
+  config.data.heldout_fraction = 0.0
+  splits = input_pipeline.prepare_dataset(config)
+  assert len(splits['heldout']) == 0 and len(splits['train']) == 20
+
+
+def test_a_corpus_too_small_to_spare_the_held_out_minimum_is_refused(tmp_path):
+  _small_folder(tmp_path / 'corpus', 2)
+  config = _config(tmp_path / 'tfds', 'folder', tmp_path / 'corpus')
+  with pytest.raises(builders.DataSourceError) as raised:
+    input_pipeline.prepare_dataset(config)
+  message = str(raised.value)
+  assert '\n' not in message
+  assert ('has 2 readable training-speaker utterances: too few to hold out '
+          'data.min_heldout_utterances=2 and train on the rest') in message
+  assert 'config.data.heldout_fraction=0' in message
+  assert not (tmp_path / 'tfds').exists()  # refused before TFDS wrote anything
+  config.data.min_heldout_utterances = 1
+  splits = input_pipeline.prepare_dataset(config)
+  assert (len(splits['train']), len(splits['heldout'])) == (1, 1)
+
+
+def test_a_config_recorded_without_the_minimum_keeps_its_dataset_name(tmp_path):
+  config = _config(tmp_path / 'tfds', 'folder', tmp_path)
+  values = builders.stored_data_values(config.data, config.audio)
+  del config.data['min_heldout_utterances']
+  old = builders.stored_data_values(config.data, config.audio)
+  assert 'min_heldout_utterances' not in old and values['min_heldout_utterances'] == 2
+  assert {k: v for k, v in values.items() if k != 'min_heldout_utterances'} == old
+
+
+@pytest.mark.skipif(not os.path.isdir(_FILLETS), reason='Debian fillets-ng-data-cs not installed')
+def test_the_embedded_corpus_split_is_the_fraction_s_alone():
+  config = tiny.get_config()  # the default data section: the full embedded corpus, 2% held out
+  files, _ = builders.list_source_files(config.data)
+  picked = [f.uid for f in files if not f.unseen and builders.is_heldout(f.uid, 0.02)]
+  assert len(picked) == 27 >= config.data.min_heldout_utterances
+  splits = input_pipeline.prepare_dataset(config)
+  assert [e['id'].decode() for e in splits['heldout']] == sorted(picked)
+  assert splits.info.metadata['summary']['heldout_topped_up'] == 0
+
+
 def test_heldout_utterances(folder_corpus):
   config, splits = folder_corpus
   hop = config.audio.hop_length

@@ -616,3 +616,13 @@ def test_synthesis_range_check_follows_the_checkpoint_convention(espnet_stats):
     synthesize.check_mel(_speech_mel(tiny.get_config().audio, 4), lmnt, 'ln.npy')
   low, high = synthesize.log_mel_bounds(common.audio_config_espnet())
   assert low == pytest.approx(-10.0) and 0.0 < high < 3.0
+
+
+def test_a_text_file_given_as_statistics_is_named_as_such(tmp_path):
+  path = tmp_path / 'stats.txt'
+  path.write_text('mean 0.1 0.2\nscale 1.0 1.0\n')
+  with pytest.raises(mc.MelConventionError,
+                     match=r'stats.txt: not a .npy / .npz statistics file \(no NumPy or zip '
+                           r'header') as raised:
+    mc.load_meanvar_stats(str(path), 80)
+  assert 'pickle' not in str(raised.value)

@@ -17,6 +17,7 @@ import errno
 import glob
 import json
 import os
+import re
 import shutil
 
 import numpy as np
@@ -90,11 +91,15 @@ def test_resume_with_another_optimiser_is_refused_and_nothing_is_set_aside(tmp_p
   before = _tree(workdir)
   # No clipping turns the optimiser state (clip, adam) into (adam): another tree of arrays.
   config = _config(tfds_dir, 110, grad_clip_norm=0.0)
-  with pytest.raises(errors.ResumeMismatchError,
-                     match=r'checkpoints/100 holds a training state made under other settings.*'
-                           r'train.grad_clip_norm: 1.0 in the checkpoint vs 0.0 now.*'
-                           r'arrays only in the checkpoint.*Nothing was changed.*--start_afresh'):
+  with pytest.raises(errors.ResumeMismatchError) as raised:
     train.train_and_evaluate(config, workdir)
+  first, *details = str(raised.value).splitlines()
+  # A short first line naming the setting and the ways out; the arrays on the lines after it.
+  assert re.search(r'checkpoints/100 holds a training state made under other settings.*'
+                   r'train.grad_clip_norm: 1.0 in the checkpoint vs 0.0 now.*Nothing was '
+                   r'changed.*--start_afresh', first), first
+  assert len(first) < 400 and 'arrays only in the checkpoint' not in first, first
+  assert any('arrays only in the checkpoint' in line for line in details), details
   assert _tree(workdir) == before  # no checkpoint moved, metrics and config.json untouched
 
   # The explicit way out: the old run moves aside, whole, and training starts from step 0.
@@ -119,6 +124,28 @@ def test_restart_from_an_earlier_step_keeps_the_dropped_metrics(tmp_path):
   with open(backup) as f:
     assert f.read() == '\n'.join(lines) + '\n'
   assert os.path.dirname(backup) == str(tmp_path) and 'before_step_20' in backup
+
+
+def test_reruns_from_one_restart_point_keep_one_backup_of_the_metrics(tmp_path):
+  path = str(tmp_path / 'metrics.jsonl')
+
+  def attempt(last):  # a run that logged up to `last` before failing
+    with open(path, 'w') as f:
+      f.write(''.join(json.dumps({'step': s, 'kind': 'train'}) + '\n' for s in range(10, last + 1,
+                                                                                  10)))
+  attempt(40)
+  first = reporting.truncate_metrics(path, 20)
+  os.rename(first, first[:-6] + '000000')  # as if made earlier (names carry the time, to seconds)
+  attempt(50)
+  second = reporting.truncate_metrics(path, 20)
+  backups = sorted(n for n in os.listdir(tmp_path) if 'before_step_' in n)
+  assert backups == [os.path.basename(second)]  # one copy per restart point, the newest
+  with open(second) as f:
+    assert [json.loads(line)['step'] for line in f] == [10, 20, 30, 40, 50]
+  attempt(40)
+  third = reporting.truncate_metrics(path, 30)  # another restart point keeps its own
+  assert sorted(n for n in os.listdir(tmp_path) if 'before_step_' in n) == sorted(
+      [os.path.basename(second), os.path.basename(third)])
 
 
 # ------------------------------------------------------------------------- 3. a failed save
@@ -176,7 +203,7 @@ def _voice(seconds, seed, rate=22050):
           ).astype(np.float32)
 
 
-def test_folder_dataset_is_rebuilt_when_a_file_is_fixed_or_added(tmp_path, capsys):
+def test_folder_dataset_is_rebuilt_when_a_file_is_fixed_or_added(tmp_path, capsys, caplog):
   folder = tmp_path / 'corpus' / 'spk'
   folder.mkdir(parents=True)
   for i in range(3):
@@ -202,6 +229,9 @@ def test_folder_dataset_is_rebuilt_when_a_file_is_fixed_or_added(tmp_path, capsy
   printed = capsys.readouterr().out
   assert f'changed since its dataset was built (1 changed (spk/bad.wav)): deleting the stale ' \
          f'{data_dir}' in printed and '0 skipped as unreadable' in printed
+  # Printed once, not logged as well (both reach the console).
+  assert printed.count('changed since its dataset was built') == 1
+  assert not [r for r in caplog.records if 'changed since its dataset' in r.getMessage()]
 
   soundfile.write(str(folder / 'u9.wav'), _voice(0.5, 9), 22050)  # a file is added
   ids, _ = train_ids()
@@ -289,3 +319,67 @@ def test_empty_unseen_split_names_the_setting(tmp_path):
           f"{tmp_path / 'corpus'}) holds no utterances: a folder source has unseen speakers only "
           'when the run trained with --config.data.unseen_speakers=') in result['stderr']
   assert not os.path.exists(workdir / 'eval')
+
+
+# ------------------------------------------------------- issue 22.4: a full disk, one line
+
+
+class _FailingManager:
+  """An orbax manager whose background save failed for want of space and whose close re-raises."""
+  directory = '/run/checkpoints'
+
+  def __init__(self, steps):
+    self.steps = steps
+
+  def all_steps(self):
+    return self.steps
+
+  def wait_until_finished(self):
+    raise ValueError('RESOURCE_EXHAUSTED: Error writing local file: Failed to write 41332 bytes: '
+                     "No space left on device [os_error_code='28']")
+
+  def close(self):
+    raise RuntimeError('Event loop is closed')
+
+
+def test_closing_after_a_failed_save_raises_its_one_line_error_not_orbax_s():
+  from wavegrad_jax import checkpoints  # pylint: disable=g-import-not-at-top
+  ckpts = object.__new__(checkpoints.RunCheckpoints)
+  ckpts.directory, ckpts.best_directory = '/run/checkpoints', '/run/checkpoints_best'
+  ckpts._manager, ckpts._best = _FailingManager([20, 40]), None  # pylint: disable=protected-access
+  ckpts._save_failed = False  # pylint: disable=protected-access
+  ckpts._pending = {id(ckpts._manager): 60}  # pylint: disable=protected-access
+  with pytest.raises(errors.CheckpointSaveError) as raised:
+    ckpts.close()
+  assert str(raised.value) == (
+      'saving checkpoint 60 to /run/checkpoints failed: No space left on device. Training '
+      'stopped. Free space (or fix the folder), then rerun the same command: it resumes from '
+      'checkpoint 40')
+
+
+def test_a_full_disk_is_one_error_line_from_the_training_launcher(tmp_path):
+  """Whatever a full disk fails (config.json on a rerun, a background checkpoint write followed
+  by orbax's "Event loop is closed", a sample wav without an errno), the launcher prints one line
+  naming the cause and the checkpoint it resumes from; any other error keeps its traceback."""
+  workdir = tmp_path / 'run'
+  shutil.copytree(fixture.WORKDIR, workdir)  # holds checkpoint 100
+  args = ['--config=' + os.path.join(launcher_driver.REPO, 'experiments/configs/tiny.py'),
+          f'--workdir={workdir}']
+  cases = [{'module': 'tests.disk_full_probe', 'cwd': str(tmp_path),
+            'args': args + [f'--probe_failure={kind}']}
+           for kind in ('config', 'orbax', 'sample', 'bug')]
+  results = launcher_driver.drive(cases)
+  resume = 'Training stopped. Free space (or fix the folder), then rerun the same command: ' \
+           'it resumes from checkpoint 100'
+  expected = {'config': f'error: writing to {workdir}/config.json failed: No space left on '
+                        f'device. {resume}',
+              'orbax': f'error: writing to {workdir} failed: No space left on device. {resume}',
+              'sample': f'error: writing to {workdir} failed: No space left on device. {resume}'}
+  for case, result in zip(cases, results):
+    kind = case['args'][-1].split('=')[1]
+    output = (result['stdout'] + result['stderr']).strip().splitlines()
+    if kind == 'bug':
+      assert result['status'] == 1 and 'Traceback' in result['stderr']  # a bug stays a bug
+      continue
+    assert result['status'] == 1, result
+    assert output == [expected[kind]], output  # the one line alone

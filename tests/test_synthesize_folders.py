@@ -279,3 +279,50 @@ def test_launcher_vocodes_good_files_reports_bad_ones_and_resumes(run_dir, tmp_p
   assert 'wrote 1 wavs' in r.stdout and r.returncode == 1
   for name in good:
     assert soundfile.info(str(tmp_path / 'out' / name)).samplerate == ts.SR
+
+
+# ------------------------------------------------ issue 22.3: another convention, undeclared
+
+
+def test_undeclared_mels_of_another_convention_are_refused_or_vocoded_when_allowed(run_dir,
+                                                                                  tmp_path):
+  workdir, config = run_dir
+  empty = tmp_path / 'no_checkpoint'  # had anything been restored, the error would say so
+  checkpoints.save_config(str(empty), config)
+  ln = ts._log_mel(config, 20 * ts.HOP)
+  # Normalised over all values and scaled by 0.8: inside this small frontend's ln range (up to
+  # 1.42), which the per-band normalisation of real statistics would pass on a full-size one.
+  meanvar = 0.8 * (ln - ln.mean()) / ln.std()
+  for name, mel, flag in [('log10', ln / np.log(10.0), '--mel_convention=espnet to convert'),
+                          ('meanvar', meanvar, '--mel_convention=espnet --mel_stats=')]:
+    folder = tmp_path / name
+    folder.mkdir()
+    np.save(folder / 'a.npy', np.asarray(mel, np.float32))
+    before = sorted(os.listdir(tmp_path))
+    r = _launch(f'--workdir={empty}', f'--input={folder}', f'--output_dir={tmp_path / "out"}')
+    lines = (r.stdout + r.stderr).strip().splitlines()
+    assert r.returncode == 1 and 'Traceback' not in r.stderr, r.stderr
+    assert len(lines) == 1 and lines[0].startswith(f'error: {folder / "a.npy"}: its values'), lines
+    assert flag in lines[0] and '--allow_mel_mismatch' in lines[0]
+    assert sorted(os.listdir(tmp_path)) == before  # no output folder
+  r = _launch(f'--workdir={workdir}', f'--input={tmp_path / "log10"}',
+              f'--output_dir={tmp_path / "out"}', '--schedule=list:1e-4,1e-2,0.2',
+              '--allow_mel_mismatch')
+  assert r.returncode == 0, r.stderr
+  assert 'a.wav' in os.listdir(tmp_path / 'out')
+  assert 'look like another convention' in r.stdout  # vocoded, still with the warning's count
+
+
+def test_mels_past_the_checked_ones_are_refused_as_bad_inputs(setup, tmp_path):
+  config = setup[0]
+  ln = ts._log_mel(config, 16 * ts.HOP)
+  os.makedirs(tmp_path / 'in')
+  np.save(tmp_path / 'in' / 'good.npy', ln)
+  np.save(tmp_path / 'in' / 'log10.npy', np.asarray(ln / np.log(10.0), np.float32))
+  result = _run(setup, tmp_path / 'in', tmp_path / 'out', refuse_other_convention=True)
+  assert [os.path.basename(p) for p in result['outputs']] == ['good.wav']
+  (reason,) = result['failed'].values()
+  assert 'look like a log10 of the mel' in reason and '--mel_convention=espnet' in reason
+  # The library's default is still the warning, and the mel is vocoded.
+  result = _run(setup, tmp_path / 'in', tmp_path / 'out2')
+  assert len(result['outputs']) == 2 and result['mel_warnings'] == 1

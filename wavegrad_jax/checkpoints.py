@@ -24,6 +24,7 @@ A save that fails (e.g. no space left) raises `errors.CheckpointSaveError` namin
 folder and the cause: at once for synchronous saves, and for asynchronous ones at the first
 training step after the background write failed (`RunCheckpoints.check_saves`).
 """
+import errno
 import json
 import os
 import re
@@ -110,9 +111,14 @@ def save_config(workdir, config):
   os.makedirs(workdir, exist_ok=True)
   path = os.path.join(workdir, CONFIG_FILE)
   tmp = f'{path}.tmp-{os.getpid()}'
-  with open(tmp, 'w') as f:
-    json.dump(config_to_dict(config), f, indent=2, sort_keys=True)
-  os.replace(tmp, path)
+  try:
+    with open(tmp, 'w') as f:
+      json.dump(config_to_dict(config), f, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+  except OSError:
+    if os.path.exists(tmp):  # a torn copy on a full disk; the old config.json is kept
+      os.remove(tmp)
+    raise
 
 
 def load_config(workdir):
@@ -257,6 +263,80 @@ def save_error_cause(error):
   return f'{type(error).__name__}: {text[:200]}'
 
 
+# Errors that say a write could not be made for want of space (or a read-only filesystem).
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+# Free bytes under which a write failure without an errno (libsndfile's "System error") is taken
+# for a full disk: less than a checkpoint of the smallest model.
+_FULL_BYTES = 1 << 20
+
+
+def _chain(error):
+  """`error` and the errors it was raised from or while handling, innermost last."""
+  seen = []
+  while error is not None and not any(error is e for e in seen):
+    seen.append(error)
+    error = error.__cause__ or error.__context__
+  return seen
+
+
+def _write_errno(error):
+  code = getattr(error, 'errno', None)
+  if code in _WRITE_ERRNOS:
+    return code
+  match = re.search(r"os_error_code='?(\d+)", str(error))  # tensorstore's errors carry it as text
+  if match and int(match.group(1)) in _WRITE_ERRNOS:
+    return int(match.group(1))
+  return None
+
+
+def _free_bytes(path):
+  try:
+    st = os.statvfs(errors._nearest_existing(path))  # pylint: disable=protected-access
+  except OSError:
+    return None
+  return st.f_bavail * st.f_frsize
+
+
+def write_failure(error, workdir, config=None):
+  """A one-line errors.CheckpointSaveError for a run stopped by a full disk, else None.
+
+  A disk that fills up fails whatever writes next, checkpoint or not (a sample wav, metrics.jsonl,
+  config.json on a rerun), often with a chain of errors from the background writers behind it;
+  the user needs only what happened and what to do.
+
+  Args:
+    error: the exception that stopped training.
+    workdir: the run's directory.
+    config: its config (for the checkpoint folder's name).
+  Returns:
+    the error to raise instead (a CheckpointSaveError is returned as it is), or None when
+    `error` is not a failed write (a bug keeps its traceback).
+  """
+  chain = _chain(error)
+  saved = next((e for e in chain if isinstance(e, errors.CheckpointSaveError)), None)
+  if saved is not None:
+    return saved
+  code = next((c for c in map(_write_errno, chain) if c is not None), None)
+  if code is None:
+    # Writers that give no errno: libsndfile ("Error opening ...: System error."), tensorstore.
+    if not any(isinstance(e, OSError) or type(e).__name__.startswith('SoundFile')
+               or type(e).__name__ == 'LibsndfileError' or 'Error writing' in str(e)
+               for e in chain):
+      return None
+    free = _free_bytes(workdir)
+    if free is None or free >= _FULL_BYTES:
+      return None
+    code = errno.ENOSPC
+  named = next((getattr(e, 'filename', None) for e in chain if getattr(e, 'filename', None)),
+               None)
+  where = named or _absolute(workdir)
+  _, steps = periodic_steps(workdir, config)
+  resume = f'it resumes from checkpoint {max(steps)}' if steps else 'it starts again'
+  return errors.CheckpointSaveError(
+      f'writing to {where} failed: {os.strerror(code)}. Training stopped. Free space (or fix the '
+      f'folder), then rerun the same command: {resume}')
+
+
 def archive_run(workdir):
   """Moves everything in `workdir` into workdir/previous_runs/<time>/ (process 0); nothing is lost.
 
@@ -298,14 +378,20 @@ def _refuse_mismatch(directory, step, saved_tree, saved_config, abstract_state, 
   if not mismatch:
     return
   fields = state_config_differences(saved_config, config) if saved_config is not None else []
+  # The first line is what a person reads: which setting differs and the way out; the internal
+  # array paths follow on their own lines.
+  # A changed value says more than a field one config lacks (a newer version's additions).
+  ranked = sorted(fields, key=lambda f: ' vs ' not in f)
+  differs = (f'{ranked[0]}' + (f', and {len(ranked) - 1} more setting(s)' if len(ranked) > 1
+                               else '') if ranked else 'no recorded config field differs')
   raise errors.ResumeMismatchError(
-      f'{directory}/{step} holds a training state made under other settings than this '
-      "run's, so this run cannot resume from it: "
-      + ('; '.join(fields) if fields else 'no recorded config field differs')
-      + f' (saved state: {"; ".join(mismatch)}). Nothing was changed. Train in a new '
-      '--workdir, or pass --start_afresh to move the old run into '
-      f'{os.path.join(workdir, PREVIOUS_RUNS_DIR)}/ and train from step 0 here, or '
-      'rerun with the settings that run was trained with.')
+      f'{directory}/{step} holds a training state made under other settings, so this run cannot '
+      f'resume from it ({differs}). Nothing was changed. Train in a new --workdir, pass '
+      '--start_afresh, or rerun with the settings that run was trained with.\n'
+      + (f'  differing settings: {"; ".join(fields)}\n' if fields else '')
+      + f'  saved state: {"; ".join(mismatch)}\n'
+      f'  --start_afresh moves the old run into {os.path.join(workdir, PREVIOUS_RUNS_DIR)}/ and '
+      'trains from step 0 here')
 
 
 def check_resumable(workdir, config, abstract_state):
@@ -369,6 +455,7 @@ class RunCheckpoints:
         enable_async_checkpointing=bool(ckpt.async_save),
         cleanup_tmp_directories=True, multiprocessing_options=_barrier_prefix('periodic')))
     self._best = None
+    self._save_failed = False  # a save's failure was raised: closing says nothing more
     self._pending = {}  # id(manager) -> the step of its latest asynchronous save.
     if ckpt.keep_best:
       self._best = ocp.CheckpointManager(self.best_directory, options=ocp.CheckpointManagerOptions(
@@ -409,6 +496,7 @@ class RunCheckpoints:
     return saved
 
   def _save_error(self, manager, step, error):
+    self._save_failed = True
     directory = self.directory if manager is self._manager else self.best_directory
     last = [s for s in self._manager.all_steps() if s != step]
     resume = (f'it resumes from checkpoint {max(last)}' if last else 'it starts again')
@@ -518,13 +606,30 @@ class RunCheckpoints:
         self._finish(manager)
 
   def close(self):
-    """Waits for pending saves and releases the managers (raises CheckpointSaveError)."""
+    """Waits for pending saves and releases the managers (raises CheckpointSaveError).
+
+    A failed save raises once, here or earlier: orbax's close() re-raises the failed write's
+    error (or "Event loop is closed" after it), which would otherwise replace the one-line
+    CheckpointSaveError with its traceback.
+    """
+    failed = None
     try:
       self.wait_until_finished()
-    finally:
-      self._manager.close()
-      if self._best is not None:
-        self._best.close()
+    except errors.CheckpointSaveError as e:
+      failed = e
+    for manager in (self._manager, self._best):
+      if manager is None:
+        continue
+      try:
+        manager.close()
+      except Exception as e:  # pylint: disable=broad-except
+        if failed is None and not self._save_failed:
+          failed = self._save_error(manager, self._pending.get(id(manager)), e)
+          failed.__cause__ = e
+        else:
+          logging.info('closing %s after a failed save: %s', manager.directory, e)
+    if failed is not None:
+      raise failed
 
 
 def restore_params(workdir, step=None, ema=True):

@@ -314,6 +314,16 @@ def _load_stats_cached(path, mtime_ns, size):
                "python -c \"import h5py, numpy as np; f = h5py.File('stats.h5', 'r'); "
                "np.save('stats.npy', np.stack([f['mean'][()], f['scale'][()]]))\"")
   try:
+    with open(path, 'rb') as f:
+      magic = f.read(6)
+  except OSError as e:
+    raise fail(f'cannot read the statistics file ({e.strerror or e})') from e
+  if not (magic.startswith(b'\x93NUMPY') or magic.startswith(b'PK')):
+    # np.load would take it for pickled data and say so, which misleads.
+    raise fail('not a .npy / .npz statistics file (no NumPy or zip header: a text file or '
+               "another format); give ParallelWaveGAN's stats.npy [2, n_mels] or ESPnet's "
+               'GlobalMVN .npz')
+  try:
     data = np.load(path, allow_pickle=False)
   except (ValueError, OSError) as e:
     raise fail(f'not a readable .npy / .npz file ({e})') from e
@@ -806,15 +816,15 @@ def resembles(mel):
   return sorted(forms, key=lambda f: f != floor)
 
 
-def resemblance_warning(mel, audio_cfg, source='mel'):
-  """A warning when a mel's values look like another convention than the one declared.
+def other_form(mel, audio_cfg):
+  """The value form (a FORMS key) a mel looks like when it does not look like its declared one.
 
   Args:
     mel: [frames, n_mels] values, declared to be in `audio_cfg`'s convention.
     audio_cfg: the declared `audio` section (or `Frontend`).
-    source: name of the mel in the message.
   Returns:
-    the warning text, or None when the values fit the declared convention's form (or no form).
+    the most likely other form, or None when the values fit the declared convention's form (or
+    no form at all): exactly when `resemblance_warning` has nothing to say.
   """
   fe = frontend(audio_cfg)
   declared = _form_of(fe)
@@ -827,11 +837,27 @@ def resemblance_warning(mel, audio_cfg, source='mel'):
   if fits_declared:
     return None
   others = [f for f in resembles(mel) if f != declared]
-  if not others:
+  return others[0] if others else None
+
+
+def resemblance_warning(mel, audio_cfg, source='mel'):
+  """A warning when a mel's values look like another convention than the one declared.
+
+  Args:
+    mel: [frames, n_mels] values, declared to be in `audio_cfg`'s convention.
+    audio_cfg: the declared `audio` section (or `Frontend`).
+    source: name of the mel in the message.
+  Returns:
+    the warning text, or None when the values fit the declared convention's form (or no form).
+  """
+  form = other_form(mel, audio_cfg)
+  if form is None:
     return None
+  fe = frontend(audio_cfg)
+  s = value_stats(mel)
   return (f"{source}: declared as {describe(fe)}, but its values (from {s['lo']:.3g} to "
           f"{s['hi']:.3g}, mean {s['mean']:.3g}, std {s['std']:.3g}) look like a "
-          f'{FORMS[others[0]]}. If it is one, give that convention so the mel is converted '
+          f'{FORMS[form]}. If it is one, give that convention so the mel is converted '
           f"(mel_conventions.adapt), or make the mels with the checkpoint's frontend, "
           f'{preset_call(fe)}: a mel of the wrong convention vocodes to muffled or noisy audio '
           'without an error')

@@ -5,6 +5,7 @@ per log or evaluation ({'step', 'kind': 'train' | 'eval' | 'preempted', scalars.
 run first drops the records past its checkpoint so the file reads as one run's, keeping the old
 file beside it.
 """
+import glob
 import io
 import json
 import os
@@ -154,7 +155,9 @@ class Reporter:
 def truncate_metrics(path, start_step):
   """Drops JSONL records past `start_step`, so a resumed run's file reads as one run's.
 
-  Nothing is lost: when any record is dropped, the whole old file is first copied beside it.
+  Nothing is lost: when any record is dropped, the whole old file is first copied beside it. One
+  copy is kept per restart point: a later copy for the same `start_step` replaces the earlier (the
+  records up to it are the same; those past it are the latest attempt's).
 
   Returns:
     the copy's path ('<path>.before_step_<start_step>.<time>'), or None when nothing was dropped.
@@ -179,6 +182,11 @@ def truncate_metrics(path, start_step):
   if dropped:
     backup = f'{path}.before_step_{start_step}.{time.strftime("%Y%m%d-%H%M%S")}'
     shutil.copy2(path, backup)
+    # Each rerun after a failure at one restart point copies the whole file again; keeping the
+    # newest of them (which holds the older's records up to that point) stops the pile-up.
+    for older in glob.glob(glob.escape(f'{path}.before_step_{start_step}.') + '*'):
+      if older != backup:
+        os.remove(older)
   tmp = f'{path}.tmp'
   with open(tmp, 'w') as f:
     f.write(''.join(line + '\n' for line in keep))

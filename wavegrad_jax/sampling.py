@@ -92,6 +92,11 @@ def _parse_steps(steps):
   return 'list', indices
 
 
+def check_gla_steps(steps):
+  """Raises ValueError (with the accepted forms) unless `steps` is a GLA step selection."""
+  _parse_steps(steps)
+
+
 def _step_index(value):
   """int(value) for Python and numpy integers; TypeError for floats, bools, strings and the like."""
   if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):

@@ -498,6 +498,38 @@ def _warn_if_other_convention(mel, fe, source):
     warnings.warn(warning, mel_conventions.MelConventionWarning, stacklevel=3)
 
 
+# The --mel_convention that converts mels of each value form (mel_conventions.FORMS).
+_FORM_FLAGS = {'ln': '--mel_convention=wavegrad', 'log10': '--mel_convention=espnet',
+               'meanvar': '--mel_convention=espnet --mel_stats=<its stats.npy or .npz>',
+               'unit': '--mel_convention=lmnt'}
+
+
+def other_convention_error(mel, audio_cfg, source='mel'):
+  """A SynthesisInputError for a mel that looks like another convention than the checkpoint's.
+
+  What the launcher refuses by default (`mel_conventions.other_form`, the test behind
+  `check_mel`'s warning), naming the likely convention and the flag that converts it.
+
+  Args:
+    mel: [frames, n_mels] values, given as the checkpoint's convention (no --mel_convention).
+    audio_cfg: the checkpoint's `audio` section.
+    source: name of the mel in the message (its path).
+  Returns:
+    the error (to raise), or None when the values fit the checkpoint's convention.
+  """
+  form = mel_conventions.other_form(mel, audio_cfg)
+  if form is None:
+    return None
+  fe = mel_conventions.frontend(audio_cfg)
+  flag = _FORM_FLAGS.get(form, '--mel_convention=<a config .py whose audio section made them>')
+  s = mel_conventions.value_stats(mel)
+  return SynthesisInputError(
+      f"{source}: its values (from {s['lo']:.3g} to {s['hi']:.3g}, mean {s['mean']:.3g}) look "
+      f"like a {mel_conventions.FORMS[form]}, not the checkpoint's "
+      f'{mel_conventions.describe(fe)}: give {flag} to convert them, or pass '
+      '--allow_mel_mismatch to vocode them as they are (muffled or noisy audio)')
+
+
 def _check_npy_header(path):
   """Raises SynthesisInputError unless `path` starts like a .npy file (np.save's magic bytes)."""
   try:
@@ -858,7 +890,7 @@ def _load_input(path, audio_cfg, mel_hop, mel_sample_rate, check_range, log_mel_
 
 def synthesize_files(vocode, params, betas, config, inputs, output_dir, rng, *, mel_hop=None,
                      mel_sample_rate=None, declared=None, progress=True, fail_fast=False,
-                     resume=True, settings=None, plan=None):
+                     resume=True, settings=None, plan=None, refuse_other_convention=False):
   """Vocodes files to wavs: audio files by copy synthesis, .npy mels as they are.
 
   Files are read, vocoded and written config.eval.files_per_group at a time (the next group is
@@ -886,6 +918,8 @@ def synthesize_files(vocode, params, betas, config, inputs, output_dir, rng, *, 
     resume: keep finished outputs of an earlier run (False: vocode everything again).
     settings: this run's settings, compared with and then recorded in output_dir/synthesis.json.
     plan: a `plan_synthesis` result for these inputs (made here when None).
+    refuse_other_convention: a .npy mel given as the checkpoint's convention (no `declared`)
+      that looks like another is a bad input (`other_convention_error`), not a warning.
   Returns:
     dict: 'outputs' (wavs written by this call), 'frames' (theirs), 'skipped' (wavs an earlier
     run finished), 'failed' ({input path: reason}), 'mel_warnings' (mels that look like another
@@ -931,6 +965,10 @@ def synthesize_files(vocode, params, betas, config, inputs, output_dir, rng, *, 
           warnings.simplefilter('always', mel_conventions.MelConventionWarning)
           mel, wave = _load_input(job.src, audio_cfg, mel_hop, mel_sample_rate, check_range,
                                   log_mel_fn, declared)
+        other = [w for w in caught if issubclass(w.category, mel_conventions.MelConventionWarning)]
+        if refuse_other_convention and declared is None and other and is_mel_file(job.src):
+          raise other_convention_error(mel, audio_cfg, job.src) or SynthesisInputError(
+              str(other[0].message))
         mel_warnings.extend(str(w.message) for w in caught)
         target = None if target_fn is None else target_magnitude(target_fn, wave, mel.shape[0])
       except SynthesisInputError as err:

@@ -22,6 +22,7 @@ Mesh, shardings and host copies live in `parallel`, TensorBoard / JSONL / consol
 import collections
 import functools
 import os
+import sys
 import time
 from typing import Any
 
@@ -357,9 +358,15 @@ class _Evaluator:
     crops = heldout_crops(utterances, int(config.data.segment_frames),
                           int(config.audio.hop_length),
                           self.batch_size * int(c.heldout_loss_batches))
-    if crops is None:
+    if not utterances:
+      # Otherwise the run ends with an empty checkpoints_best/ and no word on why.
+      reporter.console(f'the held-out split is empty (data.heldout_fraction='
+                       f'{config.data.heldout_fraction}): no held-out loss, no samples and no '
+                       'best checkpoint in this run')
+      self.batches = []
+    elif crops is None:
       reporter.console('no held-out utterance is long enough for a training crop: the held-out '
-                       'loss is disabled')
+                       'loss is disabled and no best checkpoint is kept')
       self.batches = []
     else:
       n = self.batch_size
@@ -488,6 +495,9 @@ def validate_config(config):
   if not 0 <= float(config.data.heldout_fraction) < 1:
     raise errors.ConfigError('data.heldout_fraction must be in [0, 1), got '
                              f'{config.data.heldout_fraction}')
+  if int(config.data.get('min_heldout_utterances', 0)) < 0:
+    raise errors.ConfigError('data.min_heldout_utterances must be >= 0, got '
+                             f'{config.data.min_heldout_utterances}')
   try:
     learning_rate_schedule(c)
     model_lib.build_model(config)  # checks the model variant's fields and topology
@@ -665,7 +675,8 @@ def train_and_evaluate(config, workdir, *, start_afresh=False):
       f'{processes.process_name(config)!r}: {model_lib.count_params(abstract.params):,} parameters; mesh '
       f'{dict(mesh.shape)} over {jax.device_count()} {jax.devices()[0].device_kind} device(s), '
       f'{jax.process_count()} process(es); '
-      + (f'resumed from step {start_step}' if start_step else 'starting from scratch'))
+      + (f'resumed from step {start_step}' if start_step else
+         'fine-tuning from step 0' if init_line else 'starting from scratch'))
   if changed and start_step:
     reporter.console('resuming under changed settings: ' + '; '.join(changed))
   if archived:
@@ -776,10 +787,22 @@ def train_and_evaluate(config, workdir, *, start_afresh=False):
         'command and --workdir: training resumes from the latest checkpoint '
         f'(step {ckpts.latest_step()}).') from e
   finally:
+    # With an error on its way out (a failed save, a full disk), closing must not replace it with
+    # its own (orbax re-raises the failed write, then "Event loop is closed").
+    stopping = sys.exc_info()[1] is not None
     try:
       ckpts.close()  # raises CheckpointSaveError if the last save failed
+    except Exception as e:  # pylint: disable=broad-except
+      if not stopping:
+        raise
+      logging.info('closing the checkpoints after an error: %s', e)
     finally:
-      reporter.close()
+      try:
+        reporter.close()
+      except Exception as e:  # pylint: disable=broad-except
+        if not stopping:
+          raise
+        logging.info('closing the reporter after an error: %s', e)
       preemption.restore()
       close = getattr(iterator, 'close', None)
       if close is not None:

@@ -300,6 +300,11 @@ def data_config():
   c.tfds_dir = '~/tensorflow_datasets'
   c.segment_frames = 24         # mel frames per training crop (x hop = samples).
   c.heldout_fraction = 0.02     # share of the training speakers' files held out, by id hash.
+  # A fraction that picks fewer held-out files than this (a small folder corpus) holds out this
+  # many instead (the lowest id hashes, a superset of the fraction's pick); without held-out files
+  # a run has no evaluation, no samples and no best checkpoint. 0: no minimum. Ignored when
+  # heldout_fraction is 0, which asks for no held-out set.
+  c.min_heldout_utterances = 2
   c.shuffle_seed = 0            # epoch permutations and crop offsets of the training batches.
   c.max_files = 0               # >0: build from at most this many files per speaker pool (tests).
   c.unseen_speakers = ()        # ljspeech/folder: speaker ids kept out of training ('unseen').

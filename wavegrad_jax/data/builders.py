@@ -24,7 +24,8 @@ removed or changed (fixed, re-encoded) the stale dataset is deleted and rebuilt,
 naming what changed. A source folder that has gone away leaves the prepared dataset usable.
 
 Splits: 'train', 'heldout' (a deterministic `heldout_fraction` of the training speakers' files,
-chosen by a hash of the utterance id) and 'unseen' (speakers never trained on). A split with no
+chosen by a hash of the utterance id, topped up to `min_heldout_utterances` for small corpora) and
+'unseen' (speakers never trained on). A split with no
 utterances is not written; `wavegrad_jax.input_pipeline` presents it as empty.
 
 Unreadable files are logged by path, skipped and counted in a summary printed at the end of the
@@ -120,6 +121,9 @@ def stored_data_values(data_cfg, audio_cfg) -> Dict[str, Any]:
       'max_files': int(data_cfg.max_files),
       'audio': stored_audio_values(audio_cfg),
   }
+  if 'min_heldout_utterances' in data_cfg:
+    # Configs recorded before the field existed keep their hash, and so their prepared dataset.
+    values['min_heldout_utterances'] = int(data_cfg.min_heldout_utterances)
   values.update(registry.get_corpus(source).stored_values(data_cfg))
   return values
 
@@ -174,6 +178,43 @@ def _unit_hash(salt: str, uid: str) -> float:
 def is_heldout(uid: str, heldout_fraction: float) -> bool:
   """Whether a training speaker's utterance `uid` belongs to 'heldout' (same on every machine)."""
   return _unit_hash('heldout', uid) < heldout_fraction
+
+
+def apply_min_heldout(utterances: Dict[str, List['Utterance']], data_cfg) -> int:
+  """Moves training utterances into 'heldout' until it holds `data_cfg.min_heldout_utterances`.
+
+  Only when `heldout_fraction` > 0 picked fewer: those with the lowest held-out hash move, so the
+  held-out set is a superset of the fraction's pick and the same on every machine. A corpus whose
+  fraction already picks enough (the embedded one) keeps its split.
+
+  Args:
+    utterances: per split, the readable utterances sorted by id (changed in place).
+    data_cfg: the `data` config section (a config without the field has no minimum).
+  Returns:
+    how many utterances moved (0 when the fraction's pick was enough).
+  Raises:
+    DataSourceError: the training speakers' utterances cannot spare the minimum and leave one
+      for training.
+  """
+  minimum = int(data_cfg.get('min_heldout_utterances', 0))
+  fraction = float(data_cfg.heldout_fraction)
+  missing = minimum - len(utterances['heldout'])
+  if fraction <= 0 or missing <= 0:
+    return 0
+  if len(utterances['train']) <= missing:
+    total = len(utterances['train']) + len(utterances['heldout'])
+    raise DataSourceError(
+        f"the {data_cfg.source} corpus in {os.path.expanduser(str(data_cfg.dir))} has "
+        f'{total} readable training-speaker utterances: too few to hold out '
+        f'data.min_heldout_utterances={minimum} and train on the rest; add files, lower '
+        'config.data.min_heldout_utterances, or set config.data.heldout_fraction=0 to train '
+        'without a held-out set (no evaluation, no samples, no best checkpoint)')
+  moved = sorted(utterances['train'], key=lambda u: _unit_hash('heldout', u.uid))[:missing]
+  moved_ids = {u.uid for u in moved}
+  utterances['train'] = [u for u in utterances['train'] if u.uid not in moved_ids]
+  utterances['heldout'] = sorted(utterances['heldout'] + [dataclasses.replace(u, split='heldout')
+                                                          for u in moved], key=lambda u: u.uid)
+  return len(moved)
 
 
 def subset_files(files: Sequence[SourceFile], max_files: int) -> List[SourceFile]:
@@ -339,6 +380,9 @@ class BuildPlan:
                f'{left_out[examples[0]]})')
     splits = ', '.join(f"{k} {s['utterances'][k]} utterances ({s['seconds'][k] / 60:.1f} min)"
                        for k in SPLITS)
+    if s.get('heldout_topped_up'):
+      splits += (f" ({s['heldout_topped_up']} of the held-out utterances are there because "
+                 'data.heldout_fraction picked fewer than data.min_heldout_utterances)')
     return f'{text}. {splits}.'
 
 
@@ -387,6 +431,7 @@ def make_plan(data_cfg, audio_cfg) -> BuildPlan:
         utterances[split].append(Utterance(f.uid, f.path, f.speaker, split, frames, f.mel_path))
 
   read = len(files) - len(unreadable)
+  moved = apply_min_heldout(utterances, data_cfg) if read else 0
   if read == 0:
     raise DataSourceError(
         f'None of the {len(files)} audio files of the {data_cfg.source} corpus in {folder} could '
@@ -409,6 +454,7 @@ def make_plan(data_cfg, audio_cfg) -> BuildPlan:
       'unreadable': unreadable,
       'too_short': too_short,
       'left_out': left_out,
+      'heldout_topped_up': moved,
       'utterances': {k: len(v) for k, v in utterances.items()},
       'seconds': {k: sum(u.frames for u in v) * hop / sample_rate for k, v in utterances.items()},
   }
@@ -592,8 +638,7 @@ def prepare(data_cfg, audio_cfg) -> _SpeechBuilder:
       return builder
     text = (f'{os.path.expanduser(str(data_cfg.dir))} changed since its dataset was built '
             f'({reason}): deleting the stale {builder.data_dir} and building it again')
-    logging.warning('%s', text)
-    print(text, flush=True)
+    print(text, flush=True)  # once: a log record of it too showed it twice on the console
     shutil.rmtree(builder.data_dir)
     builder = make_builder(data_cfg, audio_cfg)
   # Listing and reading first raises folder errors before TFDS creates any directory.
