@@ -243,3 +243,32 @@ def plot(results, path, x='step'):
   fig.savefig(path, dpi=110)
   plt.close(fig)
 
+
+
+def markdown_rows(results, split, schedules, step=None):
+  """Markdown table rows 'run | step | sched: STOI / PESQ / DNSMOS ...' for one split.
+
+  Args:
+    results: as `summarize` takes.
+    split: 'heldout' or 'unseen'.
+    schedules: schedule names, one column each.
+    step: the checkpoint step of every run (its point at that step), or None for each run's last.
+  Returns:
+    list of str, one row per run that has the point.
+  """
+  rows = []
+  for run in results['runs']:
+    points = [p for p in run['points'] if step is None or p['step'] == step]
+    if not points:
+      continue
+    point = points[-1]
+    cells = []
+    for schedule in schedules:
+      row = next((r for r in point['rows'] if r['split'] == split and r['schedule'] == schedule),
+                 None)
+      fmt = lambda v, f: '-' if v is None else format(v, f)
+      cells.append('-' if row is None else ' / '.join(
+          (fmt(row.get('stoi'), '.3f'), fmt(row.get('pesq'), '.2f'),
+           fmt(row.get('dnsmos_ovrl'), '.2f'))))
+    rows.append(f"| {run['label']} | {point['step']:,} | " + ' | '.join(cells) + ' |')
+  return rows
