@@ -166,6 +166,10 @@ def diffusion_config():
   # PriorGrad: (min, max) frame energy of the training data; () measures it when training starts
   # and records it in the run's config.json, which inference then reads.
   c.prior_energy_range = ()
+  # PriorGrad: frame energies above this are clamped to it, and it replaces the measured maximum,
+  # so the std stays <= 1 (the official code's max_energy_override = 4; linear-mel units); 0 no
+  # cap. A run saved without this field (from before it) has no cap when restored.
+  c.prior_max_energy = 4.0
   return c
 
 
