@@ -177,9 +177,11 @@ def gla_config():
   """GLA-Grad phase correction inside the reverse steps (Liu et al., ICASSP 2024); off by default.
 
   Chosen steps pull the waveform towards a target |STFT| with Griffin-Lim projections. STFT sizes
-  are in samples; 0 (or '' for strings) inherits the `audio` section's value. The defaults are the
-  published algorithm's, which also clamps y to [-1, 1] after every step (sampling.clip = 1): the
-  sampler presets 'gla_grad' (as published) and 'gla_clean_estimate' (our variant) set every field.
+  are in samples; 0 (or '' for strings) inherits the `audio` section's value. The defaults are
+  GLA-Grad's as the authors' code runs it (the sampler preset 'gla_grad'), which also clamps y to
+  [-1, 1] after every step: enabled=True needs sampling.clip=1 too (refused otherwise, naming it).
+  The presets 'gla_grad', 'gla_grad_fast' (the textbook fast Griffin-Lim) and
+  'gla_clean_estimate' (our variant) set every field.
   """
   c = ml_collections.ConfigDict()
   c.enabled = False
@@ -187,9 +189,13 @@ def gla_config():
   # 'last:K', or 'list:i,j,...' of schedule indices (0 = the last step run, N - 1 the first).
   c.steps = 'first:3'
   c.iterations = 32             # Griffin-Lim projections per corrected step (GLA-Grad: 32).
-  # Fast Griffin-Lim acceleration (Perraudin et al.); 0 is plain GLA, whose spectral error never
-  # increases. The GLA-Grad code's momentum 0.1 (t = c_k - 0.1 c_{k-1}) is 0.1 / 0.9 here.
-  c.momentum = 0.1 / 0.9
+  # 'authors': the GLA-Grad code's Griffin-Lim loop, quirks included (wavegrad_jax/phase.py);
+  # 'fast': the textbook fast Griffin-Lim (Perraudin et al.).
+  c.variant = 'authors'
+  # The acceleration. 'authors': their m, t = c_k - m c_{k-1} (GLA-Grad: 0.1). 'fast': Perraudin's
+  # a, t = c_k + a (c_k - c_{k-1}); 0 is plain GLA, whose spectral error never increases; the
+  # GLA-Grad momentum 0.1 is a = 0.1 / 0.9 there.
+  c.momentum = 0.1
   # Target |STFT|: 'mel_pinv' (conditioning log-mel through the filterbank pseudo-inverse; needs
   # the GLA STFT to be the audio frontend's) or 'given' (the caller passes target_magnitude,
   # e.g. the reference audio's |STFT| in copy synthesis).
