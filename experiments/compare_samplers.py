@@ -18,9 +18,12 @@ the inference config's sampling section:
   ancestral_clip_y    ancestral, y clamped to [-1, 1] after every step (lmnt-com/wavegrad).
   ancestral_clip_x0   ancestral, the clean estimate clamped to [-1, 1] in every step
                       (ivanvovk/WaveGrad).
-  gla_grad            GLA-Grad as published (Liu et al., ICASSP 2024): 32 fast Griffin-Lim
-                      iterations on the step's mean before its noise, on the 3 noisiest steps,
+  gla_grad            GLA-Grad (Liu et al., ICASSP 2024) exactly as the authors' code runs it:
+                      their 32-iteration Griffin-Lim loop (in-place quirks included, momentum
+                      0.1) on the step's mean before its noise, on the 3 noisiest steps,
                       rescaled to a 0.95 peak; y clamped to [-1, 1].
+  gla_grad_fast       the same with the textbook fast Griffin-Lim the paper describes (what
+                      gla_grad was before the authors' loop was added).
   gla_clean_estimate  this project's variant: the same Griffin-Lim on the clean estimate, the
                       noise re-derived, no rescaling or clamping.
   griffin_lim         no model: the same Griffin-Lim alone from the mel's pseudo-inverse magnitude,

@@ -14,10 +14,10 @@ A .npy mel is [frames, n_mels]; the output has exactly frames * hop samples.
 
 Mel conventions: by default (--mel_convention=checkpoint) a .npy mel must be made with the
 checkpoint's own frontend (natural log, log(max(mel, log_floor)), for the default convention; see
-the error message of a mismatch). --mel_convention=hifigan / espnet / lmnt / wavegrad declares the
+the error message of a mismatch). --mel_convention=hifigan / parallel_wavegan (alias espnet) / espnet2 / lmnt / wavegrad declares the
 recipe the mels were made with (experiments/configs/common.py's presets, at that recipe's sizes,
-with --mel_hop and --mel_sample_rate in place of its hop and rate, and --mel_stats as ESPnet's
-mean-variance statistics file), and --mel_convention=<config .py> its audio section (e.g.
+with --mel_hop and --mel_sample_rate in place of its hop and rate, and --mel_stats as ParallelWaveGAN's or
+ESPnet's mean-variance statistics file), and --mel_convention=<config .py> its audio section (e.g.
 experiments/configs/tiny_espnet.py): a difference the conversion undoes (log base, dB,
 normalisation, STFT scaling, filterbank norm) is converted, said in one line; any other (hop, rate,
 n_fft, window, bands, band edges, framing) is refused before anything is loaded, naming the fields
@@ -58,7 +58,9 @@ from wavegrad_jax import synthesize
 MEL_PRESETS = {
     'wavegrad': common.audio_config,
     'hifigan': common.audio_config_hifigan,
-    'espnet': common.audio_config_espnet,
+    'parallel_wavegan': common.audio_config_parallel_wavegan,
+    'espnet': common.audio_config_espnet,  # alias of parallel_wavegan
+    'espnet2': common.audio_config_espnet2,
     'lmnt': common.audio_config_lmnt,
 }
 
@@ -72,7 +74,7 @@ flags.DEFINE_string('mel_convention', 'checkpoint',
                     f"of experiments/configs/common.py ({', '.join(MEL_PRESETS)}), or an "
                     'experiment config file (.py) whose audio section made them; converted where '
                     'invertible.')
-flags.DEFINE_string('mel_stats', None, "--mel_convention=espnet: the mean-variance statistics "
+flags.DEFINE_string('mel_stats', None, "--mel_convention=parallel_wavegan / espnet / espnet2: the mean-variance statistics "
                     "(ParallelWaveGAN's stats.npy [2, n_mels] or ESPnet's GlobalMVN .npz) the "
                     'mels were normalised with.')
 flags.DEFINE_integer('mel_hop', None, 'Hop (samples) the .npy mels were made with: checked '
@@ -134,9 +136,11 @@ def declared_audio(checkpoint_audio):
       raise errors.UserError('--mel_hop / --mel_sample_rate: the config file given as '
                              '--mel_convention already sets them; edit its audio section')
     if FLAGS.mel_stats:
-      if audio.convention != 'espnet':
-        raise errors.UserError(f'--mel_stats: only espnet mels are normalised with a statistics '
-                               f"file; {name} declares {audio.convention!r}")
+      if 'meanvar' not in mel_conventions.CONVENTIONS.get(
+          mel_conventions.canonical(audio.convention), {}).get('normalize', ()):
+        raise errors.UserError(f'--mel_stats: only parallel_wavegan (alias espnet) and espnet2 '
+                               f'mels are normalised with a statistics file; {name} declares '
+                               f'{audio.convention!r}')
       audio.normalize, audio.stats_file = 'meanvar', FLAGS.mel_stats
     return audio
   if name not in MEL_PRESETS:
@@ -148,9 +152,9 @@ def declared_audio(checkpoint_audio):
   if FLAGS.mel_hop:
     kwargs['hop_length'] = FLAGS.mel_hop
   if FLAGS.mel_stats:
-    if name != 'espnet':
-      raise errors.UserError(f'--mel_stats: only --mel_convention=espnet normalises with a '
-                             f'statistics file, not {name}')
+    if 'meanvar' not in mel_conventions.CONVENTIONS[mel_conventions.canonical(name)]['normalize']:
+      raise errors.UserError(f'--mel_stats: only --mel_convention=parallel_wavegan (alias '
+                             f'espnet) or espnet2 normalises with a statistics file, not {name}')
     kwargs['stats_file'] = FLAGS.mel_stats
   return MEL_PRESETS[name](**kwargs)
 

@@ -60,6 +60,7 @@ def test_every_row_is_there_with_finite_metrics(compared):
   assert settings['ancestral_clip_x0']['clip_x0'] == 1.0 and not settings['ancestral_clip_x0']['gla']
   assert settings['gla_grad']['gla'] and settings['gla_grad']['gla_placement'] == 'mean'
   assert settings['gla_grad']['gla_magnitude'] == 'mel_pinv' and settings['gla_grad']['clip'] == 1
+  assert settings['gla_grad']['gla_variant'] == 'authors'
   assert settings['griffin_lim']['algorithm'] == 'griffin_lim'
   assert settings['griffin_lim']['gla_iterations'] == 32 and not settings['griffin_lim']['gla']
   assert [r['num_steps'] for r in results['rows'] if r['sampler'] == 'griffin_lim'] == [0, 0]
@@ -99,7 +100,8 @@ def test_table_and_results_files(compared):
   assert body[1].startswith('| heldout | ancestral_clip_y | 3 (linear_1e-4_0.2_3) | ')
   assert body[6].startswith('| heldout | griffin_lim | - | ')
   assert 'griffin_lim: Griffin-Lim alone (no model) from the starting noise, 32 iterations' in header
-  assert 'gla_grad: GLA on the mean at steps first:3, 32 iterations of momentum 0.111' in header
+  assert ("gla_grad: GLA on the mean at steps first:3, 32 iterations of the authors' Griffin-Lim "
+          'loop, momentum 0.1') in header
   assert 'rescaled to a 0.95 peak, y clamped to ±1' in header
   assert table.rstrip().endswith('Skipped (no utterances): train.')
   with open(os.path.join(out_dir, 'results.json')) as f:

@@ -6,6 +6,7 @@ ours: HiFi-GAN's meldataset.py `mel_spectrogram`, ParallelWaveGAN's preprocess.p
 `logmelfilterbank` (+ compute_statistics.py / normalize.py's StandardScaler), and lmnt-com
 wavegrad / diffwave preprocess.py (torchaudio MelSpectrogram, whose HTK filterbank is spelt out).
 """
+import dataclasses
 import functools
 import glob
 import os
@@ -26,6 +27,7 @@ from wavegrad_jax.data import builders
 from experiments.configs import common
 from experiments.configs import tiny
 from experiments.configs import tiny_espnet
+from experiments.configs import tiny_espnet2
 from experiments.configs import tiny_hifigan
 from experiments.configs import tiny_lmnt
 from tests import oracles
@@ -215,6 +217,106 @@ def test_convention_matches_its_reference_recipe_on_speech(name, clip, espnet_st
   assert np.std(ref) > 0.05
 
 
+# ------------------------------------------- each recipe's formula at the extremes: silence, clipping
+
+def _np_stft(y, n_fft, hop, win, pad):
+  """float64 |STFT| pieces: [T // hop, n_fft // 2 + 1] complex, torch.stft framing of y padded."""
+  window, short = _hann(win, n_fft)
+  return np.fft.rfft(_frames(y, n_fft, hop, pad) * window, axis=-1)[:len(y) // hop], short
+
+
+def _slaney(sr, n_fft, n_mels, fmin, fmax):
+  return librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax,
+                             dtype=np.float64).T
+
+
+def formula_wavegrad(y):
+  """Ours: ln(max(|X| @ slaney, 1e-5)), centred reflect STFT, 22,050 Hz / 1024 / 256 / 80."""
+  spec, _ = _np_stft(y, 1024, 256, 1024, 512)
+  return np.log(np.maximum(np.abs(spec) @ _slaney(22050, 1024, 80, 0.0, 11025.0), 1e-5))
+
+
+def formula_hifigan(y):
+  """meldataset.py: sqrt(re^2 + im^2 + 1e-9) @ slaney(0-8 kHz), ln(max(., 1e-5)), hop-centred."""
+  spec, _ = _np_stft(y, 1024, 256, 1024, (1024 - 256) // 2)
+  mag = np.sqrt(spec.real ** 2 + spec.imag ** 2 + 1e-9)
+  return np.log(np.maximum(mag @ _slaney(22050, 1024, 80, 0.0, 8000.0), 1e-5))
+
+
+def formula_parallel_wavegan(y):
+  """ParallelWaveGAN logmelfilterbank: log10(max(1e-10, |X| @ slaney(80-7,600 Hz)))."""
+  spec, _ = _np_stft(y, 1024, 256, 1024, 512)
+  return np.log10(np.maximum(1e-10, np.abs(spec) @ _slaney(22050, 1024, 80, 80.0, 7600.0)))
+
+
+def formula_espnet2(y):
+  """ESPnet2 LogMelFbank: amp = sqrt(clamp(re^2 + im^2, 1e-10)); log10(clamp(amp @ fb, 1e-10))."""
+  spec, _ = _np_stft(y, 1024, 256, 1024, 512)
+  amp = np.sqrt(np.maximum(spec.real ** 2 + spec.imag ** 2, 1e-10))
+  return np.log10(np.maximum(amp @ _slaney(22050, 1024, 80, 80.0, 7600.0), 1e-10))
+
+
+def formula_lmnt(y):
+  """lmnt wavegrad preprocess.py: torchaudio normalized |X| @ HTK, dB - 20, clip((+100) / 100)."""
+  spec, short = _np_stft(y, 2048, 300, 1200, 1024)
+  mel = (np.abs(spec) / np.sqrt(np.sum(short ** 2))) @ _torchaudio_htk_fbanks(
+      1025, 20.0, 11025.0, 128, 22050)
+  return np.clip((20 * np.log10(np.maximum(mel, 1e-5)) - 20 + 100) / 100, 0.0, 1.0)
+
+
+EXTREME_CASES = {
+    'wavegrad': (common.audio_config, formula_wavegrad),
+    'hifigan': (common.audio_config_hifigan, formula_hifigan),
+    'parallel_wavegan': (common.audio_config_parallel_wavegan, formula_parallel_wavegan),
+    'espnet': (common.audio_config_espnet, formula_parallel_wavegan),  # the alias
+    'espnet2': (common.audio_config_espnet2, formula_espnet2),
+    'lmnt': (common.audio_config_lmnt, formula_lmnt),
+}
+
+
+def _extreme_signal(kind):
+  """1 s at 22,050 Hz: digital silence, or a full-scale 110 Hz square wave (every sample +-1)."""
+  t = np.arange(22050) / 22050.0
+  if kind == 'silence':
+    return np.zeros_like(t)
+  return np.where(np.sin(2 * np.pi * 110.0 * t + 0.1) >= 0, 1.0, -1.0)
+
+
+@pytest.mark.parametrize('kind', ['silence', 'square'])
+@pytest.mark.parametrize('name', list(EXTREME_CASES))
+def test_each_convention_is_its_recipes_formula_on_silence_and_clipping(name, kind):
+  """The frontend (float32, JAX) against the recipe's formula in float64 on the waveform as given
+  (the peak normalisation of loading is not part of it: a silent file has no peak to scale)."""
+  make, formula = EXTREME_CASES[name]
+  cfg = make()
+  y = _extreme_signal(kind)
+  ours = np.asarray(audio.log_mel_spectrogram(jnp.asarray(y, jnp.float32), cfg), np.float64)
+  ref = formula(y)
+  assert ours.shape == ref.shape == (len(y) // cfg.hop_length, cfg.n_mels)
+  err = float(np.max(np.abs(ours - ref)))
+  print(f'{name} {kind}: max |ours - formula| = {err:.2e} (values {ref.min():.3f} .. '
+        f'{ref.max():.3f})')
+  # float32 STFT and filterbank: about 1e-6 relative on the mel, a few 1e-6 in log units.
+  assert err < (2e-5 if kind == 'square' else 1e-6)
+  if kind == 'square':
+    assert np.std(ref) > 0.05  # the square wave's harmonics shape the bands: not a flat answer
+
+
+def test_silence_tells_espnet2_from_parallel_wavegan():
+  """What the power floor changes, and only there: silence is log10(1e-5 * the band's filter sum)
+  under ESPnet2, the mel floor -10 under ParallelWaveGAN; loud audio is the same under both."""
+  silence, square = _extreme_signal('silence'), _extreme_signal('square')
+  pwg, espnet2 = common.audio_config_parallel_wavegan(), common.audio_config_espnet2()
+  mel = lambda y, cfg: np.asarray(audio.log_mel_spectrogram(jnp.asarray(y, jnp.float32), cfg))
+  np.testing.assert_allclose(mel(silence, pwg), -10.0, atol=1e-6)
+  band_sums = _slaney(22050, 1024, 80, 80.0, 7600.0).sum(axis=0)
+  np.testing.assert_allclose(mel(silence, espnet2)[0], np.log10(1e-5 * band_sums), atol=1e-5)
+  assert np.all(mel(silence, espnet2) > -6.5)  # -6.35 .. -6.30: 3.7 decades above the mel floor
+  # A mutation check of the formulas themselves: each recipe's formula fails the other's silence.
+  assert np.max(np.abs(formula_espnet2(silence) - formula_parallel_wavegan(silence))) > 3.0
+  np.testing.assert_allclose(mel(square, espnet2), mel(square, pwg), atol=1e-5)
+
+
 def test_the_default_frontend_is_unchanged_and_old_configs_read_as_it():
   """A run saved before the convention fields existed restores to the same frontend."""
   cfg = tiny.get_config().audio
@@ -234,20 +336,32 @@ def test_the_default_frontend_is_unchanged_and_old_configs_read_as_it():
 
 def test_presets_follow_the_convention_table():
   for name, make in [('wavegrad', common.audio_config), ('hifigan', common.audio_config_hifigan),
-                     ('espnet', common.audio_config_espnet), ('lmnt', common.audio_config_lmnt)]:
+                     ('parallel_wavegan', common.audio_config_parallel_wavegan),
+                     ('espnet', common.audio_config_espnet),
+                     ('espnet2', common.audio_config_espnet2), ('lmnt', common.audio_config_lmnt)]:
     fe = mc.frontend(make())
-    assert fe.convention == name == mc.matching_convention(fe)
-    for field, value in {**mc.CONVENTIONS[name], **mc.RECIPE_VALUES[name]}.items():
+    canonical = mc.canonical(name)
+    assert fe.convention == name and mc.matching_convention(fe) == canonical
+    for field, value in {**mc.CONVENTIONS[canonical], **mc.RECIPE_VALUES[canonical]}.items():
       assert getattr(fe, field) in (value if isinstance(value, tuple) and field not in (
           'range_in', 'range_out') else (value,)), (name, field)
     assert mc.preset_call(fe).startswith('audio_config' if name == 'wavegrad'
-                                         else f'audio_config_{name}(')
+                                         else f'audio_config_{canonical}(')
+  # The alias is the same recipe under its old name; espnet2 differs from it by the power floor.
+  assert mc.canonical('espnet') == 'parallel_wavegan'
+  assert (dataclasses.replace(mc.frontend(common.audio_config_espnet()), convention='custom')
+          == dataclasses.replace(mc.frontend(common.audio_config_parallel_wavegan()),
+                                 convention='custom'))
+  fields = lambda make: {k: v for k, v in mc.effective_fields(mc.frontend(make())).items()}
+  assert set(fields(common.audio_config_espnet2).items()) - set(
+      fields(common.audio_config_espnet).items()) == {('power_floor', 1e-10)}
   lmnt = common.audio_config_lmnt()
   assert (lmnt.hop_length, lmnt.win_length, lmnt.n_fft, lmnt.n_mels) == (300, 1200, 2048, 128)
 
 
 @pytest.mark.parametrize('module, convention', [(tiny_hifigan, 'hifigan'),
-                                                (tiny_espnet, 'espnet'), (tiny_lmnt, 'lmnt')])
+                                                (tiny_espnet, 'espnet'), (tiny_espnet2, 'espnet2'),
+                                                (tiny_lmnt, 'lmnt')])
 def test_one_flag_configs_validate(module, convention):
   config = module.get_config()
   assert mc.frontend(config.audio).convention == convention
@@ -292,6 +406,8 @@ def test_hop_center_stft_is_centred_on_hop_middles_and_inverts(n_fft, hop):
 def test_gla_follows_the_frontend_framing_and_converges():
   config = tiny_hifigan.get_config()
   config.sampling.gla.enabled = True
+  # The textbook variant follows the frontend's framing (the authors' is torch.stft's, centred).
+  config.sampling.gla.variant, config.sampling.gla.momentum = 'fast', 0.1 / 0.9
   gla = sampling.gla_options_from_config(config)
   assert gla.griffin_lim.framing == 'hop_center' and gla.mel_frontend.framing == 'hop_center'
   opts = gla.griffin_lim
@@ -575,7 +691,7 @@ def _forms_on_speech(stats_path):
 @pytest.mark.parametrize('form', ['hifigan', 'log10', 'meanvar', 'unit', 'symmetric'])
 def test_a_mel_of_another_convention_is_named_when_declared_ours(form, espnet_stats):
   configs = _forms_on_speech(espnet_stats[0])
-  expected = {'hifigan': None, 'log10': 'log10 of the mel (espnet',
+  expected = {'hifigan': None, 'log10': 'log10 of the mel (parallel_wavegan alias espnet, espnet2',
               'meanvar': 'mean-variance normalised', 'unit': 'normalised to [0, 1] (lmnt',
               'symmetric': 'symmetric range such as [-1, 1]'}[form]
   for index in (3, 6, 9, 12, 15, 18):

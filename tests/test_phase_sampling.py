@@ -1,4 +1,5 @@
 """GLA-Grad phase correction (wavegrad_jax/phase.py) and the sampler options that select it."""
+import dataclasses
 import glob
 import os
 import re
@@ -12,8 +13,9 @@ import pytest
 import soundfile
 
 from experiments.configs import base, common, ljspeech, tiny
+from tests import gla_authors_numpy
 from tests import oracles
-from wavegrad_jax import audio, phase, sampling, schedules
+from wavegrad_jax import audio, mel_conventions, phase, sampling, schedules
 
 NAMED = common.sampling_config().named_schedules
 ALSA_CLIP = '/usr/share/sounds/alsa/Front_Center.wav'  # Debian package alsa-utils.
@@ -52,7 +54,10 @@ def _gl_opts(audio_cfg, **kwargs):
 
 
 def _gla(audio_cfg, **kwargs):
-  gl_kwargs = {k: kwargs.pop(k) for k in ('iterations', 'momentum') if k in kwargs}
+  """GLAOptions with the textbook Griffin-Lim; the placement these tests were written for by
+  default (the dataclass's default is GLA-Grad's 'mean')."""
+  kwargs.setdefault('placement', 'clean_estimate')
+  gl_kwargs = {k: kwargs.pop(k) for k in ('iterations', 'momentum', 'variant') if k in kwargs}
   return sampling.GLAOptions(griffin_lim=_gl_opts(audio_cfg, **gl_kwargs),
                              mel_frontend=phase.MelFrontend.from_config(audio_cfg), **kwargs)
 
@@ -288,6 +293,7 @@ def test_config_options_reach_the_sampler(speech):
   assert sampling.sampler_options_from_config(config)['gla'] is None  # off by default
   config.sampling.eta = 0.0
   config.sampling.gla.enabled = True
+  config.sampling.clip = 1.0  # GLA-Grad's clamp: gla.enabled alone is refused (below)
   config.sampling.gla.steps = 'last:2'
   config.sampling.gla.iterations = 3
   options = sampling.sampler_options_from_config(config)
@@ -310,6 +316,7 @@ def test_config_options_reach_the_sampler(speech):
 def test_command_line_overrides():
   """--config.sampling.* flags, as the launchers' config_flags parse them, reach the options."""
   argv = ['prog', '--config.sampling.eta=0', '--config.sampling.gla.enabled=True',
+          '--config.sampling.clip=1',
           '--config.sampling.gla.steps=list:0,1', '--config.sampling.gla.n_fft=2048',
           '--config.sampling.gla.momentum=0.5', '--config.sampling.gla.magnitude=given']
   flag_values = flags.FlagValues()
@@ -375,3 +382,154 @@ def test_bad_call_arguments(speech):
     sampling.make_sampler(oracles.gaussian_eps, hop_length=4, clip=-1.0)
   with pytest.raises(ValueError, match='gla must be a sampling.GLAOptions'):
     sampling.make_sampler(oracles.gaussian_eps, hop_length=4, gla='all')
+
+
+# --------------------------------------------------------- GLA-Grad as the authors' code runs it
+
+
+def _authors_case(frames=12, seed=0):
+  """Fixed random inputs at the tiny frontend's sizes: audio [1, T], a random natural-log mel
+  [1, frames, 80] and its unclamped pseudo-inverse target [1, frames, 513] (negative entries)."""
+  cfg = tiny.get_config().audio
+  rng = np.random.default_rng(seed)
+  y = 0.3 * rng.standard_normal((1, frames * cfg.hop_length))
+  log_mel = rng.uniform(-6.0, 1.0, (1, frames, cfg.n_mels))
+  fe = phase.MelFrontend.from_config(cfg)
+  target = phase.mel_pinv_magnitude(jnp.asarray(log_mel, jnp.float32), fe, clamp=False)
+  return cfg, y, log_mel, target
+
+
+def _rel(ours, ref):
+  ours, ref = np.asarray(ours, np.float64), np.asarray(ref, np.float64)
+  return float(np.linalg.norm(ours - ref) / np.linalg.norm(ref))
+
+
+def test_unclamped_pinv_target_is_the_authors_pseudo_inverse():
+  cfg, _, log_mel, target = _authors_case()
+  mel_basis = mel_conventions.filterbank(phase.MelFrontend.from_config(cfg)).T.astype(np.float64)
+  theirs = gla_authors_numpy.pseudo_inverse(log_mel[0].T, mel_basis)  # [1, freq, frames + 1]
+  np.testing.assert_array_equal(theirs[0, :, -1], 0.0)  # their zero frame
+  assert _rel(np.asarray(target)[0].T, theirs[0, :, :-1]) < 1e-5
+  assert float(jnp.min(target)) < 0.0  # negative entries kept, as theirs
+  clamped = phase.mel_pinv_magnitude(jnp.asarray(log_mel, jnp.float32),
+                                     phase.MelFrontend.from_config(cfg))
+  np.testing.assert_allclose(clamped, jnp.maximum(target, 0.0), rtol=1e-6, atol=1e-9)
+
+
+def test_authors_griffin_lim_reproduces_their_loop_step_by_step():
+  """Our JAX 'authors' variant against the float64 port of gla_update's loop: each of the 32
+  iterations from the port's own state (float32 against float64, one iteration: 1e-4), the
+  whole loop over its first iterations (the zero projection of the first, the ~1e12-scaled
+  sign-flipped restart of the second, ...), and the 32-iteration waveform's error measured."""
+  cfg, y, _, target = _authors_case()
+  m = 0.1
+  opts = _gl_opts(cfg, iterations=32, momentum=m, variant='authors')
+  theirs_target = np.swapaxes(np.asarray(target, np.float64), -1, -2)
+  final, history = gla_authors_numpy.gla_iterations(y, theirs_target, cfg.n_fft, cfg.hop_length,
+                                                    cfg.win_length, 32, m)
+  spec_in = gla_authors_numpy.torch_stft(y, cfg.n_fft, cfg.hop_length, cfg.win_length, False)
+  padded = np.concatenate([theirs_target, np.zeros(theirs_target.shape[:-1] + (1,))], axis=-1)
+  to_ours = lambda x: jnp.asarray(np.swapaxes(x, -1, -2), jnp.complex64)  # [B, frames, freq]
+  step = lambda current, previous: np.swapaxes(np.asarray(phase.authors_iteration(
+      to_ours(current), to_ours(previous), to_ours(padded), opts), np.complex128), -1, -2)
+  # Iteration 0: tprev is STFT_P1 itself, scaled in place: the projection of zero.
+  np.testing.assert_array_equal(history[0], 0.0)
+  np.testing.assert_array_equal(step(m * spec_in, m * spec_in), 0.0)
+  states = [m * spec_in] + history  # what tprev holds before its mul_: m c_0, then c_1, c_2, ...
+  errors = []
+  for k in range(1, 32):
+    previous = m * states[k - 1] if k > 1 else m * states[0]  # iteration 1: m (m c_0)
+    errors.append(_rel(step(history[k - 1], previous), history[k]))
+  print('per-iteration relative errors:', ' '.join(f'{e:.1e}' for e in errors))
+  assert max(errors) < 1e-4
+  assert np.abs(history[1]).max() > 1e9  # the second iteration divides by |0| + 1e-12
+  for iterations in (1, 2, 3, 4, 5):
+    ours = phase.griffin_lim(jnp.asarray(y, jnp.float32), target,
+                             _gl_opts(cfg, iterations=iterations, momentum=m, variant='authors'))
+    theirs, _ = gla_authors_numpy.gla_iterations(y, theirs_target, cfg.n_fft, cfg.hop_length,
+                                                 cfg.win_length, iterations, m)
+    if iterations == 1:
+      np.testing.assert_array_equal(ours, 0.0)
+    else:
+      assert _rel(ours, theirs) < 1e-4, iterations
+  ours = phase.griffin_lim(jnp.asarray(y, jnp.float32), target, opts)
+  print(f'32 iterations, whole loop: relative error {_rel(ours, final):.2e}')
+
+
+def test_the_textbook_variant_is_not_the_authors_loop():
+  """Mutation checks: the port tells the variants apart, and the aliasing matters."""
+  cfg, y, _, target = _authors_case()
+  peak = lambda x: np.asarray(x, np.float64) / np.abs(np.asarray(x, np.float64)).max()
+  theirs, _ = gla_authors_numpy.gla_iterations(
+      y, np.swapaxes(np.asarray(target, np.float64), -1, -2), cfg.n_fft, cfg.hop_length,
+      cfg.win_length, 5, 0.1)
+  authors = phase.griffin_lim(jnp.asarray(y, jnp.float32), target,
+                              _gl_opts(cfg, iterations=5, momentum=0.1, variant='authors'))
+  fast = phase.griffin_lim(jnp.asarray(y, jnp.float32), jnp.maximum(target, 0.0),
+                           _gl_opts(cfg, iterations=5, momentum=0.1 / 0.9, variant='fast'))
+  assert _rel(peak(authors), peak(theirs)) < 1e-4
+  assert _rel(peak(fast), peak(theirs)) > 0.1
+
+
+def test_gla_grad_preset_reproduces_the_authors_sampling_loop_step_by_step():
+  """The 'gla_grad' preset's sampler against the port of the README loop (lmnt-com/wavegrad's,
+  with gla_update between the mean and the noise), with the same noise draws: every step."""
+  config = tiny.get_config()
+  cfg = config.audio
+  speech = _speech('alsa', cfg, max_frames=12)
+  log_mel = np.asarray(audio.log_mel_spectrogram(speech, cfg), np.float64)  # a real mel
+  betas = np.array([1e-4, 1e-3, 1e-2, 0.05, 0.5, 0.95])
+  assert sampling.SamplerOptions.from_config(config, preset='gla_grad').gla.griffin_lim == (
+      phase.GriffinLimOptions(1024, 256, 1024, iterations=32, momentum=0.1, variant='authors'))
+  # 5 of the 32 iterations: their loop amplifies float32 rounding over many iterations (the whole
+  # 32 differ from float64 by about 10% on this first step, while each iteration matches to 2e-7:
+  # test_authors_griffin_lim_reproduces_their_loop_step_by_step), so the placement in the
+  # sampling loop is checked where float32 can follow float64.
+  preset = sampling.preset_config(config, 'gla_grad')
+  preset.sampling.gla.iterations = 5
+  options = sampling.SamplerOptions.from_config(preset)
+  assert options.gla.griffin_lim.variant == 'authors' and options.clip == 1.0
+  eps_fn = lambda p, noisy, mel, level: p * noisy  # any deterministic denoiser
+  rng = jax.random.key(5)
+  mel = jnp.asarray(log_mel, jnp.float32)
+  _, trajectory = sampling.reverse_diffusion(eps_fn, 0.5, jnp.asarray(betas, jnp.float32), mel,
+                                             rng, hop_length=cfg.hop_length, options=options,
+                                             return_trajectory=True)
+  # The sampler's draws (its documented key use), in float64 for the port.
+  init_rng, step_rng = jax.random.split(rng)
+  shape = (1, mel.shape[1] * cfg.hop_length)
+  y_start = np.asarray(jax.random.normal(init_rng, shape), np.float64)
+  keys = jax.random.split(step_rng, len(betas))
+  noise = np.stack([np.asarray(jax.random.normal(keys[n], shape), np.float64)
+                    for n in range(len(betas))])
+  mel_basis = mel_conventions.filterbank(phase.MelFrontend.from_config(cfg)).T.astype(np.float64)
+  theirs = gla_authors_numpy.sample(lambda a, n: 0.5 * a, betas, log_mel[0].T, mel_basis,
+                                    y_start, noise, cfg.n_fft, cfg.hop_length, cfg.win_length,
+                                    iterations=5)
+  for step, (ours, ref) in enumerate(zip(np.asarray(trajectory), theirs)):
+    err = _rel(ours, ref)
+    print(f'step {step}: relative error {err:.2e}')
+    assert err < 1e-3, step
+  # The fast preset is another algorithm: it does not reproduce their loop.
+  fast = sampling.reverse_diffusion(eps_fn, 0.5, jnp.asarray(betas, jnp.float32), mel, rng,
+                                    hop_length=cfg.hop_length,
+                                    options=dataclasses.replace(options, gla=dataclasses.replace(
+                                        options.gla, griffin_lim=dataclasses.replace(
+                                            options.gla.griffin_lim, variant='fast',
+                                            momentum=0.1 / 0.9))))
+  assert _rel(fast, theirs[-1]) > 0.05
+
+
+def test_gla_enabled_alone_is_refused_and_with_the_clamp_is_gla_grad():
+  config = tiny.get_config()
+  assert sampling.GLAOptions(griffin_lim=_gl_opts(config.audio), magnitude='given').placement == (
+      config.sampling.gla.placement)  # one default, in the code and the config
+  config.sampling.gla.enabled = True
+  with pytest.raises(ValueError, match=r'set sampling.clip=1 .*preset gla_grad'):
+    sampling.SamplerOptions.from_config(config)
+  config.sampling.clip = 1.0
+  assert sampling.SamplerOptions.from_config(config) == sampling.SamplerOptions.from_config(
+      tiny.get_config(), preset='gla_grad')
+  config.sampling.gla.placement = 'clean_estimate'  # a named variant of its own: allowed
+  config.sampling.clip = 0.0
+  assert sampling.SamplerOptions.from_config(config).gla.placement == 'clean_estimate'

@@ -20,12 +20,62 @@ def _speech_mel(cfg, seconds=1.0):
   return np.asarray(audio.log_mel_spectrogram(wave, cfg), np.float32)
 
 
-def _prior(cfg, lo, hi, std_min=0.1):
+def _prior(cfg, lo, hi, std_min=0.1, max_energy=0.0):
+  """The uncapped prior unless max_energy is given (the formula these tests check first)."""
   config = tiny.get_config()
   config.audio = cfg
   config.diffusion.prior, config.diffusion.prior_energy_range = 'priorgrad', (lo, hi)
   config.diffusion.prior_std_min = std_min
+  config.diffusion.prior_max_energy = max_energy
   return priors.from_config(config)
+
+
+def official_target_std(log_mel, energy_min, energy_max, std_min, max_energy_override):
+  """microsoft/NeuralSpeech PriorGrad-vocoder dataset.py, in float64 numpy: energy =
+  sqrt(sum exp(mel)); with the override, energy_max = override and energy clamped to it; then
+  clamp((energy - e_min) / (e_max - e_min), std_min, None)."""
+  energy = np.sqrt(np.exp(np.asarray(log_mel, np.float64)).sum(-1))
+  if max_energy_override is not None:
+    energy_max = max_energy_override
+    energy = np.minimum(energy, max_energy_override)
+  return np.maximum((energy - energy_min) / (energy_max - energy_min), std_min)
+
+
+def test_the_energy_cap_is_the_official_codes():
+  """max_energy_override = 4 (their default) on real speech and on a mel louder than training."""
+  cfg = tiny.get_config().audio
+  mel = _speech_mel(cfg)
+  lo, hi = priors.energy_range([mel], cfg)
+  assert hi > 4.0  # speech frames above the cap: the cap changes something here
+  loud = mel + np.log(4.0)  # 4x the linear mel: 2x the energy of any training frame
+  for m in (mel, loud):
+    capped = np.asarray(_prior(cfg, lo, hi, max_energy=4.0).frame_std(jnp.asarray(m)))
+    np.testing.assert_allclose(capped, official_target_std(m, lo, hi, 0.1, 4.0), rtol=1e-5,
+                               atol=1e-6)
+    assert capped.max() <= 1.0 + 1e-6  # bounded, whatever the mel
+    uncapped = np.asarray(_prior(cfg, lo, hi).frame_std(jnp.asarray(m)))
+    np.testing.assert_allclose(uncapped, official_target_std(m, lo, hi, 0.1, None), rtol=1e-5,
+                               atol=1e-6)
+  # Without the cap a louder mel than any training frame gets a std above 1; with it, never.
+  assert uncapped.max() > 1.9
+  # The cap is a real difference on this speech, not a no-op.
+  assert np.max(np.abs(capped - uncapped)) > 0.5
+
+
+def test_the_cap_defaults_to_the_official_value_and_old_runs_keep_none():
+  config = tiny.get_config()
+  assert config.diffusion.prior_max_energy == 4.0
+  config.diffusion.prior, config.diffusion.prior_energy_range = 'priorgrad', (0.01, 20.0)
+  assert priors.from_config(config).max_energy == 4.0
+  # A run saved before the field: its config.json has no prior_max_energy, so no cap, as trained.
+  old = checkpoints.config_from_dict(
+      {**config.to_dict(), 'diffusion': {k: v for k, v in config.diffusion.to_dict().items()
+                                         if k != 'prior_max_energy'}})
+  assert priors.from_config(old).max_energy == 0.0
+  # The README's study config keeps the cap off, as it was measured.
+  assert small_priorgrad.get_config().diffusion.prior_max_energy == 0.0
+  with pytest.raises(ValueError, match='prior_max_energy'):
+    _prior(config.audio, 5.0, 20.0, max_energy=4.0)
 
 
 def test_frame_std_follows_the_normalised_frame_energy_of_real_speech():

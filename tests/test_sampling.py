@@ -1,4 +1,5 @@
 """The reverse-diffusion sampler against float64 numpy maths and an analytic denoiser."""
+import dataclasses
 import os
 
 import jax
@@ -230,7 +231,7 @@ def test_presets_set_their_fields_on_a_copy():
   config.sampling.clip = 3.0
   assert sampling.presets_for('wavegrad') == [
       'ancestral', 'deterministic', 'ancestral_clip_y', 'ancestral_clip_x0', 'gla_grad',
-      'gla_clean_estimate', 'griffin_lim']
+      'gla_grad_fast', 'gla_clean_estimate', 'griffin_lim']
   assert sampling.presets_for('flow') == ['griffin_lim', 'euler', 'midpoint', 'heun']
   deterministic = sampling.SamplerOptions.from_config(config, preset='deterministic')
   assert deterministic.eta == 0.0 and deterministic.gla is None
@@ -258,10 +259,19 @@ def test_gla_grad_preset_is_the_published_algorithm():
   assert (gla.placement, gla.steps, gla.magnitude, gla.mean_peak) == ('mean', 'first:3',
                                                                       'mel_pinv', 0.95)
   assert gla.griffin_lim.iterations == 32 and options.clip == 1.0 and options.eta == 1.0
+  # 'gla_grad' runs their loop itself, with their momentum; 'gla_grad_fast' the textbook one.
+  assert (gla.griffin_lim.variant, gla.griffin_lim.momentum) == ('authors', 0.1)
+  fast = sampling.SamplerOptions.from_config(common.get_common_config(), preset='gla_grad_fast')
+  assert fast.gla.griffin_lim.variant == 'fast'
+  assert dataclasses.replace(fast.gla, griffin_lim=gla.griffin_lim) == gla  # the same steps
+  assert (fast.clip, fast.eta) == (options.clip, options.eta)
   # Their update t = c_k - 0.1 c_{k-1} is Perraudin's c_k + a (c_k - c_{k-1}) scaled by 1 + a.
-  a = gla.griffin_lim.momentum
+  a = fast.gla.griffin_lim.momentum
   np.testing.assert_allclose(a / (1 + a), 0.1, rtol=1e-12)
   assert sampling.gla_step_mask(gla.steps, 6).tolist() == [0, 0, 0, 1, 1, 1]
+  # The code's GLAOptions default placement is the config's.
+  assert sampling.GLAOptions.__dataclass_fields__['placement'].default == (
+      common.gla_config().placement)
 
 
 def _posterior_mean_with_clipped_x0(y, eps, betas, n, bound):

@@ -185,7 +185,7 @@ def mel_spectrogram(audio, audio_cfg):
   """Linear mel spectrogram (before the log) of the first T // hop frames.
 
   The default frontend is librosa.feature.melspectrogram; audio.framing, stft_norm, magnitude_eps,
-  mel_scale and mel_norm select the other conventions' STFT and filterbank (see mel_conventions).
+  power_floor, mel_scale and mel_norm select the other conventions' STFT and filterbank (see mel_conventions).
 
   Args:
     audio: [..., T] float waveform at audio_cfg.sample_rate.
@@ -195,8 +195,10 @@ def mel_spectrogram(audio, audio_cfg):
   """
   fe = mel_conventions.frontend(audio_cfg)
   spec = stft(audio, fe.n_fft, fe.hop_length, fe.win_length, fe.window, fe.pad_mode, fe.framing)
-  if fe.magnitude_eps:
-    mag = jnp.sqrt(jnp.square(spec.real) + jnp.square(spec.imag) + fe.magnitude_eps)
+  if fe.magnitude_eps or fe.power_floor:
+    # ESPnet2 floors the power before the root: sqrt(max(|X|^2, 1e-10)).
+    power = jnp.square(spec.real) + jnp.square(spec.imag) + fe.magnitude_eps
+    mag = jnp.sqrt(jnp.maximum(power, fe.power_floor))
   else:
     mag = jnp.abs(spec)
   gain = mel_conventions.stft_gain(fe)

@@ -47,6 +47,7 @@ def sampler_settings(config):
     out.update({f'gla_{k}': s.gla[k] for k in ('steps', 'placement', 'mean_peak')})
   if s.gla.enabled or not uses_schedule(config):
     out.update({f'gla_{k}': s.gla[k] for k in ('iterations', 'magnitude', 'momentum')})
+    out['gla_variant'] = str(s.gla.get('variant', 'fast'))
   return out
 
 
@@ -191,8 +192,10 @@ def header_line(results, *, workdir, device, command, max_seconds):
     where = ('Griffin-Lim alone (no model) from the starting noise'
              if settings['algorithm'] == 'griffin_lim' else
              f'GLA on the {settings["gla_placement"]} at steps {settings["gla_steps"]}')
-    parts.append(f'{name}: {where}, {settings["gla_iterations"]} iterations of momentum '
-                 f'{settings["gla_momentum"]:.3g}, {settings["gla_magnitude"]} magnitude'
+    variant = {'authors': "the authors' Griffin-Lim loop", 'fast': 'fast Griffin-Lim'}.get(
+        settings.get('gla_variant', 'fast'), settings.get('gla_variant'))
+    parts.append(f'{name}: {where}, {settings["gla_iterations"]} iterations of {variant}, '
+                 f'momentum {settings["gla_momentum"]:.3g}, {settings["gla_magnitude"]} magnitude'
                  + (f', rescaled to a {settings["gla_mean_peak"]:g} peak'
                     if settings.get('gla_placement') == 'mean' and settings['gla_mean_peak']
                     else '') + (f', y clamped to ±{settings["clip"]:g}' if settings['clip'] else ''))

@@ -4,14 +4,29 @@ A vocoder only understands mels made its own way, and TTS models emit the mels o
 were paired with. The `audio` config section names its convention (`audio.convention`) and spells
 out every choice as a field, so that a frontend is fully described by `Frontend.from_config`:
 
-  convention  framing     |STFT| (X)                 filterbank      values
-  wavegrad    center      |X|                        slaney, slaney  ln(max(mel, 1e-5))
-  hifigan     hop_center  sqrt(|X|^2 + 1e-9)         slaney, slaney  ln(max(mel, 1e-5))
-  espnet      center      |X|                        slaney, slaney  log10(max(mel, 1e-10)), then
-                                                                     optionally (v - mean) / scale
-  lmnt        center      |X| / sqrt(sum(window^2))  htk, no norm    clip((20 log10(max(mel, 1e-5))
-                                                                     - 20 + 100) / 100, 0, 1)
-  custom      any combination of the fields below.
+  convention        framing     |STFT| (X)                 filterbank      values
+  wavegrad          center      |X|                        slaney, slaney  ln(max(mel, 1e-5))
+  hifigan           hop_center  sqrt(|X|^2 + 1e-9)         slaney, slaney  ln(max(mel, 1e-5))
+  parallel_wavegan  center      |X|                        slaney, slaney  log10(max(mel, 1e-10)),
+                                                                           then optionally
+                                                                           (v - mean) / scale
+  espnet2           center      sqrt(max(|X|^2, 1e-10))    slaney, slaney  as parallel_wavegan
+  lmnt              center      |X| / sqrt(sum(window^2))  htk, no norm    clip((20 log10(max(mel,
+                                                                           1e-5)) - 20 + 100)
+                                                                           / 100, 0, 1)
+  custom            any combination of the fields below.
+
+  parallel_wavegan is kan-bayashi/ParallelWaveGAN's preprocess.py `logmelfilterbank`: no floor
+  on the STFT, only on the mel. `espnet` is an alias of it (the name it had here first, which
+  configs, checkpoints and commands keep using; `canonical` resolves it). espnet2 is ESPnet2's TTS
+  feature extractor (espnet2/tts/feats_extract/log_mel_fbank.py `LogMelFbank`, log_base=10 by
+  default there; espnet2/layers/stft.py is torch.stft with center=True): it floors the power
+  spectrum before the square root, so a digitally silent frame is sqrt(1e-10) = 1e-5 in every bin
+  and its mel is 1e-5 times the band's filter sum (log10 of it -6.35 to -6.30 for the recipe's 80
+  Slaney bands over 80-7,600 Hz at 22,050 Hz, n_fft 1024), not the mel floor's -10 of
+  parallel_wavegan; audio well above the floor is the same under both. (ESPnet2's ASR
+  frontend, espnet2/asr/frontend/default.py, is another recipe again: power mel and a natural log,
+  LogMel's log_base=None; no vocoder here uses it.)
 
 Fields (beyond the STFT sizes, band edges and `power`):
   framing: 'center' pads n_fft // 2 samples at each end, so frame i is centred on sample i * hop
@@ -20,6 +35,7 @@ Fields (beyond the STFT sizes, band edges and `power`):
     Either way a [T] waveform gives the first T // hop frames. pad_mode is the padding's np.pad mode.
   stft_norm: 'none', or 'window' to divide |X| by sqrt(sum(window^2)) (torchaudio normalized=True).
   magnitude_eps: |X| = sqrt(re^2 + im^2 + magnitude_eps) (HiFi-GAN adds 1e-9).
+  power_floor: |X| = sqrt(max(re^2 + im^2 + magnitude_eps, power_floor)) (ESPnet2: 1e-10); 0 off.
   mel_scale / mel_norm: librosa.filters.mel(htk=mel_scale == 'htk', norm='slaney' or None).
   log_scale: 'ln', 'log10', or 'db' = (20 / power) log10(.) - db_ref; all of max(mel, log_floor).
   normalize: 'none'; 'meanvar', (v - mean) / scale per band with the statistics in stats_file
@@ -58,8 +74,12 @@ CONVENTIONS = {
                      log_scale='ln', normalize=('none',)),
     'hifigan': dict(framing='hop_center', stft_norm='none', mel_scale='slaney', mel_norm='slaney',
                     log_scale='ln', normalize=('none',)),
-    'espnet': dict(framing='center', stft_norm='none', mel_scale='slaney', mel_norm='slaney',
-                   log_scale='log10', normalize=('none', 'meanvar')),
+    'parallel_wavegan': dict(framing='center', stft_norm='none', mel_scale='slaney',
+                             mel_norm='slaney', log_scale='log10', normalize=('none', 'meanvar'),
+                             power_floor=0.0),
+    # The power floor is what tells ESPnet2's recipe from ParallelWaveGAN's.
+    'espnet2': dict(framing='center', stft_norm='none', mel_scale='slaney', mel_norm='slaney',
+                    log_scale='log10', normalize=('none', 'meanvar'), power_floor=1e-10),
     'lmnt': dict(framing='center', stft_norm='window', mel_scale='htk', mel_norm='none',
                  log_scale='db', normalize=('range',)),
 }
@@ -67,11 +87,24 @@ CONVENTIONS = {
 RECIPE_VALUES = {
     'wavegrad': dict(magnitude_eps=0.0, log_floor=1e-5),
     'hifigan': dict(magnitude_eps=1e-9, log_floor=1e-5),
-    'espnet': dict(magnitude_eps=0.0, log_floor=1e-10),
+    'parallel_wavegan': dict(magnitude_eps=0.0, log_floor=1e-10),
+    'espnet2': dict(magnitude_eps=0.0, log_floor=1e-10),
     'lmnt': dict(magnitude_eps=0.0, log_floor=1e-5, db_ref=20.0, range_in=(-100.0, 0.0),
                  range_out=(0.0, 1.0)),
 }
 CUSTOM = 'custom'
+# Other names of a convention, kept so that configs, checkpoints and commands that use them keep
+# working: 'espnet' was this module's name for ParallelWaveGAN's recipe before espnet2 was added.
+ALIASES = {'espnet': 'parallel_wavegan'}
+# An experiment config built on each convention's preset (the one-flag configs).
+EXAMPLE_CONFIGS = {'hifigan': 'tiny_hifigan', 'parallel_wavegan': 'tiny_espnet',
+                   'espnet2': 'tiny_espnet2', 'lmnt': 'tiny_lmnt'}
+
+
+def canonical(name):
+  """The convention a name stands for: an alias's target ('espnet' -> 'parallel_wavegan'), else
+  the name itself."""
+  return ALIASES.get(name, name)
 
 # Fields whose difference changes which |STFT| bins or bands a mel value sums: no conversion of
 # the mel undoes them.
@@ -106,8 +139,9 @@ class Frontend:
     fmin, fmax: band edges in Hz.
     power: exponent of |X| before the filterbank (1 magnitude, 2 power).
     convention: the name the remaining fields follow, or 'custom'.
-    framing, pad_mode, stft_norm, magnitude_eps, mel_scale, mel_norm, log_scale, log_floor, db_ref,
-      normalize, stats_file, range_in, range_out: see the module docstring.
+    framing, pad_mode, stft_norm, magnitude_eps, power_floor, mel_scale, mel_norm, log_scale,
+      log_floor, db_ref, normalize, stats_file, range_in, range_out: see the module docstring.
+      convention may be an alias (`ALIASES`); it is kept as given, and `canonical` names it.
   """
   sample_rate: int
   n_fft: int
@@ -123,6 +157,7 @@ class Frontend:
   pad_mode: str = 'reflect'
   stft_norm: str = 'none'
   magnitude_eps: float = 0.0
+  power_floor: float = 0.0
   mel_scale: str = 'slaney'
   mel_norm: str = 'slaney'
   log_scale: str = 'ln'
@@ -165,7 +200,8 @@ class Frontend:
         fmax=float(fmax) if fmax is not None else sample_rate / 2, power=float(get('power')),
         convention=str(get('convention')), framing=str(get('framing')),
         pad_mode=str(get('pad_mode')), stft_norm=str(get('stft_norm')),
-        magnitude_eps=float(get('magnitude_eps')), mel_scale=str(get('mel_scale')),
+        magnitude_eps=float(get('magnitude_eps')), power_floor=float(get('power_floor')),
+        mel_scale=str(get('mel_scale')),
         mel_norm=str(get('mel_norm')), log_scale=str(get('log_scale')),
         log_floor=float(get('log_floor')), db_ref=float(get('db_ref')),
         normalize=str(get('normalize')), stats_file=str(get('stats_file') or ''),
@@ -208,12 +244,15 @@ def _validate(fe):
   _choice('mel_norm', fe.mel_norm, MEL_NORMS)
   _choice('log_scale', fe.log_scale, LOG_SCALES)
   _choice('normalize', fe.normalize, NORMALIZATIONS)
-  _choice('convention', fe.convention, tuple(CONVENTIONS) + (CUSTOM,))
+  _choice('convention', fe.convention, tuple(CONVENTIONS) + tuple(ALIASES) + (CUSTOM,))
   if not fe.log_floor > 0.0:
     raise MelConventionError(f'audio.log_floor must be > 0 (the log of 0 is -inf), got '
                              f'{fe.log_floor}')
   if not fe.magnitude_eps >= 0.0:
     raise MelConventionError(f'audio.magnitude_eps must be >= 0, got {fe.magnitude_eps}')
+  if not fe.power_floor >= 0.0:
+    raise MelConventionError(f'audio.power_floor must be >= 0 (0: no floor), got '
+                             f'{fe.power_floor}')
   if not fe.power > 0.0:
     raise MelConventionError(f'audio.power must be > 0 (1 magnitude, 2 power), got {fe.power}')
   if fe.normalize == 'meanvar' and not fe.stats_file:
@@ -228,18 +267,21 @@ def _validate(fe):
     if len(fe.range_out) != 2 or fe.range_out[0] == fe.range_out[1]:
       raise MelConventionError(f'audio.range_out must be two different values, got '
                                f'{fe.range_out}')
-  if fe.convention in CONVENTIONS:
+  name = canonical(fe.convention)
+  if name in CONVENTIONS:
     wrong = []
-    for name, want in CONVENTIONS[fe.convention].items():
+    for field, want in CONVENTIONS[name].items():
       allowed = want if isinstance(want, tuple) else (want,)
-      if getattr(fe, name) not in allowed:
-        wrong.append(f"{name}={getattr(fe, name)!r} ({fe.convention}: "
+      if getattr(fe, field) not in allowed:
+        wrong.append(f"{field}={getattr(fe, field)!r} ({fe.convention}: "
                      f"{' or '.join(repr(a) for a in allowed)})")
     if wrong:
+      example = (f', e.g. experiments/configs/{EXAMPLE_CONFIGS[name]}.py'
+                 if name in EXAMPLE_CONFIGS else '')
       raise MelConventionError(
           f"audio.convention={fe.convention!r} contradicts {', '.join(wrong)}. Take the whole "
-          f'audio section from experiments/configs/common.py audio_config_{fe.convention}() (or a '
-          f"config built on it, e.g. experiments/configs/tiny_{fe.convention}.py), or set "
+          f'audio section from experiments/configs/common.py audio_config_{name}() (or a '
+          f"config built on it{example}), or set "
           "audio.convention='custom' for a mix of your own")
 
 
@@ -285,7 +327,7 @@ def max_linear_mel(fe):
   An STFT bin is at most sum(window) in magnitude for |x| <= 1; a band sums its filter weights.
   """
   window_sum = float(np.sum(_window(fe.window, fe.win_length)))
-  peak = math.sqrt(window_sum ** 2 + fe.magnitude_eps) * stft_gain(fe)
+  peak = math.sqrt(max(window_sum ** 2 + fe.magnitude_eps, fe.power_floor)) * stft_gain(fe)
   return peak ** fe.power * np.sum(filterbank(fe).astype(np.float64), axis=0)
 
 
@@ -535,6 +577,8 @@ def effective_fields(fe):
   out = {k: getattr(fe, k) for k in ('framing', 'pad_mode', 'stft_norm', 'magnitude_eps',
                                      'mel_scale', 'mel_norm', 'log_scale', 'log_floor',
                                      'normalize')}
+  if fe.power_floor:  # only where set, so that every earlier frontend keeps its fields
+    out['power_floor'] = fe.power_floor
   if fe.log_scale == 'db':
     out['db_ref'] = fe.db_ref
   if fe.normalize == 'meanvar':
@@ -568,8 +612,8 @@ def stored_values(audio_cfg):
 
 def matching_convention(fe):
   """The named convention whose defining choices the frontend's fields follow, or None."""
-  if fe.convention in CONVENTIONS:
-    return fe.convention
+  if canonical(fe.convention) in CONVENTIONS:
+    return canonical(fe.convention)
   for name, choices in CONVENTIONS.items():
     if all(getattr(fe, k) in (v if isinstance(v, tuple) else (v,)) for k, v in choices.items()):
       return name
@@ -598,7 +642,7 @@ def preset_call(fe):
   for k, v in RECIPE_VALUES[name].items():
     if getattr(fe, k) != (tuple(v) if isinstance(v, tuple) else v):
       extra.append(f'{k}={getattr(fe, k)!r}')
-  if name == 'espnet' and fe.normalize == 'meanvar':
+  if fe.normalize == 'meanvar':
     sizes += f', stats_file={fe.stats_file!r}'
   call = f"audio_config_{name}({sizes})" if name != 'wavegrad' else f'audio_config({sizes})'
   return call + (f" with audio.{', audio.'.join(extra)}" if extra else '')
@@ -622,14 +666,15 @@ def differences(declared, checkpoint):
     (refused, converted): lists of (field, declared value, checkpoint value). `refused` holds the
     differences no conversion of the mel undoes (sizes, rate, band edges, power, framing, padding,
     mel scale); `converted` those `adapt` converts (STFT scaling, filterbank norm, log base, dB,
-    floor, normalisation, magnitude_eps, whose effect stays below 1e-5 of a bin).
+    floor, normalisation, magnitude_eps, whose effect stays below 1e-5 of a bin, power_floor,
+    which changes only bins quieter than sqrt(power_floor)).
   """
   d, c = frontend(declared), frontend(checkpoint)
   refused = [(k, getattr(d, k), getattr(c, k)) for k in _FIXED_FIELDS
              if not _same(getattr(d, k), getattr(c, k))]
   fd, fc = effective_fields(d), effective_fields(c)
   converted = []
-  for k in ('stft_norm', 'magnitude_eps', 'mel_norm', 'log_scale', 'log_floor', 'db_ref',
+  for k in ('stft_norm', 'magnitude_eps', 'power_floor', 'mel_norm', 'log_scale', 'log_floor', 'db_ref',
             'normalize', 'stats_sha256', 'range_in', 'range_out'):
     a, b = fd.get(k), fc.get(k)
     if a is None and b is None:
@@ -643,6 +688,8 @@ def differences(declared, checkpoint):
     if k == 'stats_sha256':
       if d.normalize == c.normalize:  # else 'normalize' already says it
         converted.append(('stats_file', d.stats_file, c.stats_file))
+    elif k == 'power_floor':
+      converted.append((k, d.power_floor, c.power_floor))
     elif k in ('db_ref', 'range_in', 'range_out') and (a is None or b is None):
       continue  # only one side uses the field: 'log_scale' / 'normalize' already say it
     else:
@@ -701,6 +748,10 @@ def adapt(mel, declared, checkpoint, source='mel'):
         f'linear) stay at it, above the checkpoint\'s floor '
         f'({float(np.min(effective_floor(c))):.3g}): the conversion cannot restore what the floor '
         'removed')
+  if any(k == 'power_floor' for k, _, _ in converted):
+    messages.append(f'{source}: power_floor {d.power_floor:g} vs {c.power_floor:g} left as is (it '
+                    f'changes only |STFT| bins below {math.sqrt(max(d.power_floor, c.power_floor)):.3g}'
+                    ', digital silence and the like)')
   if any(k == 'magnitude_eps' for k, _, _ in converted):
     messages.append(f'{source}: magnitude_eps {d.magnitude_eps:g} vs {c.magnitude_eps:g} left as '
                     'is (it moves a band by under 1e-5 of a bin magnitude)')
@@ -712,8 +763,9 @@ def adapt(mel, declared, checkpoint, source='mel'):
 # The forms mel values take under the conventions in use, with the conventions that produce each.
 FORMS = {
     'ln': 'natural log of the mel (wavegrad, hifigan / Tacotron 2: ln(max(mel, 1e-5)))',
-    'log10': 'log10 of the mel (espnet / ParallelWaveGAN: log10(max(mel, 1e-10)))',
-    'meanvar': 'mean-variance normalised log mel (espnet with a statistics file)',
+    'log10': 'log10 of the mel (parallel_wavegan alias espnet, espnet2: log10(max(mel, 1e-10)))',
+    'meanvar': 'mean-variance normalised log mel (parallel_wavegan or espnet2 with a statistics '
+               'file)',
     'unit': 'dB mel normalised to [0, 1] (lmnt WaveGrad / DiffWave)',
     'symmetric': 'dB mel normalised to a symmetric range such as [-1, 1] or [-4, 4] '
                  '(Tacotron-1-style)',

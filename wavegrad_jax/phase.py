@@ -6,6 +6,21 @@ Generation Diffusion Model", ICASSP 2024), and usable alone. Spectra are frames-
 'hop_center'), so a magnitude from `audio.stft_magnitude` or from `mel_pinv_magnitude` plugs in
 directly when the framings agree.
 
+Two Griffin-Lim variants (`GriffinLimOptions.variant`):
+  'fast': the textbook fast Griffin-Lim of Perraudin et al. (2013), t_k = c_k + a (c_k - c_{k-1}),
+    each iteration projecting t_k onto the target magnitude, in `audio.stft`'s framing.
+  'authors': the GLA-Grad authors' code as it runs (github.com/GLA-Grad/GLA-Grad,
+    src/gla_extension/gla_extension.py `gla_update`), quirks included: torch.stft framing
+    (center=True, 1 + T // hop frames, the target padded with a zero last frame); the first STFT
+    unnormalised and every later one normalized=True (1 / sqrt(n_fft)); the update
+    P2 = S (c_k - m c_{k-1}) / (|c_k| + 1e-12), divided by |c_k| rather than by its own modulus;
+    and, in the first iteration, `tprev` is the same tensor as the input spectrum c_0, scaled in
+    place by `tprev.mul_(m)`, so that iteration projects zero (c_1 = 0), the second projects
+    -m^2 c_0 / 1e-12 (the sign-flipped input, scaled by about 1e12), and every other iteration
+    after it is again dominated by -m c_{k-1} while that huge scale decays by m per two
+    iterations. The returned waveform is istft(c_K) (the caller rescales it; GLA-Grad to a 0.95
+    peak). `momentum` is their m (0.1), not Perraudin's a.
+
 Every function is jittable when the STFT sizes, window and iteration count are Python constants:
 close over a `GriffinLimOptions`, don't trace it.
 """
@@ -18,6 +33,9 @@ import numpy as np
 
 from wavegrad_jax import audio as audio_lib
 from wavegrad_jax import mel_conventions
+
+
+GRIFFIN_LIM_VARIANTS = ('fast', 'authors')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +54,10 @@ class GriffinLimOptions:
       'constant'; 'reflect' ties the edge samples to their mirror images); about 0.99 converges
       faster but without that guarantee.
     framing: 'center' or 'hop_center' (see `audio.stft`); the mel frontend's audio.framing.
+      The 'authors' variant always uses torch.stft's centred framing, as their code.
+    variant: 'fast' (textbook fast Griffin-Lim; momentum is Perraudin's a) or 'authors' (the
+      GLA-Grad code's loop, in-place quirks included; momentum is their m: t = c_k - m c_{k-1});
+      see the module docstring.
   """
   n_fft: int
   hop_length: int
@@ -45,6 +67,7 @@ class GriffinLimOptions:
   iterations: int = 32
   momentum: float = 0.0
   framing: str = 'center'
+  variant: str = 'fast'
 
   def __post_init__(self):
     if self.n_fft < 1 or self.hop_length < 1:
@@ -61,6 +84,10 @@ class GriffinLimOptions:
     if self.framing not in mel_conventions.FRAMINGS:
       raise ValueError(f'Griffin-Lim framing must be one of {mel_conventions.FRAMINGS}, got '
                        f'{self.framing!r}')
+    if self.variant not in GRIFFIN_LIM_VARIANTS:
+      raise ValueError(f"Griffin-Lim variant must be one of {GRIFFIN_LIM_VARIANTS} ('fast': "
+                       "textbook fast Griffin-Lim; 'authors': the GLA-Grad code's loop), got "
+                       f'{self.variant!r}')
     if not 0.0 <= self.momentum <= 1.0:
       raise ValueError(f'Griffin-Lim momentum must lie in [0, 1] (0: plain GLA), got '
                        f'{self.momentum}')
@@ -121,9 +148,11 @@ def griffin_lim(audio, magnitude, opts):
     raise ValueError(f'target magnitude has shape {tuple(magnitude.shape)}, but a waveform of '
                      f'shape {tuple(audio.shape)} has STFT shape {expected} (n_fft={opts.n_fft}, '
                      f'hop_length={opts.hop_length})')
+  magnitude = jnp.asarray(magnitude, jnp.float32)
+  if opts.variant == 'authors':
+    return _griffin_lim_authors(audio, magnitude, opts)
   if opts.iterations == 0:
     return audio
-  magnitude = jnp.asarray(magnitude, jnp.float32)
 
   def body(_, carry):
     accelerated, previous, _ = carry
@@ -136,6 +165,89 @@ def griffin_lim(audio, magnitude, opts):
   # A loop, not unrolled: 32 iterations inside a 1000-step scan would otherwise bloat the program.
   _, _, wave = jax.lax.fori_loop(0, int(opts.iterations), body, (spec, spec, audio))
   return wave
+
+
+# ------------------------------------------------------------- the GLA-Grad authors' Griffin-Lim
+
+
+def _torch_window(opts):
+  """torch.stft's window: `opts.window` of win_length (periodic), zero-padded centred to n_fft."""
+  short = mel_conventions._window(opts.window, opts.win_length)  # pylint: disable=protected-access
+  left = (opts.n_fft - opts.win_length) // 2
+  return np.pad(short, (left, opts.n_fft - opts.win_length - left)).astype(np.float32)
+
+
+def _torch_stft(audio, opts, normalized):
+  """torch.stft(center=True, pad_mode='reflect', onesided=True): [..., 1 + T // hop, bins]."""
+  pad = opts.n_fft // 2
+  y = jnp.pad(audio, [(0, 0)] * (audio.ndim - 1) + [(pad, pad)], mode='reflect')
+  count = 1 + (y.shape[-1] - opts.n_fft) // opts.hop_length
+  index = np.arange(opts.n_fft)[None, :] + opts.hop_length * np.arange(count)[:, None]
+  spec = jnp.fft.rfft(y[..., index] * _torch_window(opts), axis=-1)
+  if normalized:
+    spec = spec / np.float32(np.sqrt(opts.n_fft))
+  return spec.astype(jnp.complex64)
+
+
+def _torch_istft(spec, opts):
+  """torch.istft(center=True, normalized=False, length=None): [..., hop * (frames - 1)]."""
+  count = spec.shape[-2]
+  window = _torch_window(opts)
+  frames = jnp.fft.irfft(spec, n=opts.n_fft, axis=-1) * window
+  total = opts.n_fft + opts.hop_length * (count - 1)
+  index = (np.arange(opts.n_fft)[None, :] + opts.hop_length * np.arange(count)[:, None]).ravel()
+  out = jnp.zeros(spec.shape[:-2] + (total,), jnp.float32)
+  out = out.at[..., index].add(frames.reshape(spec.shape[:-2] + (-1,)))
+  envelope = np.zeros(total, np.float64)
+  np.add.at(envelope, index, np.tile(window.astype(np.float64) ** 2, count))
+  pad = opts.n_fft // 2
+  # torch refuses a window envelope below 1e-11 inside the kept range; hann at hop <= win / 2
+  # never has one there.
+  out = out / jnp.asarray(np.where(envelope > 1e-11, envelope, 1.0), jnp.float32)
+  return out[..., pad:total - pad]
+
+
+def authors_iteration(current, previous_scaled, target, opts):
+  """One iteration of the GLA-Grad code's loop: STFT_P1 after it, from STFT_P1 and m * tprev.
+
+  STFT_P2 = S (STFT_P1 - m tprev) / (|STFT_P1| + 1e-12), then stft(istft(STFT_P2)) with
+  normalized=True, cropped to the target's frames.
+
+  Args:
+    current: [..., 1 + T // hop, bins] complex STFT_P1 (torch.stft framing).
+    previous_scaled: the same shape: tprev after its in-place `mul_(momentum)`.
+    target: [..., 1 + T // hop, bins] S, the pseudo-inverse target with its zero last frame.
+    opts: `GriffinLimOptions` (n_fft, hop_length, win_length, window).
+  Returns:
+    [..., 1 + T // hop, bins] complex64, the next STFT_P1.
+  """
+  p2 = target * (current - previous_scaled) / (jnp.abs(current) + np.float32(1e-12))
+  return _torch_stft(_torch_istft(p2, opts), opts, normalized=True)[..., :target.shape[-2], :]
+
+
+def _griffin_lim_authors(audio, magnitude, opts):
+  """The GLA-Grad code's gla_update loop (see the module docstring), in float32 JAX."""
+  m = np.float32(opts.momentum)
+  # pseudo_inverse / gla_update: the target gets a zero frame to match torch.stft's 1 + T // hop.
+  target = jnp.concatenate([magnitude, jnp.zeros_like(magnitude[..., :1, :])], axis=-2)
+  spec_in = _torch_stft(audio, opts, normalized=False)  # get_spec(..., if_mel=False)
+  if opts.iterations == 0:
+    return _torch_istft(spec_in, opts)
+  project = lambda current, previous_scaled: authors_iteration(current, previous_scaled, target,
+                                                               opts)
+
+  # Iteration 0: tprev *is* STFT_P1, so mul_ scales both: (m c0 - m c0) / (|m c0| + 1e-12) = 0.
+  scaled_input = m * spec_in
+  current = project(scaled_input, scaled_input)
+  # Iteration 1: tprev is still that tensor, now m c0, and is scaled once more: m^2 c0.
+  previous = scaled_input
+
+  def body(_, carry):
+    current, previous = carry
+    return project(current, m * previous), current
+
+  current, _ = jax.lax.fori_loop(1, int(opts.iterations), body, (current, previous))
+  return _torch_istft(current, opts)
 
 
 def spectral_convergence(audio, magnitude, opts):
@@ -182,18 +294,26 @@ def mel_pseudo_inverse(audio_cfg):
                   fe.mel_norm)
 
 
-def mel_pinv_magnitude(log_mel, audio_cfg):
+def mel_pinv_magnitude(log_mel, audio_cfg, clamp=True):
   """An |STFT| estimate from the conditioning mel, through the filterbank's pseudo-inverse.
 
   Undoes `audio.log_mel_spectrogram` in reverse order: the convention's normalisation and log
   (`mel_conventions.decompress`: exp for ours), the pseudo-inverse of the filterbank (the
-  minimum-norm spectrum with exactly this mel), a clamp at 0 (a magnitude is not negative), the
-  1 / power root, then the convention's STFT scaling (stft_norm, magnitude_eps). Bands at the
-  floor come back as the floor, not as silence.
+  minimum-norm spectrum with exactly this mel), a clamp at 0, the 1 / power root, then the
+  convention's STFT scaling (stft_norm, magnitude_eps). Bands at the floor come back as the floor,
+  not as silence; a power_floor (ESPnet2) is not undone.
+
+  The clamp: pinv(fb) exp(mel) is negative in some bins (the pseudo-inverse of overlapping
+  triangles rings between band centres), and a magnitude cannot be; with clamp=True those bins
+  get 0, so the target is max(pinv(fb) exp(mel), 0). The GLA-Grad authors' code does not clamp
+  (gla_extension.py pseudo_inverse: `torch.linalg.pinv(mel_basis) @ torch.exp(spectrogram)`):
+  a negative entry S multiplies their phase factor as it is, so that bin gets |S| with its phase
+  turned by pi. clamp=False gives that unclamped spectrum (the 'authors' Griffin-Lim variant).
 
   Args:
     log_mel: [..., frames, n_mels] conditioning mel in audio_cfg's convention.
     audio_cfg: the `audio` config section or a `MelFrontend`; its values must be Python constants.
+    clamp: clamp pinv(fb) exp(mel) at 0 (True), or keep its negative entries (the authors').
   Returns:
     [..., frames, n_fft // 2 + 1] float32 magnitude in `audio.stft`'s units (no STFT scaling),
     in the frontend's framing.
@@ -203,12 +323,14 @@ def mel_pinv_magnitude(log_mel, audio_cfg):
   # HIGHEST: TF32 / bf16 matmul passes would cost ~1e-3 relative, as in audio.mel_spectrogram.
   spec = jnp.matmul(mel, jnp.asarray(mel_pseudo_inverse(fe)),
                     precision=jax.lax.Precision.HIGHEST)
-  spec = jnp.maximum(spec, 0.0)
+  if clamp or fe.power != 1.0:  # a root of a negative entry has no meaning: clamp there anyway
+    spec = jnp.maximum(spec, 0.0)
   mag = spec if fe.power == 1.0 else spec ** (1.0 / fe.power)
   gain = mel_conventions.stft_gain(fe)
   if gain != 1.0:
     mag = mag / gain
-  if fe.magnitude_eps:
+  # The authors' pseudo-inverse undoes no magnitude_eps (theirs is HiFi-GAN's 1e-9) either.
+  if fe.magnitude_eps and clamp:
     mag = jnp.sqrt(jnp.maximum(jnp.square(mag) - fe.magnitude_eps, 0.0))
   return mag
 

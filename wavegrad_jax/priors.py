@@ -6,11 +6,25 @@ Sigma that follows the conditioning mel: each sample's noise std is its frame's 
     std_f = max((e_f - e_min) / (e_max - e_min), std_min),   e_f = sqrt(sum_m linear_mel[f, m]),
 
 repeated over the frame's hop samples, where (e_min, e_max) are the smallest and largest frame
-energies of the training data. Silent frames start (and are re-noised) almost silent, so the
+energies of the training data. With an energy cap E (diffusion.prior_max_energy, > 0), as the
+official code (microsoft/NeuralSpeech PriorGrad-vocoder: params.py max_energy_override=4.,
+dataset.py), every frame's energy is first clamped to E and E replaces e_max:
+
+    std_f = max((min(e_f, E) - e_min) / (E - e_min), std_min),
+
+so std_f never exceeds 1 whatever the mel (uncapped, a frame louder than any training frame gets
+a std above 1, without bound); their comment: E = 4 "for volume-normalized waveform with HiFi-GAN
+STFT ... gives reasonable range that clips outliers", and a lower E puts more frames at std 1. Our
+frontends' |STFT| has HiFi-GAN's scale (unnormalised, n_fft 1024 at 22,050 Hz for the tiny
+configs; 0.9 peak instead of 0.95), so E = 4 means about the same there. Silent frames start (and are re-noised) almost silent, so the
 network spends its capacity on speech, which the PriorGrad paper reports converges several times
 faster. With this prior:
   training: y = l y0 + sqrt(1 - l^2) std * z with z ~ N(0, I), and the loss weighs the noise error
-    by Sigma^-1: mean |eps_theta - std * z| / std (L1) or its square (L2);
+    by Sigma^-1: mean |eps_theta - std * z| / std (L1) or its square (L2). The official code trains
+    with the L2 form only (learner.py scaled_mse_loss: mean(((eps_theta - std * z) / std)^2));
+    our L1 form, |.| / std, is its analogue for the paper's L1 loss (diffusion.loss = 'l1', our
+    default), weighting each sample's error by 1 / std as the L2 form weighs its square by
+    1 / std^2;
   sampling: y_N = std * z, and every step's injected noise is std * z.
 The network still predicts the noise std * z; the reverse-step formulas are unchanged.
 
@@ -34,11 +48,15 @@ class Prior:
     frontend: `mel_conventions.Frontend` of the conditioning mels (to undo their log/normalisation).
     energy_min, energy_max: frame-energy range of the training data (linear-mel units).
     std_min: the smallest std a frame gets (PriorGrad: 0.1).
+    max_energy: the energy cap E (linear-mel units): > 0 clamps each frame's energy to E and
+      normalises by E - energy_min instead of energy_max - energy_min (the official code's
+      max_energy_override; 4 there); 0 no cap (the runs made before this field).
   """
   frontend: mel_conventions.Frontend
   energy_min: float
   energy_max: float
   std_min: float = 0.1
+  max_energy: float = 0.0
 
   def __post_init__(self):
     if not self.energy_max > self.energy_min >= 0.0:
@@ -47,11 +65,20 @@ class Prior:
                        'empty to measure it on the training data')
     if not 0.0 < self.std_min <= 1.0:
       raise ValueError(f'diffusion.prior_std_min must lie in (0, 1], got {self.std_min}')
+    if self.max_energy and not self.max_energy > self.energy_min:
+      raise ValueError(f'diffusion.prior_max_energy ({self.max_energy}) must exceed the smallest '
+                       f'training frame energy ({self.energy_min}), or be 0 for no cap')
+    if not self.max_energy >= 0.0:
+      raise ValueError(f'diffusion.prior_max_energy must be >= 0 (0: no cap), got '
+                       f'{self.max_energy}')
 
   def frame_std(self, mel):
     """[..., frames] noise std of each frame of `mel` [..., frames, n_mels] (convention units)."""
     energy = frame_energy(mel, self.frontend, jnp)
-    scaled = (energy - self.energy_min) / (self.energy_max - self.energy_min)
+    top = self.energy_max
+    if self.max_energy:
+      energy, top = jnp.minimum(energy, self.max_energy), self.max_energy
+    scaled = (energy - self.energy_min) / (top - self.energy_min)
     return jnp.maximum(scaled, self.std_min).astype(jnp.float32)
 
   def noise_std(self, mel, hop_length):
@@ -101,9 +128,12 @@ def check_name(name):
 def from_config(config):
   """The `Prior` of config.diffusion (and config.audio), or None for the standard N(0, I).
 
+  A config without diffusion.prior_max_energy (a run saved before the field) has no cap, so that
+  its checkpoints sample with the prior they were trained with.
+
   Raises:
-    ValueError: an unknown prior, a bad std_min, or PriorGrad without an energy range (training
-      measures and records one; a run's saved config always has it).
+    ValueError: an unknown prior, a bad std_min or max_energy, or PriorGrad without an energy
+      range (training measures and records one; a run's saved config always has it).
   """
   d = config.diffusion
   name = d.get('prior', 'standard')
@@ -116,4 +146,5 @@ def from_config(config):
                      'frame energies of the training data; training measures and records it, so '
                      "use the run's config (workdir/config.json) or set it explicitly")
   return Prior(frontend=mel_conventions.frontend(config.audio), energy_min=float(energy[0]),
-               energy_max=float(energy[1]), std_min=float(d.get('prior_std_min', 0.1)))
+               energy_max=float(energy[1]), std_min=float(d.get('prior_std_min', 0.1)),
+               max_energy=float(d.get('prior_max_energy', 0.0) or 0.0))

@@ -22,15 +22,22 @@ set config fields on top of a config. The options:
     model adds.
 
 Where the correction enters a step (`GLAOptions.placement`):
-  'mean' (GLA-Grad as published, preset 'gla_grad'): as the authors' code
-    (github.com/GLA-Grad/GLA-Grad, gla_extension.py, in lmnt-com/wavegrad's loop): the step's
-    deterministic part (the ancestral posterior mean, or DDIM's sqrt(abar_{n-1}) y0 + direction
-    term) is replaced by its projection, rescaled to a `mean_peak` of 0.95, before the step's noise
-    is added; y is then clamped to [-1, 1] (`clip`). The authors correct the first (noisiest) 3
-    steps with 32 fast-GLA iterations of momentum 0.1 in their parameterisation, 1/9 in ours.
-    (In that file the first iteration's previous spectrum is the current one, scaled in place by
-    `tprev.mul_`, so its first projection is of zero and its next few restart from the sign-
-    flipped input; this module runs the algorithm the paper describes, all 32 iterations.)
+  'mean' (GLA-Grad, presets 'gla_grad' and 'gla_grad_fast'): as the authors' code
+    (github.com/GLA-Grad/GLA-Grad, gla_extension.py `gla_update`, called in lmnt-com/wavegrad's
+    loop after the mean and before the noise): the step's deterministic part (the ancestral
+    posterior mean, or DDIM's sqrt(abar_{n-1}) y0 + direction term) is replaced by its
+    projection, rescaled to a `mean_peak` of 0.95, before the step's noise is added; y is then
+    clamped to [-1, 1] (`clip`). The authors correct the first (noisiest) 3 steps with 32
+    Griffin-Lim iterations of momentum 0.1. Two presets run it:
+      'gla_grad': exactly the authors' code (`phase.GriffinLimOptions.variant = 'authors'`): their
+        loop with its in-place quirks (its first iteration projects zero, its second the
+        sign-flipped input scaled by about 1e12; see `phase`), torch.stft framing and
+        normalisation, and the unclamped target pinv(fb) exp(mel) (`phase.mel_pinv_magnitude`
+        with clamp=False); momentum 0.1 as theirs.
+      'gla_grad_fast': the textbook fast Griffin-Lim the paper describes (variant 'fast'), all 32
+        iterations, momentum 0.1 in their parameterisation t = c_k - 0.1 c_{k-1}, 1/9 in
+        Perraudin's; the target clamped at 0. (Before both existed, 'gla_grad' was this one: the
+        results measured then are this preset's.)
   'clean_estimate' (a variant, preset 'gla_clean_estimate'): the clean estimate
     y0_hat = (y_n - sqrt(1 - abar_n) eps) / sqrt(abar_n) is projected, y0' = GLA(y0_hat); the
     noise is re-derived at this step's level as eps' = (y_n - sqrt(abar_n) y0') / sqrt(1 - abar_n),
@@ -53,7 +60,7 @@ from wavegrad_jax import schedules
 
 NOISE_SCALES = ('posterior', 'beta')
 GLA_MAGNITUDES = ('mel_pinv', 'given')
-GLA_PLACEMENTS = ('clean_estimate', 'mean')
+GLA_PLACEMENTS = ('mean', 'clean_estimate')
 ALGORITHMS = ('diffusion', 'griffin_lim')
 
 
@@ -143,17 +150,17 @@ class GLAOptions:
     magnitude: 'mel_pinv' (target |STFT| from the conditioning log-mel through the filterbank's
       pseudo-inverse) or 'given' (the caller passes target_magnitude, e.g. the true |STFT| in copy
       synthesis).
-    placement: 'clean_estimate' or 'mean' (see the module docstring).
+    placement: 'mean' (GLA-Grad's) or 'clean_estimate' (see the module docstring).
     mean_peak: 'mean' placement only: peak |sample| the projected mean is rescaled to, as the
       GLA-Grad code does (0.95 there); 0 keeps its scale.
     mel_frontend: `phase.MelFrontend` of the conditioning mels; required by 'mel_pinv', whose STFT
       must then equal the frontend's (n_fft, hop_length, win_length, window).
   """
-  # Defaults mirror experiments/configs/common.gla_config().
+  # Defaults mirror experiments/configs/common.gla_config() (tests/test_sampling.py checks it).
   griffin_lim: phase.GriffinLimOptions
   steps: object = 'first:3'
   magnitude: str = 'mel_pinv'
-  placement: str = 'clean_estimate'
+  placement: str = 'mean'
   mean_peak: float = 0.95
   mel_frontend: phase.MelFrontend = None
 
@@ -203,7 +210,8 @@ def gla_options_from_config(config, force=False):
       n_fft=int(g.n_fft or a.n_fft), hop_length=int(g.hop_length or a.hop_length),
       win_length=int(g.win_length or a.win_length),
       window=g.window or a.window, pad_mode=g.pad_mode or a.pad_mode,
-      iterations=int(g.iterations), momentum=float(g.momentum), framing=mel_frontend.framing)
+      iterations=int(g.iterations), momentum=float(g.momentum), framing=mel_frontend.framing,
+      variant=str(g.get('variant', 'fast')))
   return GLAOptions(griffin_lim=griffin_lim, steps=g.steps, magnitude=g.magnitude,
                     placement=g.placement, mean_peak=float(g.mean_peak),
                     mel_frontend=mel_frontend)
@@ -293,8 +301,17 @@ class SamplerOptions:
           raise ValueError(f'sampling.{f.name} must be a {type(f.default).__name__}, got '
                            f'{s[f.name]!r}') from None
     griffin_lim = values.get('algorithm', cls.algorithm) == 'griffin_lim'
-    return cls(gla=gla_options_from_config(config, force=griffin_lim),
-               prior=priors.from_config(config), **values)
+    gla = gla_options_from_config(config, force=griffin_lim)
+    if (gla is not None and not griffin_lim and gla.placement == 'mean'
+        and values.get('clip', cls.clip) != 1.0):
+      # GLA-Grad's mean placement rescales the mean to a 0.95 peak and relies on the clamp of y
+      # after each step; without it the setting names no published algorithm.
+      raise ValueError(
+          "sampling.gla.enabled=True with gla.placement='mean' is GLA-Grad, which also clamps y "
+          'to [-1, 1] after every step: set sampling.clip=1 (with the gla defaults that is the '
+          "preset gla_grad, the authors' code; gla.variant='fast' and gla.momentum=0.1111 make "
+          "it gla_grad_fast), or set gla.placement='clean_estimate' (gla_clean_estimate)")
+    return cls(gla=gla, prior=priors.from_config(config), **values)
 
   @classmethod
   def resolve(cls, options=None, **values):
@@ -312,10 +329,15 @@ class SamplerOptions:
 # another preset's row of a comparison. A new preset is one entry.
 _PLAIN = {'algorithm': 'diffusion', 'clip': 0.0, 'clip_x0': 0.0, 'gla': {'enabled': False},
           'solver': 'euler'}
-# The published algorithm's Griffin-Lim (see the module docstring): 32 fast-GLA iterations of
-# momentum 0.1 in the authors' parameterisation, t = c_k - 0.1 c_{k-1}, which is Perraudin's
-# c_k + a (c_k - c_{k-1}) up to scale with a = 0.1 / (1 - 0.1) = 1/9.
-GLA_GRAD_GRIFFIN_LIM = {'magnitude': 'mel_pinv', 'iterations': 32, 'momentum': 0.1 / 0.9}
+# The published algorithm's Griffin-Lim as textbook fast GLA (see the module docstring): 32
+# iterations of momentum 0.1 in the authors' parameterisation, t = c_k - 0.1 c_{k-1}, which is
+# Perraudin's c_k + a (c_k - c_{k-1}) up to scale with a = 0.1 / (1 - 0.1) = 1/9.
+GLA_GRAD_GRIFFIN_LIM = {'magnitude': 'mel_pinv', 'iterations': 32, 'momentum': 0.1 / 0.9,
+                        'variant': 'fast'}
+# The same as the authors' code runs it: their loop, whose momentum is their m = 0.1 itself.
+GLA_GRAD_AUTHORS_GRIFFIN_LIM = {'magnitude': 'mel_pinv', 'iterations': 32, 'momentum': 0.1,
+                                'variant': 'authors'}
+_GLA_GRAD_STEP = {'enabled': True, 'placement': 'mean', 'mean_peak': 0.95, 'steps': 'first:3'}
 SAMPLER_PRESETS = {
     # The paper's sampler.
     'ancestral': {**_PLAIN, 'eta': 1.0},
@@ -325,11 +347,15 @@ SAMPLER_PRESETS = {
     'ancestral_clip_y': {**_PLAIN, 'eta': 1.0, 'clip': 1.0},
     # ivanvovk/WaveGrad: the clean estimate clamped to [-1, 1] inside every step.
     'ancestral_clip_x0': {**_PLAIN, 'eta': 1.0, 'clip_x0': 1.0},
-    # GLA-Grad as published (Liu et al., ICASSP 2024): Griffin-Lim on the step's mean on the 3
-    # noisiest steps, rescaled to a 0.95 peak, y clamped to [-1, 1] after every step.
+    # GLA-Grad (Liu et al., ICASSP 2024) exactly as the authors' code runs it: their Griffin-Lim
+    # loop (quirks included) on the step's mean on the 3 noisiest steps, rescaled to a 0.95 peak,
+    # y clamped to [-1, 1] after every step.
     'gla_grad': {**_PLAIN, 'eta': 1.0, 'clip': 1.0,
-                 'gla': {'enabled': True, 'placement': 'mean', 'mean_peak': 0.95,
-                         'steps': 'first:3', **GLA_GRAD_GRIFFIN_LIM}},
+                 'gla': {**_GLA_GRAD_STEP, **GLA_GRAD_AUTHORS_GRIFFIN_LIM}},
+    # The same steps with the textbook fast Griffin-Lim the paper describes (what 'gla_grad' was
+    # before the authors' loop was added).
+    'gla_grad_fast': {**_PLAIN, 'eta': 1.0, 'clip': 1.0,
+                      'gla': {**_GLA_GRAD_STEP, **GLA_GRAD_GRIFFIN_LIM}},
     # This project's variant: the same Griffin-Lim on the clean estimate, eps re-derived, no
     # rescaling or clamping.
     'gla_clean_estimate': {**_PLAIN, 'eta': 1.0,
@@ -534,6 +560,7 @@ def _gla_inputs(gla, gla_mask, target_magnitude, mel, num_steps, num_samples):
   gla_mask = gla_mask.astype(jnp.float32)
   gl = gla.griffin_lim
   expected = (mel.shape[0], gl.num_frames(num_samples), gl.num_bins())
+  # The authors' code keeps pinv(fb) exp(mel) unclamped; the textbook variant clamps it at 0.
   if gla.magnitude == 'given':
     if target_magnitude is None:
       raise ValueError("GLA magnitude='given' needs target_magnitude [B, T // hop, n_fft // 2 + 1] "
@@ -543,7 +570,7 @@ def _gla_inputs(gla, gla_mask, target_magnitude, mel, num_steps, num_samples):
     if target_magnitude is not None:
       raise ValueError("target_magnitude was given but GLA magnitude='mel_pinv' derives it from "
                        "the mel; set magnitude='given' to use it")
-    target = phase.mel_pinv_magnitude(mel, gla.mel_frontend)
+    target = phase.mel_pinv_magnitude(mel, gla.mel_frontend, clamp=gl.variant != 'authors')
   if target.shape != expected:
     raise ValueError(f'target_magnitude has shape {target.shape}; {num_samples} samples at '
                      f'hop_length={gl.hop_length}, n_fft={gl.n_fft} need {expected}')

@@ -9,7 +9,8 @@ def audio_config(sample_rate=22050, n_fft=1024, win_length=1024, hop_length=256,
                  fmin=0.0, fmax=None):
   """The mel frontend: sample rate in Hz, window and hop in samples, band edges in Hz.
 
-  This is our own convention, 'wavegrad'; audio_config_hifigan / _espnet / _lmnt give the other
+  This is our own convention, 'wavegrad'; audio_config_hifigan / _parallel_wavegan / _espnet2 /
+  _lmnt give the other
   conventions in wide use. wavegrad_jax/mel_conventions.py documents every field.
   """
   c = ml_collections.ConfigDict()
@@ -27,6 +28,7 @@ def audio_config(sample_rate=22050, n_fft=1024, win_length=1024, hop_length=256,
   c.pad_mode = 'reflect'   # how the n_fft // 2 samples beyond each end are made (librosa center).
   c.stft_norm = 'none'     # 'window': |STFT| / sqrt(sum(window^2)), as torchaudio normalized=True.
   c.magnitude_eps = 0.0    # |STFT| = sqrt(re^2 + im^2 + magnitude_eps).
+  c.power_floor = 0.0      # |STFT| = sqrt(max(re^2 + im^2 + magnitude_eps, power_floor)).
   c.mel_scale = 'slaney'   # librosa.filters.mel htk=False ('htk': True).
   c.mel_norm = 'slaney'    # area-normalised triangles ('none': peak 1).
   c.log_scale = 'ln'       # 'ln', 'log10' or 'db' (20 / power * log10 - db_ref).
@@ -55,21 +57,47 @@ def audio_config_hifigan(sample_rate=22050, n_fft=1024, win_length=1024, hop_len
   return c
 
 
-def audio_config_espnet(sample_rate=22050, n_fft=1024, win_length=1024, hop_length=256,
-                        n_mels=80, fmin=80.0, fmax=7600.0, stats_file=''):
-  """ESPnet / ParallelWaveGAN's mels (preprocess.py logmelfilterbank; LJSpeech recipe sizes).
+def audio_config_parallel_wavegan(sample_rate=22050, n_fft=1024, win_length=1024, hop_length=256,
+                                  n_mels=80, fmin=80.0, fmax=7600.0, stats_file='',
+                                  convention='parallel_wavegan'):
+  """ParallelWaveGAN's mels (preprocess.py logmelfilterbank; LJSpeech recipe sizes).
 
-  Centred reflect-padded |STFT|, Slaney filterbank, log10(max(mel, 1e-10)); with a stats_file
-  (ParallelWaveGAN's stats.npy or ESPnet's GlobalMVN .npz) also (v - mean) / scale per band. Audio
-  keeps its level (no peak normalisation).
+  Centred reflect-padded |STFT| with no floor, Slaney filterbank, log10(max(mel, 1e-10)); with a
+  stats_file (ParallelWaveGAN's stats.npy or ESPnet's GlobalMVN .npz) also (v - mean) / scale per
+  band. Audio keeps its level (no peak normalisation). `convention` is the name recorded:
+  'parallel_wavegan', or its alias 'espnet' (audio_config_espnet).
   """
   c = audio_config(sample_rate, n_fft, win_length, hop_length, n_mels, fmin, fmax)
-  c.convention = 'espnet'
+  c.convention = convention
   c.log_scale = 'log10'
   c.log_floor = 1e-10
   c.normalize = 'meanvar' if stats_file else 'none'
   c.stats_file = stats_file
   c.peak_normalize = 0.0
+  return c
+
+
+def audio_config_espnet(sample_rate=22050, n_fft=1024, win_length=1024, hop_length=256,
+                        n_mels=80, fmin=80.0, fmax=7600.0, stats_file=''):
+  """ParallelWaveGAN's mels under their first name here, 'espnet' (an alias, kept for the configs,
+  checkpoints and commands that use it): audio_config_parallel_wavegan, recorded as 'espnet'.
+  ESPnet2's own TTS features are audio_config_espnet2.
+  """
+  return audio_config_parallel_wavegan(sample_rate, n_fft, win_length, hop_length, n_mels, fmin,
+                                       fmax, stats_file, convention='espnet')
+
+
+def audio_config_espnet2(sample_rate=22050, n_fft=1024, win_length=1024, hop_length=256,
+                         n_mels=80, fmin=80.0, fmax=7600.0, stats_file=''):
+  """ESPnet2's TTS mels (espnet2/tts/feats_extract/log_mel_fbank.py LogMelFbank, log_base 10).
+
+  As audio_config_parallel_wavegan but the power spectrum is floored before the root:
+  |X| = sqrt(max(re^2 + im^2, 1e-10)), so silence is 1e-5 per bin, not 0. LJSpeech recipe sizes;
+  a stats_file is ESPnet's GlobalMVN .npz (feats_stats.npz) for (v - mean) / scale.
+  """
+  c = audio_config_parallel_wavegan(sample_rate, n_fft, win_length, hop_length, n_mels, fmin,
+                                    fmax, stats_file, convention='espnet2')
+  c.power_floor = 1e-10
   return c
 
 
@@ -163,6 +191,10 @@ def diffusion_config():
   # PriorGrad: (min, max) frame energy of the training data; () measures it when training starts
   # and records it in the run's config.json, which inference then reads.
   c.prior_energy_range = ()
+  # PriorGrad: frame energies above this are clamped to it, and it replaces the measured maximum,
+  # so the std stays <= 1 (the official code's max_energy_override = 4; linear-mel units); 0 no
+  # cap. A run saved without this field (from before it) has no cap when restored.
+  c.prior_max_energy = 4.0
   return c
 
 
@@ -195,9 +227,11 @@ def gla_config():
   """GLA-Grad phase correction inside the reverse steps (Liu et al., ICASSP 2024); off by default.
 
   Chosen steps pull the waveform towards a target |STFT| with Griffin-Lim projections. STFT sizes
-  are in samples; 0 (or '' for strings) inherits the `audio` section's value. The defaults are the
-  published algorithm's, which also clamps y to [-1, 1] after every step (sampling.clip = 1): the
-  sampler presets 'gla_grad' (as published) and 'gla_clean_estimate' (our variant) set every field.
+  are in samples; 0 (or '' for strings) inherits the `audio` section's value. The defaults are
+  GLA-Grad's as the authors' code runs it (the sampler preset 'gla_grad'), which also clamps y to
+  [-1, 1] after every step: enabled=True needs sampling.clip=1 too (refused otherwise, naming it).
+  The presets 'gla_grad', 'gla_grad_fast' (the textbook fast Griffin-Lim) and
+  'gla_clean_estimate' (our variant) set every field.
   """
   c = ml_collections.ConfigDict()
   c.enabled = False
@@ -205,9 +239,13 @@ def gla_config():
   # 'last:K', or 'list:i,j,...' of schedule indices (0 = the last step run, N - 1 the first).
   c.steps = 'first:3'
   c.iterations = 32             # Griffin-Lim projections per corrected step (GLA-Grad: 32).
-  # Fast Griffin-Lim acceleration (Perraudin et al.); 0 is plain GLA, whose spectral error never
-  # increases. The GLA-Grad code's momentum 0.1 (t = c_k - 0.1 c_{k-1}) is 0.1 / 0.9 here.
-  c.momentum = 0.1 / 0.9
+  # 'authors': the GLA-Grad code's Griffin-Lim loop, quirks included (wavegrad_jax/phase.py);
+  # 'fast': the textbook fast Griffin-Lim (Perraudin et al.).
+  c.variant = 'authors'
+  # The acceleration. 'authors': their m, t = c_k - m c_{k-1} (GLA-Grad: 0.1). 'fast': Perraudin's
+  # a, t = c_k + a (c_k - c_{k-1}); 0 is plain GLA, whose spectral error never increases; the
+  # GLA-Grad momentum 0.1 is a = 0.1 / 0.9 there.
+  c.momentum = 0.1
   # Target |STFT|: 'mel_pinv' (conditioning log-mel through the filterbank pseudo-inverse; needs
   # the GLA STFT to be the audio frontend's) or 'given' (the caller passes target_magnitude,
   # e.g. the reference audio's |STFT| in copy synthesis).
