@@ -89,3 +89,27 @@ def test_plot_and_json_are_written(tmp_path):
   with open(tmp_path / 'out' / 'curve.png', 'rb') as f:
     assert f.read(8) == b'\x89PNG\r\n\x1a\n'
   assert os.path.getsize(tmp_path / 'out' / 'curve.png') > 10_000
+
+
+def test_training_seconds_sum_each_interval_at_its_rate(tmp_path):
+  workdir = tmp_path / 'run'
+  workdir.mkdir()
+  with open(workdir / 'metrics.jsonl', 'w') as f:
+    for step, rate in ((100, 2.0), (200, 4.0), (300, 1.0)):
+      f.write(json.dumps({'step': step, 'kind': 'train', 'steps_per_sec': rate}) + '\n')
+    f.write(json.dumps({'step': 300, 'kind': 'eval', 'heldout_loss': 0.1}) + '\n')
+  assert lc.training_seconds(str(workdir)) == {100: 50.0, 200: 75.0, 300: 175.0}
+  assert lc.training_seconds(str(tmp_path / 'nowhere')) == {}
+
+
+def test_markdown_rows_pick_the_step_and_the_schedules():
+  row = lambda split, schedule, stoi: {'split': split, 'schedule': schedule, 'stoi': stoi,
+                                       'pesq': 1.5, 'dnsmos_ovrl': None}
+  results = {'runs': [
+      {'label': 'a', 'points': [{'step': 1000, 'rows': [row('heldout', '4', 0.5)]},
+                                {'step': 2000, 'rows': [row('heldout', '4', 0.6),
+                                                        row('unseen', '4', 0.4)]}]},
+      {'label': 'b', 'points': [{'step': 2000, 'rows': [row('heldout', '4', 0.7)]}]}]}
+  assert lc.markdown_rows(results, 'heldout', ['4', '50']) == [
+      '| a | 2,000 | 0.600 / 1.50 / - | - |', '| b | 2,000 | 0.700 / 1.50 / - | - |']
+  assert lc.markdown_rows(results, 'heldout', ['4'], step=1000) == ['| a | 1,000 | 0.500 / 1.50 / - |']
