@@ -213,9 +213,11 @@ def plot(results, path, x='step'):
             ax.plot(steps, values, styles[j % len(styles)], color=colour, marker='o',
                     markersize=3, label=f'{run["label"]}, {_evaluations_label(run, schedule)}')
         gl = next((r.get(metric) for r in run['griffin_lim'] if r['split'] == split), None)
-        if gl is not None:
+        if gl is not None:  # runs scored on the same mels draw one line, labelled once
           ax.axhline(gl, color=colour, linestyle=':', linewidth=1,
-                     label=f'Griffin-Lim alone ({run["label"]} mels)')
+                     label=f'Griffin-Lim alone ({run["label"]} mels)' if i == 0 or gl != next(
+                         (r.get(metric) for r in results['runs'][0]['griffin_lim']
+                          if r['split'] == split), None) else None)
       ax.set_ylabel(label)
       ax.set_title(f'{split}' if row == 0 else '')
       ax.grid(alpha=0.3)
@@ -237,8 +239,13 @@ def plot(results, path, x='step'):
     ax.legend(fontsize=7)
     ax.set_xlabel(x_label)
     ax.grid(alpha=0.3)
-  axes[0][0].legend(fontsize=7)
+  handles, labels = axes[0][0].get_legend_handles_labels()
   fig.tight_layout()
+  if len(labels) > 8:  # many runs x schedules: one legend below the panels, not over them
+    fig.subplots_adjust(bottom=0.05 + 0.012 * ((len(labels) + 2) // 3))
+    fig.legend(handles, labels, loc='lower center', ncol=3, fontsize=6, frameon=False)
+  else:
+    axes[0][0].legend(fontsize=7)
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   fig.savefig(path, dpi=110)
   plt.close(fig)
