@@ -193,16 +193,3 @@ def resolve(section):
   out = dict(section)
   out.setdefault('input_skip', False)
   return out
-
-
-def macs_per_frame(m, n_mels):
-  """Multiply-accumulates of the network per STFT frame (STFT pair excluded), an int."""
-  bins = m.n_fft // 2 + 1
-  inputs = 2 * bins + n_mels
-  per_block = m.kernel_size * m.dim + 2 * m.dim * m.intermediate_dim
-  return (m.input_kernel_size * inputs * m.dim + m.num_layers * per_block + m.dim * 2 * bins)
-
-
-def fft_macs_per_frame(m):
-  """Approximate real multiply-adds of one STFT frame's rfft and irfft: 2 * 2 n log2 n."""
-  return int(2 * 2 * m.n_fft * math.log2(m.n_fft))

@@ -85,10 +85,9 @@ def velocity(prediction, out, x, t):
   return (out - x) / (1.0 - jnp.minimum(t, T_MAX))[:, None]
 
 
-def network_evaluations(solver, prediction, num_steps):
+def network_evaluations(solver, num_steps):
   """Network calls of an N-step solve ending at t = 1: Euler N, midpoint 2N, Heun 2N - 1 (its
-  last step is Euler); the same for either prediction."""
-  del prediction  # the count does not depend on it
+  last step is Euler), for either prediction."""
   if solver == 'euler':
     return num_steps
   if solver == 'heun':
@@ -233,8 +232,7 @@ class FlowProcess(base.Process):
   def network_evaluations(cls, grid, config):
     if config.sampling.get('algorithm', 'diffusion') == 'griffin_lim':
       return 0
-    prediction = cls._section(config).get('prediction', 'x1')
-    return network_evaluations(config.sampling.get('solver', 'euler'), prediction,
+    return network_evaluations(config.sampling.get('solver', 'euler'),
                                int(np.asarray(grid).shape[-1]) - 1)
 
   @classmethod
@@ -276,14 +274,11 @@ class FlowProcess(base.Process):
         solver=config.sampling.get('solver', 'euler'), sigma=self.sigma, prior=self.prior,
         clip=float(config.sampling.get('clip', 0.0)))
 
-    def one(params, times, mel, rng):
-      return solve(params, times, mel, rng)
-
-    fn = jax.vmap(one, in_axes=(None, 0, None, None)) if multi else one
+    fn = jax.vmap(solve, in_axes=(None, 0, None, None)) if multi else solve
 
     def sampler(params, times, mel, rng, gla_mask=None, target_magnitude=None):
       if gla_mask is not None or target_magnitude is not None:
         raise ValueError("GLA correction is defined for process 'wavegrad' only")
       return fn(params, times, mel, rng)
 
-    return jax.jit(sampler, static_argnames=())
+    return jax.jit(sampler)
