@@ -185,9 +185,9 @@ def _absl_flags():
 
 def problems(text):
   """One line per README mention the code does not have; empty when the README is true."""
-  from wavegrad_jax import mel_conventions  # pylint: disable=g-import-not-at-top
+  from wavegrad_jax.audio import conventions as mel_conventions  # pylint: disable=g-import-not-at-top
   from wavegrad_jax import sampling  # pylint: disable=g-import-not-at-top
-  from wavegrad_jax import schedules  # pylint: disable=g-import-not-at-top
+  from wavegrad_jax.diffusion import schedules  # pylint: disable=g-import-not-at-top
   from experiments.configs import common  # pylint: disable=g-import-not-at-top
 
   names = readme_names(text)

@@ -19,7 +19,7 @@ under 'skipped' instead (the file is still written), so the script always ends w
 float32 at one batch size, 6 steps at batches 1 and 2, two candidates, a 3-step run on 8 files of
 the corpus.
 CI runs it (tests/test_accelerator_check.py) so that it cannot rot. Measurements reuse
-experiments/benchmark_lib.py, the code behind experiments.benchmark and benchmark_sampler.
+wavegrad_jax/studies/benchmark.py, the code behind experiments.benchmark and benchmark_sampler.
 """
 import json
 import os
@@ -32,10 +32,10 @@ from absl import flags
 from absl import logging
 import jax
 
-from experiments import benchmark_lib
+from wavegrad_jax.studies import benchmark as benchmark_lib
 from experiments import cli
-from wavegrad_jax import model as model_lib
-from wavegrad_jax import train
+from wavegrad_jax import models as model_lib
+from wavegrad_jax.training import trainer as train
 
 _REDUCED = flags.DEFINE_bool('reduced', False, 'CPU smoke-test sizes (what CI runs).')
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', 'experiments/results', 'Where the JSON goes.')

@@ -15,7 +15,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from experiments import benchmark_lib
+from wavegrad_jax.studies import benchmark as benchmark_lib
 from experiments import cli
 from wavegrad_jax import errors
 from wavegrad_jax import jsonable

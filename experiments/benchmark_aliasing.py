@@ -5,7 +5,7 @@ r"""Aliasing benchmark: harmonic tones vocoded from their mels, energy between t
 
 Writes the JSON (rows per source and F0: interharmonic_db, foldback_db; the command) and a PNG
 beside it (same name, .png) of each source's spectrogram on the highest F0. See
-`wavegrad_jax/aliasing.py` for the measures and `wavegrad_jax/aliasing_study.py` for the study.
+`wavegrad_jax/evaluation/aliasing.py` for the measures and `wavegrad_jax/studies/aliasing.py` for the study.
 """
 import os
 import sys
@@ -16,11 +16,11 @@ from absl import flags
 
 from experiments import cli
 from experiments.configs import common
-from wavegrad_jax import aliasing_study
-from wavegrad_jax import compare
+from wavegrad_jax.studies import aliasing as aliasing_study
+from wavegrad_jax.evaluation import compare
 from wavegrad_jax import errors
 from wavegrad_jax import jsonable
-from wavegrad_jax import learning_curve
+from wavegrad_jax.evaluation import learning_curve
 
 _RUNS = flags.DEFINE_list('runs', None, 'Training runs, LABEL=WORKDIR or WORKDIR.')
 _F0S = flags.DEFINE_list('f0s', ['110', '230', '460', '730', '1030'], 'Tone fundamentals (Hz).')

@@ -19,7 +19,9 @@ from absl import flags
 import numpy as np
 
 from experiments import cli
-from wavegrad_jax import audio, errors, perceptual
+from wavegrad_jax import errors
+from wavegrad_jax.audio import frontend as audio
+from wavegrad_jax.evaluation import perceptual
 from wavegrad_jax import jsonable
 
 _SECONDS = flags.DEFINE_list('seconds', ['2.8', '4.6', '10', '30'], 'Clip lengths in seconds.')

@@ -85,7 +85,7 @@ def _timed(fn, warmup, timed):
 def _schedule(num_steps):
   """Our named schedule of that length (6: the paper's), as float64 betas."""
   from experiments.configs import common  # pylint: disable=g-import-not-at-top
-  from wavegrad_jax import schedules  # pylint: disable=g-import-not-at-top
+  from wavegrad_jax.diffusion import schedules  # pylint: disable=g-import-not-at-top
   named = common.sampling_config().named_schedules.to_dict()
   for spec in named.values():
     betas = schedules.parse_schedule(spec)
@@ -102,9 +102,10 @@ def ours(task, warmup, timed):
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from experiments import benchmark_lib  # pylint: disable=g-import-not-at-top
-  from wavegrad_jax import model as model_lib  # pylint: disable=g-import-not-at-top
-  from wavegrad_jax import parallel, sampling  # pylint: disable=g-import-not-at-top
+  from wavegrad_jax.studies import benchmark as benchmark_lib  # pylint: disable=g-import-not-at-top
+  from wavegrad_jax import models as model_lib  # pylint: disable=g-import-not-at-top
+  from wavegrad_jax import sampling  # pylint: disable=g-import-not-at-top
+  from wavegrad_jax.training import parallel  # pylint: disable=g-import-not-at-top
   config = benchmark_lib.load_config('base')
   kind, *args = task.split(':')
   if kind == 'train':

@@ -24,11 +24,11 @@ from absl import flags
 from absl import logging
 import tqdm
 
-from experiments import benchmark_lib
+from wavegrad_jax.studies import benchmark as benchmark_lib
 from experiments import cli
 from wavegrad_jax import errors
 from wavegrad_jax import jsonable
-from wavegrad_jax import model as model_lib
+from wavegrad_jax import models as model_lib
 
 _RTF = flags.DEFINE_multi_string('rtf', ['tiny:6,25,50,1000:1,16', 'base:6:1'],
                                  'CONFIG:STEPS:BATCH_SIZES to time the sampler at.')

@@ -18,8 +18,8 @@ from ml_collections import config_flags
 
 from experiments import cli
 from experiments.configs import common
-from wavegrad_jax import checkpoints
-from wavegrad_jax import compilation
+from wavegrad_jax.training import checkpoints
+from wavegrad_jax.training import compilation
 from wavegrad_jax import errors
 from wavegrad_jax import processes
 from wavegrad_jax import sampling

@@ -25,13 +25,13 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from wavegrad_jax import audio
+from wavegrad_jax.audio import frontend as audio
 from wavegrad_jax import errors
-from wavegrad_jax import mel_conventions
-from wavegrad_jax import perceptual
-from wavegrad_jax import schedule_search
-from wavegrad_jax import schedules
-from wavegrad_jax import synthesize
+from wavegrad_jax.audio import conventions as mel_conventions
+from wavegrad_jax.evaluation import perceptual
+from wavegrad_jax.evaluation import schedule_search
+from wavegrad_jax.diffusion import schedules
+from wavegrad_jax.inference import synthesize
 from wavegrad_jax.data import corpus
 
 FLAGS = flags.FLAGS

@@ -1,6 +1,6 @@
 r"""Compares the samplers (the paper's, clipped, GLA-Grad, Griffin-Lim alone) on held-out splits.
 
-One command for the README's evaluation table; the logic is `wavegrad_jax.compare`: each sampler
+One command for the README's evaluation table; the logic is `wavegrad_jax.evaluation.compare`: each sampler
 vocodes the same utterances of each split with each schedule, from the same reverse-diffusion key,
 and is scored with LS-MSE, multi-resolution STFT distance, PESQ, STOI and the real-time factor
 (`evaluate.evaluate_utterances`).
@@ -48,10 +48,10 @@ import jax
 
 from experiments import checkpoint_flags
 from experiments import cli
-from wavegrad_jax import compare
+from wavegrad_jax.evaluation import compare
 from wavegrad_jax import errors
-from wavegrad_jax import evaluate
-from wavegrad_jax import model as model_lib
+from wavegrad_jax.evaluation import evaluate
+from wavegrad_jax import models as model_lib
 from wavegrad_jax import processes
 from wavegrad_jax import sampling
 
@@ -76,7 +76,7 @@ flags.mark_flag_as_required('workdir')
 def main(argv):
   if len(argv) > 1:  # the command is recorded from sys.argv, flags included.
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  from wavegrad_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+  from wavegrad_jax.data import pipeline as input_pipeline  # pylint: disable=g-import-not-at-top
   start = time.perf_counter()
   # Everything the user gave is checked before the checkpoint is restored or anything compiled.
   config = checkpoint_flags.preview_config()

@@ -24,8 +24,8 @@ from absl import logging
 from experiments import checkpoint_flags
 from experiments import cli
 from wavegrad_jax import errors
-from wavegrad_jax import evaluate
-from wavegrad_jax import model as model_lib
+from wavegrad_jax.evaluation import evaluate
+from wavegrad_jax import models as model_lib
 from wavegrad_jax import sampling
 
 FLAGS = flags.FLAGS
@@ -52,7 +52,7 @@ def _apply_flags(config):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  from wavegrad_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+  from wavegrad_jax.data import pipeline as input_pipeline  # pylint: disable=g-import-not-at-top
   # Everything the user gave is checked before the checkpoint is restored or anything compiled.
   config = checkpoint_flags.preview_config()
   e = _apply_flags(config)

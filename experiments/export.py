@@ -1,10 +1,10 @@
-r"""Exports a run's vocoder as one artifact that runs with JAX alone (`wavegrad_jax.export`).
+r"""Exports a run's vocoder as one artifact that runs with JAX alone (`wavegrad_jax.inference.export`).
 
   python -m experiments.export --workdir=runs/frame_tiny_flow --schedule=4 --output_dir=runs/frame_tiny_flow/exported
 
 Writes <output_dir>/vocoder.jax_exported (the jitted sampler with the EMA weights baked in, for
 one chunk shape: --chunk_frames mel frames, --batch_size chunks a call) and meta.json. Run it with
-`wavegrad_jax.export_runtime.load(output_dir)(mel)`; that module imports nothing of the library.
+`wavegrad_jax.inference.export_runtime.load(output_dir)(mel)`; that module imports nothing of the library.
 """
 import os
 
@@ -14,7 +14,7 @@ from absl import flags
 from experiments import checkpoint_flags
 from experiments import cli
 from wavegrad_jax import errors
-from wavegrad_jax import export
+from wavegrad_jax.inference import export
 from wavegrad_jax import processes
 
 FLAGS = flags.FLAGS

@@ -3,10 +3,10 @@ r"""Fine-tuning on predicted-like mels: held-out LS-MSE / MR-STFT on degraded me
   python -m experiments.finetune_study --init_from=runs/tiny --workdir=runs/finetune_study \
       --output=experiments/results/finetune_degraded_cpu.json
 
-The logic is wavegrad_jax/finetune.py:
+The logic is wavegrad_jax/studies/finetune.py:
 1. Writes two folders of pairs from the same utterances of --source's corpus
    (experiments/make_paired_mels.py): <workdir>/pairs_degraded (mels degraded as
-   wavegrad_jax/predicted_mels.py describes, settings --degrade) and <workdir>/pairs_clean (the real
+   wavegrad_jax/data/predicted_mels.py describes, settings --degrade) and <workdir>/pairs_clean (the real
    mels: the control).
 2. Fine-tunes --init_from on each for --steps steps (experiments/configs/tiny_paired.py with
    train.init_from: EMA weights, a fresh optimiser, its learning rate), in <workdir>/<arm>; rerun
@@ -29,7 +29,7 @@ from ml_collections import config_flags
 
 from experiments import cli
 from wavegrad_jax import errors
-from wavegrad_jax import finetune
+from wavegrad_jax.studies import finetune
 from wavegrad_jax import jsonable
 
 _CONFIG = config_flags.DEFINE_config_file(

@@ -9,7 +9,7 @@ Each checkpoint of each run (--every / --max_step thin them) vocodes the first -
 utterances of each split, cut to --max_seconds, with each schedule (today's named schedules, or
 specs), with the ancestral sampler and the same noise at every checkpoint, and is scored with
 LS-MSE, MR-STFT, PESQ, STOI and, when the perceptual extra is installed, DNSMOS and ViSQOL
-(`wavegrad_jax.compare`). Griffin-Lim alone from the same mels (no model) is scored once per run.
+(`wavegrad_jax.evaluation.compare`). Griffin-Lim alone from the same mels (no model) is scored once per run.
 Writes the JSON (every point, the Griffin-Lim rows, a summary with the first step at which each
 measure beats Griffin-Lim, the command) and a PNG beside it (same name, .png). The JSON is
 rewritten after every checkpoint, and a rerun with the same settings reuses its points, so a killed
@@ -28,13 +28,13 @@ import tqdm
 
 from experiments import cli
 from experiments.configs import common
-from wavegrad_jax import checkpoints
-from wavegrad_jax import compare
+from wavegrad_jax.training import checkpoints
+from wavegrad_jax.evaluation import compare
 from wavegrad_jax import errors
-from wavegrad_jax import evaluate
+from wavegrad_jax.evaluation import evaluate
 from wavegrad_jax import jsonable
-from wavegrad_jax import learning_curve
-from wavegrad_jax import model as model_lib
+from wavegrad_jax.evaluation import learning_curve
+from wavegrad_jax import models as model_lib
 from wavegrad_jax import processes
 from wavegrad_jax import sampling
 
@@ -119,7 +119,7 @@ def _earlier_points(results):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  from wavegrad_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+  from wavegrad_jax.data import pipeline as input_pipeline  # pylint: disable=g-import-not-at-top
   start = time.perf_counter()
   runs, schedule_lists, steps, defaults = _check_request()
   samplers = {'wavegrad': 'ancestral', 'flow': _FLOW_SAMPLER.value}

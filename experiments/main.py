@@ -16,8 +16,8 @@ from absl import logging
 from ml_collections import config_flags
 
 from experiments import cli
-from wavegrad_jax import checkpoints
-from wavegrad_jax import train
+from wavegrad_jax.training import checkpoints
+from wavegrad_jax.training import trainer as train
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Experiment config file (a get_config() module).', lock_config=True)

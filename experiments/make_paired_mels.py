@@ -8,7 +8,7 @@ r"""Writes a folder of teacher-forced-style pairs from a corpus: degraded mels b
 
 Reads the prepared dataset of --config (the embedded corpus by default, built on first use) and
 writes <output_dir>/<utterance id>.npy ([frames, n_mels] float32 in --config's mel convention,
-degraded as wavegrad_jax/predicted_mels.py describes with the settings of --degrade) and
+degraded as wavegrad_jax/data/predicted_mels.py describes with the settings of --degrade) and
 <output_dir>/<utterance id>.wav (the utterance's audio, 16-bit, exactly frames x hop samples),
 plus pairs.json with the settings and the mean deviation of the degraded mels from the real ones.
 Read the folder with --config.data.source=paired (experiments/configs/tiny_paired.py). Utterance
@@ -22,7 +22,7 @@ from ml_collections import config_flags
 
 from experiments import cli
 from wavegrad_jax import errors
-from wavegrad_jax import predicted_mels
+from wavegrad_jax.data import predicted_mels
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', 'experiments/configs/tiny.py', 'Experiment config whose data and audio sections '

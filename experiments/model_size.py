@@ -13,7 +13,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from experiments import cli
-from wavegrad_jax import model as model_lib
+from wavegrad_jax import models as model_lib
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Experiment config file.',
                                           lock_config=True)

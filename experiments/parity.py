@@ -33,11 +33,11 @@ from ml_collections import config_flags
 import numpy as np
 import optax
 
-from experiments import parity_lib
-from wavegrad_jax import audio as audio_lib
-from wavegrad_jax import diffusion
-from wavegrad_jax import model as model_lib
-from wavegrad_jax import schedules
+from wavegrad_jax.studies import parity as parity_lib
+from wavegrad_jax.audio import frontend as audio_lib
+from wavegrad_jax.diffusion import noise as diffusion
+from wavegrad_jax import models as model_lib
+from wavegrad_jax.diffusion import schedules
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', 'experiments/configs/parity.py',

@@ -16,9 +16,9 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from experiments import benchmark_lib
+from wavegrad_jax.studies import benchmark as benchmark_lib
 from experiments import cli
-from experiments import profile_lib
+from wavegrad_jax.studies import profiling as profile_lib
 from wavegrad_jax import errors
 from wavegrad_jax import jsonable
 

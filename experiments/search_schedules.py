@@ -16,7 +16,7 @@ grid larger than config.search.max_grid_candidates is refused (the default grid 
 9^6 = 531,441 candidates); config.search.max_candidates scores a seeded random subset instead.
 Flags and config fields are checked before the checkpoint is restored.
 
-A run of process 'flow' searches time grids instead (`wavegrad_jax.time_grid_search`: the power
+A run of process 'flow' searches time grids instead (`wavegrad_jax.evaluation.time_grid_search`: the power
 family config.search.flow_powers, then coordinate sweeps), writing best_N<N>.json as {"times":
 [...]}, ranked_N<N>.json and summary.json.
 """
@@ -31,12 +31,12 @@ import numpy as np
 from experiments import checkpoint_flags
 from experiments import cli
 from wavegrad_jax import errors
-from wavegrad_jax import mel_conventions
-from wavegrad_jax import model as model_lib
+from wavegrad_jax.audio import conventions as mel_conventions
+from wavegrad_jax import models as model_lib
 from wavegrad_jax import processes
 from wavegrad_jax import sampling
-from wavegrad_jax import schedule_search
-from wavegrad_jax import time_grid_search
+from wavegrad_jax.evaluation import schedule_search
+from wavegrad_jax.evaluation import time_grid_search
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('steps', None, "Comma-separated step budgets, e.g. '3,6' "
@@ -105,7 +105,7 @@ def _search_time_grids(scorer, steps, config, output_dir, step):
 
 def run():
   """Restores the checkpoint, scores FLAGS.steps' candidates and prints the best schedules."""
-  from wavegrad_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+  from wavegrad_jax.data import pipeline as input_pipeline  # pylint: disable=g-import-not-at-top
   # Everything the user gave is checked before the checkpoint is restored or anything compiled.
   config = checkpoint_flags.preview_config()
   steps = _apply_flags(config)

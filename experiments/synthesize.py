@@ -47,12 +47,12 @@ import jax
 from experiments import checkpoint_flags
 from experiments import cli
 from experiments.configs import common
-from wavegrad_jax import checkpoints
+from wavegrad_jax.training import checkpoints
 from wavegrad_jax import errors
-from wavegrad_jax import mel_conventions
-from wavegrad_jax import model as model_lib
+from wavegrad_jax.audio import conventions as mel_conventions
+from wavegrad_jax import models as model_lib
 from wavegrad_jax import processes
-from wavegrad_jax import synthesize
+from wavegrad_jax.inference import synthesize
 
 # The recipes a --mel_convention names: experiments/configs/common.py's presets.
 MEL_PRESETS = {

@@ -13,8 +13,8 @@ from absl import flags
 import soundfile
 
 from experiments import main as main_launcher
-from wavegrad_jax import checkpoints
-from wavegrad_jax import train
+from wavegrad_jax.training import checkpoints
+from wavegrad_jax.training import trainer as train
 
 _FAILURE = flags.DEFINE_enum('probe_failure', 'config', ['config', 'orbax', 'sample', 'bug'],
                              'How the disk-full run fails.')

@@ -21,9 +21,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Imported once, before any fork; none of them defines absl flags or starts a JAX backend.
 PRELOAD = ('jax', 'numpy', 'flax.linen', 'optax', 'orbax.checkpoint', 'tensorflow_datasets',
            'ml_collections.config_flags', 'soundfile', 'tensorboardX', 'experiments.cli',
-           'experiments.configs.common', 'wavegrad_jax.train', 'wavegrad_jax.input_pipeline',
-           'wavegrad_jax.checkpoints', 'wavegrad_jax.evaluate', 'wavegrad_jax.compare',
-           'wavegrad_jax.schedule_search', 'wavegrad_jax.synthesize', 'wavegrad_jax.perceptual')
+           'experiments.configs.common', 'wavegrad_jax.training.trainer', 'wavegrad_jax.data.pipeline',
+           'wavegrad_jax.training.checkpoints', 'wavegrad_jax.evaluation.evaluate', 'wavegrad_jax.evaluation.compare',
+           'wavegrad_jax.evaluation.schedule_search', 'wavegrad_jax.inference.synthesize', 'wavegrad_jax.evaluation.perceptual')
 
 
 def _child(case, out_path, err_path):

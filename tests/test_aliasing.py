@@ -2,7 +2,7 @@
 its fold-backs where they are predicted."""
 import numpy as np
 
-from wavegrad_jax import aliasing
+from wavegrad_jax.evaluation import aliasing
 
 RATE = 22050
 

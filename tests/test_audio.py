@@ -10,7 +10,7 @@ import pytest
 import soundfile
 
 from experiments.configs.common import audio_config
-from wavegrad_jax import audio
+from wavegrad_jax.audio import frontend as audio
 
 ALSA_CLIP = '/usr/share/sounds/alsa/Front_Center.wav'  # Debian package alsa-utils, 48 kHz mono.
 FILLETS_GLOB = '/usr/share/games/fillets-ng/sound/*/cs/*.ogg'  # package fillets-ng-data-cs.

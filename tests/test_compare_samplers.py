@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 
 from tests.test_synthesize import SR, _config, _random_params, _speech_like
-from wavegrad_jax import compare, evaluate
-from wavegrad_jax import model as model_lib
-from wavegrad_jax import sampling, synthesize
+from wavegrad_jax.evaluation import compare
+from wavegrad_jax.evaluation import evaluate
+from wavegrad_jax import models as model_lib
+from wavegrad_jax import sampling
+from wavegrad_jax.inference import synthesize
 
 # Random weights diverge at a few steps: every compared sampler here bounds y or y0 (or uses no
 # model). The model-free baseline runs once per split, whatever the schedules.

@@ -5,9 +5,11 @@ import pytest
 
 from experiments.configs import common
 from tests.test_synthesize import SR, _config, _random_params, _speech_like
-from wavegrad_jax import audio as audio_lib
-from wavegrad_jax import compare, evaluate, metrics
-from wavegrad_jax import model as model_lib
+from wavegrad_jax.audio import frontend as audio_lib
+from wavegrad_jax.evaluation import compare
+from wavegrad_jax.evaluation import evaluate
+from wavegrad_jax.evaluation import metrics
+from wavegrad_jax import models as model_lib
 from wavegrad_jax import sampling
 
 def _pair(samples, seed):

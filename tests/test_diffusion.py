@@ -3,7 +3,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from wavegrad_jax import diffusion, schedules
+from wavegrad_jax.diffusion import noise as diffusion
+from wavegrad_jax.diffusion import schedules
 
 
 def _mixture_cdf(x, levels):

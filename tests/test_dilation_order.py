@@ -16,9 +16,9 @@ import numpy as np
 
 from experiments.configs import base, base_hifigan, common, large, ljspeech, small, tiny
 from tests.data import make_prechange_fixture as fixture
-from wavegrad_jax import checkpoints
-from wavegrad_jax import model as model_lib
-from wavegrad_jax import train
+from wavegrad_jax.training import checkpoints
+from wavegrad_jax import models as model_lib
+from wavegrad_jax.training import trainer as train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 L, S = (1, 2, 4, 8), (1, 2, 1, 2)

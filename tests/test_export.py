@@ -9,11 +9,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from tests.test_frame_model import frame_config
-from wavegrad_jax import export
-from wavegrad_jax import mel_conventions
-from wavegrad_jax import model as model_lib
+from wavegrad_jax.inference import export
+from wavegrad_jax.audio import conventions as mel_conventions
+from wavegrad_jax import models as model_lib
 from wavegrad_jax import processes
-from wavegrad_jax import synthesize
+from wavegrad_jax.inference import synthesize
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

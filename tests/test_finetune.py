@@ -10,14 +10,14 @@ import pytest
 from experiments.configs import degrade
 from experiments.configs import tiny
 from tests import test_synthesize as ts
-from wavegrad_jax import checkpoints
+from wavegrad_jax.training import checkpoints
 from wavegrad_jax import errors
-from wavegrad_jax import finetune
-from wavegrad_jax import mel_conventions
-from wavegrad_jax import model as model_lib
-from wavegrad_jax import parallel
-from wavegrad_jax import predicted_mels
-from wavegrad_jax import train
+from wavegrad_jax.studies import finetune
+from wavegrad_jax.audio import conventions as mel_conventions
+from wavegrad_jax import models as model_lib
+from wavegrad_jax.training import parallel
+from wavegrad_jax.data import predicted_mels
+from wavegrad_jax.training import trainer as train
 
 
 def _fake_run(root, config):

@@ -15,7 +15,7 @@ import pytest
 from experiments.configs import common
 from experiments.configs import frame_small_flow
 from experiments.configs import tiny
-from wavegrad_jax import model as model_lib
+from wavegrad_jax import models as model_lib
 from wavegrad_jax import processes
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -129,7 +129,9 @@ import json, sys
 import jax, numpy as np
 from tests.test_frame_model import frame_config
 from tests.test_train import synthetic_batches
-from wavegrad_jax import model as model_lib, parallel, train
+from wavegrad_jax import models as model_lib
+from wavegrad_jax.training import parallel
+from wavegrad_jax.training import trainer as train
 
 config = frame_config()
 config.train.batch_size, config.data.segment_frames, config.train.warmup_steps = 4, 8, 0

@@ -9,12 +9,12 @@ import pytest
 import soundfile
 
 from experiments.configs import common
-from wavegrad_jax import checkpoints
-from wavegrad_jax import input_pipeline
-from wavegrad_jax import model as model_lib
+from wavegrad_jax.training import checkpoints
+from wavegrad_jax.data import pipeline as input_pipeline
+from wavegrad_jax import models as model_lib
 from wavegrad_jax import sampling
-from wavegrad_jax import synthesize
-from wavegrad_jax import train
+from wavegrad_jax.inference import synthesize
+from wavegrad_jax.training import trainer as train
 
 # config: (sample rate, hop, n_fft, n_mels, fmax)
 FRONTENDS = {'base_44k': (44100, 512, 2048, 128, 22050.0), 'tiny_44k': (44100, 512, 2048, 128,

@@ -10,8 +10,8 @@ import soundfile
 
 from wavegrad_jax.data import builders
 from experiments.configs import tiny
-from wavegrad_jax import audio
-from wavegrad_jax import input_pipeline
+from wavegrad_jax.audio import frontend as audio
+from wavegrad_jax.data import pipeline as input_pipeline
 
 _FILLETS = '/usr/share/games/fillets-ng/sound'
 

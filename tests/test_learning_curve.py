@@ -4,9 +4,9 @@ import os
 
 import pytest
 
-from wavegrad_jax import checkpoints
+from wavegrad_jax.training import checkpoints
 from wavegrad_jax import jsonable
-from wavegrad_jax import learning_curve as lc
+from wavegrad_jax.evaluation import learning_curve as lc
 
 
 def _run_dir(tmp_path, steps, eval_records=()):

@@ -31,13 +31,13 @@ from experiments.configs import tiny_espnet2
 from experiments.configs import tiny_hifigan
 from experiments.configs import tiny_lmnt
 from tests import oracles
-from wavegrad_jax import audio
-from wavegrad_jax import input_pipeline
-from wavegrad_jax import mel_conventions as mc
-from wavegrad_jax import model as model_lib
-from wavegrad_jax import phase
+from wavegrad_jax.audio import frontend as audio
+from wavegrad_jax.data import pipeline as input_pipeline
+from wavegrad_jax.audio import conventions as mc
+from wavegrad_jax import models as model_lib
+from wavegrad_jax.audio import phase
 from wavegrad_jax import sampling
-from wavegrad_jax import synthesize
+from wavegrad_jax.inference import synthesize
 
 ALSA_CLIP = '/usr/share/sounds/alsa/Front_Center.wav'  # Debian alsa-utils, 48 kHz speech.
 FILLETS_GLOB = '/usr/share/games/fillets-ng/sound/*/cs/*.ogg'  # Debian fillets-ng-data-cs.

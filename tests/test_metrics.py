@@ -7,7 +7,7 @@ import pytest
 import scipy.signal
 
 from experiments.configs import common
-from wavegrad_jax import metrics
+from wavegrad_jax.evaluation import metrics
 
 SR = 16000
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from experiments.configs import base, base_hifigan, large, ljspeech, tiny
-from wavegrad_jax import model as wg_model
+from wavegrad_jax import models as wg_model
 
 
 def _param_count(config):

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from tests.test_train import REPO, launcher_args, read_metrics
-from wavegrad_jax import checkpoints
+from wavegrad_jax.training import checkpoints
 
 NUM_STEPS = 12
 HEARTBEAT_SECONDS = 10
@@ -132,7 +132,7 @@ def runs(tmp_path_factory):
   root = str(tmp_path_factory.mktemp('multiprocess'))
   tfds_dir = os.path.join(root, 'tfds')
   from experiments.configs import tiny  # pylint: disable=g-import-not-at-top
-  from wavegrad_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+  from wavegrad_jax.data import pipeline as input_pipeline  # pylint: disable=g-import-not-at-top
   config = tiny.get_config()
   config.data.tfds_dir, config.data.max_files, config.data.heldout_fraction = tfds_dir, 8, 0.3
   input_pipeline.prepare_dataset(config)  # built once here; the runs only open it

@@ -9,8 +9,8 @@ import pytest
 import soundfile
 
 from experiments.configs import tiny
-from wavegrad_jax import audio
-from wavegrad_jax import input_pipeline
+from wavegrad_jax.audio import frontend as audio
+from wavegrad_jax.data import pipeline as input_pipeline
 from wavegrad_jax.data import paired
 
 FILLETS = sorted(p for p in glob.glob('/usr/share/games/fillets-ng/sound/*/cs/*.ogg')

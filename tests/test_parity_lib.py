@@ -9,9 +9,9 @@ import jax
 import numpy as np
 import pytest
 
-from experiments import parity_lib
+from wavegrad_jax.studies import parity as parity_lib
 from experiments.configs import parity as parity_config
-from wavegrad_jax import model as wg_model
+from wavegrad_jax import models as wg_model
 
 
 def _torch_conv1d(x, weight, bias, dilation, padding):

@@ -18,7 +18,11 @@ import pytest
 import soxr
 
 from experiments.configs import tiny
-from wavegrad_jax import audio, evaluate, perceptual, schedules, synthesize
+from wavegrad_jax.audio import frontend as audio
+from wavegrad_jax.evaluation import evaluate
+from wavegrad_jax.evaluation import perceptual
+from wavegrad_jax.diffusion import schedules
+from wavegrad_jax.inference import synthesize
 
 FILLETS_GLOB = '/usr/share/games/fillets-ng/sound/*/cs/*.ogg'  # package fillets-ng-data-cs.
 NUM_UTTERANCES = 4

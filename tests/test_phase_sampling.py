@@ -1,4 +1,4 @@
-"""GLA-Grad phase correction (wavegrad_jax/phase.py) and the sampler options that select it."""
+"""GLA-Grad phase correction (wavegrad_jax/audio/phase.py) and the sampler options that select it."""
 import dataclasses
 import glob
 import os
@@ -15,7 +15,11 @@ import soundfile
 from experiments.configs import base, common, ljspeech, tiny
 from tests import gla_authors_numpy
 from tests import oracles
-from wavegrad_jax import audio, mel_conventions, phase, sampling, schedules
+from wavegrad_jax import sampling
+from wavegrad_jax.audio import frontend as audio
+from wavegrad_jax.audio import conventions as mel_conventions
+from wavegrad_jax.audio import phase
+from wavegrad_jax.diffusion import schedules
 
 NAMED = common.sampling_config().named_schedules
 ALSA_CLIP = '/usr/share/sounds/alsa/Front_Center.wav'  # Debian package alsa-utils.

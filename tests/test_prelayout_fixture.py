@@ -14,9 +14,11 @@ import pytest
 
 from experiments.configs import common
 from tests.data import make_prelayout_fixture as fixture
-from wavegrad_jax import checkpoints
-from wavegrad_jax import model as model_lib
-from wavegrad_jax import parallel, processes, train
+from wavegrad_jax.training import checkpoints
+from wavegrad_jax import models as model_lib
+from wavegrad_jax import processes
+from wavegrad_jax.training import parallel
+from wavegrad_jax.training import trainer as train
 
 EXPECTED = np.load(os.path.join(fixture.HERE, 'prelayout_expected.npz'))
 # Float32 XLA on another CPU may round differently; the code itself reproduces the files exactly.

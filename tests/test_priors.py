@@ -10,7 +10,13 @@ import pytest
 
 from experiments.configs import small_priorgrad, tiny
 from tests import test_train
-from wavegrad_jax import audio, checkpoints, diffusion, priors, sampling, schedules, train
+from wavegrad_jax import sampling
+from wavegrad_jax.audio import frontend as audio
+from wavegrad_jax.training import checkpoints
+from wavegrad_jax.diffusion import noise as diffusion
+from wavegrad_jax.diffusion import priors
+from wavegrad_jax.diffusion import schedules
+from wavegrad_jax.training import trainer as train
 
 CLIP = '/usr/share/sounds/alsa/Front_Center.wav'
 

@@ -7,11 +7,11 @@ import pytest
 
 from experiments.configs import frame_small_flow
 from experiments.configs import tiny
-from wavegrad_jax import checkpoints
+from wavegrad_jax.training import checkpoints
 from wavegrad_jax import errors
 from wavegrad_jax import processes
 from wavegrad_jax import sampling
-from wavegrad_jax import train
+from wavegrad_jax.training import trainer as train
 from wavegrad_jax.processes import flow
 
 HOP = 8
@@ -149,7 +149,7 @@ def test_the_wavegrad_process_is_the_paper_loss():
   config = tiny.get_config()
   process = processes.from_config(config)
   assert isinstance(process, processes.wavegrad.WaveGradProcess)
-  from wavegrad_jax import diffusion  # pylint: disable=g-import-not-at-top
+  from wavegrad_jax.diffusion import noise as diffusion  # pylint: disable=g-import-not-at-top
   clean = jnp.asarray(np.random.default_rng(8).uniform(-0.5, 0.5, (2, 64)), jnp.float32)
   net = lambda p, x, m, l: 0.1 * x
   ours, _ = process.training_loss(net, None, jax.random.key(9), clean, _mel(2, 8))
@@ -244,7 +244,7 @@ def test_runs_from_before_processes_mean_wavegrad():
 
 
 def test_the_time_grid_search_finds_the_best_grid_of_an_oracle_score():
-  from wavegrad_jax import time_grid_search  # pylint: disable=g-import-not-at-top
+  from wavegrad_jax.evaluation import time_grid_search  # pylint: disable=g-import-not-at-top
   target = time_grid_search.power_grid(4, 2.0)
   target[2] = 0.4  # off the power family: only the coordinate sweeps can reach it
 

@@ -5,12 +5,12 @@ Timings are never asserted (speed lives in experiments/profile_train_step.py's J
 import jax
 import numpy as np
 
-from experiments import benchmark_lib
-from experiments import profile_lib
+from wavegrad_jax.studies import benchmark as benchmark_lib
+from wavegrad_jax.studies import profiling as profile_lib
 from tests import test_train
-from wavegrad_jax import model as model_lib
+from wavegrad_jax import models as model_lib
 from wavegrad_jax import processes
-from wavegrad_jax import train
+from wavegrad_jax.training import trainer as train
 
 
 def test_pieces_compose_to_the_train_step():

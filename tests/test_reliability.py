@@ -28,9 +28,9 @@ import soundfile
 from tests import launcher_driver
 from tests.data import make_prechange_fixture as fixture
 from wavegrad_jax import errors
-from wavegrad_jax import input_pipeline
-from wavegrad_jax import reporting
-from wavegrad_jax import train
+from wavegrad_jax.data import pipeline as input_pipeline
+from wavegrad_jax.training import reporting
+from wavegrad_jax.training import trainer as train
 from wavegrad_jax.data import builders
 
 _FILLETS = '/usr/share/games/fillets-ng/sound'
@@ -343,7 +343,7 @@ class _FailingManager:
 
 
 def test_closing_after_a_failed_save_raises_its_one_line_error_not_orbax_s():
-  from wavegrad_jax import checkpoints  # pylint: disable=g-import-not-at-top
+  from wavegrad_jax.training import checkpoints  # pylint: disable=g-import-not-at-top
   ckpts = object.__new__(checkpoints.RunCheckpoints)
   ckpts.directory, ckpts.best_directory = '/run/checkpoints', '/run/checkpoints_best'
   ckpts._manager, ckpts._best = _FailingManager([20, 40]), None  # pylint: disable=protected-access

@@ -9,7 +9,9 @@ import pytest
 
 from experiments.configs import common
 from tests import oracles
-from wavegrad_jax import phase, sampling, schedules
+from wavegrad_jax import sampling
+from wavegrad_jax.audio import phase
+from wavegrad_jax.diffusion import schedules
 
 NAMED = common.sampling_config().named_schedules
 HOP = 4

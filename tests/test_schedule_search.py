@@ -13,8 +13,10 @@ import pytest
 
 from experiments.configs import common
 from tests import oracles
-from wavegrad_jax import model as model_lib
-from wavegrad_jax import sampling, schedule_search, schedules
+from wavegrad_jax import models as model_lib
+from wavegrad_jax import sampling
+from wavegrad_jax.evaluation import schedule_search
+from wavegrad_jax.diffusion import schedules
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -221,7 +223,7 @@ def test_ls_mse_scorer_with_a_random_tiny_model(gla_magnitude):
 _SHARDED_SCRIPT = r'''
 import jax, jax.numpy as jnp, numpy as np
 from tests import oracles
-from wavegrad_jax import schedule_search
+from wavegrad_jax.evaluation import schedule_search
 assert jax.device_count() == 2, jax.devices()
 mel = jnp.zeros((2, 32, 1))
 fn = lambda g: jnp.mean(jnp.square(g), axis=(1, 2))

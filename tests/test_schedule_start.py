@@ -10,7 +10,11 @@ import pytest
 from experiments.configs import common, tiny
 from tests import oracles
 from tests.test_synthesize import _config, _speech_like
-from wavegrad_jax import evaluate, sampling, schedule_search, schedules, synthesize
+from wavegrad_jax import sampling
+from wavegrad_jax.evaluation import evaluate
+from wavegrad_jax.evaluation import schedule_search
+from wavegrad_jax.diffusion import schedules
+from wavegrad_jax.inference import synthesize
 
 NAMED = common.sampling_config().named_schedules
 

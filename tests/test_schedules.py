@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from experiments.configs import common
-from wavegrad_jax import schedules
+from wavegrad_jax.diffusion import schedules
 
 
 def test_linear_and_fibonacci():

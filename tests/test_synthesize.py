@@ -9,9 +9,11 @@ import pytest
 import soundfile
 
 from experiments.configs import common
-from wavegrad_jax import evaluate
-from wavegrad_jax import model as model_lib
-from wavegrad_jax import sampling, schedules, synthesize
+from wavegrad_jax.evaluation import evaluate
+from wavegrad_jax import models as model_lib
+from wavegrad_jax import sampling
+from wavegrad_jax.diffusion import schedules
+from wavegrad_jax.inference import synthesize
 
 SR, HOP, N_MELS = 8000, 64, 16
 

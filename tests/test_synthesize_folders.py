@@ -14,11 +14,11 @@ import pytest
 import soundfile
 
 from tests import test_synthesize as ts
-from wavegrad_jax import checkpoints
-from wavegrad_jax import mel_conventions
-from wavegrad_jax import model as model_lib
-from wavegrad_jax import synthesize
-from wavegrad_jax import train
+from wavegrad_jax.training import checkpoints
+from wavegrad_jax.audio import conventions as mel_conventions
+from wavegrad_jax import models as model_lib
+from wavegrad_jax.inference import synthesize
+from wavegrad_jax.training import trainer as train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 setup = ts.setup  # the module-scoped fixture: (config, model, params, vocode, betas)

@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 
 from experiments.configs import tiny
-from wavegrad_jax import audio as audio_lib
-from wavegrad_jax import checkpoints
-from wavegrad_jax import model as model_lib
-from wavegrad_jax import parallel
-from wavegrad_jax import train
+from wavegrad_jax.audio import frontend as audio_lib
+from wavegrad_jax.training import checkpoints
+from wavegrad_jax import models as model_lib
+from wavegrad_jax.training import parallel
+from wavegrad_jax.training import trainer as train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -63,7 +63,9 @@ _STEP_SCRIPT = r'''
 import json, sys
 import jax, numpy as np
 from tests.test_train import small_config, synthetic_batches
-from wavegrad_jax import model as model_lib, parallel, train
+from wavegrad_jax import models as model_lib
+from wavegrad_jax.training import parallel
+from wavegrad_jax.training import trainer as train
 
 
 def two_steps(config, out):
@@ -282,7 +284,7 @@ def launcher_runs(tmp_path_factory):
   root = tmp_path_factory.mktemp('launcher')
   tfds_dir = str(root / 'tfds')
   # Built once here so concurrent runs only open it.
-  from wavegrad_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+  from wavegrad_jax.data import pipeline as input_pipeline  # pylint: disable=g-import-not-at-top
   config = tiny.get_config()
   config.data.tfds_dir, config.data.max_files, config.data.heldout_fraction = tfds_dir, 8, 0.3
   splits = input_pipeline.prepare_dataset(config)

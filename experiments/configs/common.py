@@ -11,7 +11,7 @@ def audio_config(sample_rate=22050, n_fft=1024, win_length=1024, hop_length=256,
 
   This is our own convention, 'wavegrad'; audio_config_hifigan / _parallel_wavegan / _espnet2 /
   _lmnt give the other
-  conventions in wide use. wavegrad_jax/mel_conventions.py documents every field.
+  conventions in wide use. wavegrad_jax/audio/conventions.py documents every field.
   """
   c = ml_collections.ConfigDict()
   c.convention = 'wavegrad'  # the recipe the fields below follow, or 'custom' for your own mix.
@@ -130,7 +130,7 @@ def audio_config_lmnt(sample_rate=22050, n_fft=None, win_length=None, hop_length
 def base_model_config():
   """The paper's WaveGrad Base topology (hop 300 = 5*5*3*2*2)."""
   c = ml_collections.ConfigDict()
-  c.name = 'wavegrad'                 # the variant in wavegrad_jax.model.MODELS; its fields follow.
+  c.name = 'wavegrad'                 # the variant in wavegrad_jax.models.MODELS; its fields follow.
   c.mel_channels = 768
   c.upsample_factors = (5, 5, 3, 2, 2)
   c.upsample_channels = (512, 512, 256, 128, 128)
@@ -145,7 +145,7 @@ def base_model_config():
   c.noise_encoding_scale = 5000.0
   c.leaky_relu_slope = 0.2
   c.dtype = 'float32'                 # compute dtype: 'float32' or 'bfloat16'; params stay float32.
-  # UBlock dilations by name (wavegrad_jax.model.upsample_dilations_for): 'paper' (Appendix A:
+  # UBlock dilations by name (wavegrad_jax.models.upsample_dilations_for): 'paper' (Appendix A:
   # 1,2,4,8 on the UBlocks whose output stride is >= 4 samples, nearest the mel; 1,2,1,2 on the
   # finer ones), 'reimplementations' (lmnt-com/wavegrad and ivanvovk/WaveGrad: the paper's list in
   # reverse block order), or 'custom' (upsample_dilations as given).
@@ -184,7 +184,7 @@ def diffusion_config():
   c.train_schedule = 'linear:1e-6:0.01:1000'
   c.loss = 'l1'
   # 'standard': the paper's N(0, I) noise. 'priorgrad': PriorGrad's mel-dependent prior (Lee et
-  # al., ICLR 2022; wavegrad_jax/priors.py): each frame's noise std is its normalised energy, in
+  # al., ICLR 2022; wavegrad_jax/diffusion/priors.py): each frame's noise std is its normalised energy, in
   # training and sampling alike.
   c.prior = 'standard'
   c.prior_std_min = 0.1         # PriorGrad: the smallest frame std.
@@ -239,7 +239,7 @@ def gla_config():
   # 'last:K', or 'list:i,j,...' of schedule indices (0 = the last step run, N - 1 the first).
   c.steps = 'first:3'
   c.iterations = 32             # Griffin-Lim projections per corrected step (GLA-Grad: 32).
-  # 'authors': the GLA-Grad code's Griffin-Lim loop, quirks included (wavegrad_jax/phase.py);
+  # 'authors': the GLA-Grad code's Griffin-Lim loop, quirks included (wavegrad_jax/audio/phase.py);
   # 'fast': the textbook fast Griffin-Lim (Perraudin et al.).
   c.variant = 'authors'
   # The acceleration. 'authors': their m, t = c_k - m c_{k-1} (GLA-Grad: 0.1). 'fast': Perraudin's
@@ -317,7 +317,7 @@ def sampling_config():
   # 'diffusion' (the model's reverse diffusion), or 'griffin_lim': no model, the gla section's
   # Griffin-Lim (iterations, momentum, magnitude) run from the starting noise, a baseline.
   c.algorithm = 'diffusion'
-  # Starting from noise (wavegrad_jax.schedules.start_snr_db): the sampler draws y_N ~ N(0, I),
+  # Starting from noise (wavegrad_jax.diffusion.schedules.start_snr_db): the sampler draws y_N ~ N(0, I),
   # so a schedule is consistent only if its y_N = l_N y_0 + sqrt(1 - l_N^2) eps holds the speech
   # at most this many dB above its noise; the sampler, the search and evaluation warn once with
   # the numbers otherwise. -30 dB is l_N <= 0.27 for speech of RMS 0.11.
@@ -524,14 +524,14 @@ def search_config():
   # 'grid' without max_candidates is refused above this many candidates (9^6 = 531,441 at six
   # steps: about 12 h for tiny on 2 CPU cores); 0 lifts the cap.
   c.max_grid_candidates = 10_000
-  # Process 'flow' (wavegrad_jax/time_grid_search.py): the power family t_i = (i/N)^p the time-grid
+  # Process 'flow' (wavegrad_jax/evaluation/time_grid_search.py): the power family t_i = (i/N)^p the time-grid
   # search starts from; coordinate_max_sweeps above refines its best grid.
   c.flow_powers = (0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0)
   return c
 
 
 def compile_config():
-  """JAX's persistent compilation cache, used by every launcher (wavegrad_jax/compilation.py)."""
+  """JAX's persistent compilation cache, used by every launcher (wavegrad_jax/training/compilation.py)."""
   c = ml_collections.ConfigDict()
   # Compiled programs are stored here and read back by later starts; '' turns the cache off.
   c.cache_dir = '~/.cache/wavegrad_jax/jax_cache'

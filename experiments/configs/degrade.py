@@ -1,6 +1,6 @@
 """How experiments/make_paired_mels.py turns real mels into stand-ins for predicted ones.
 
-See wavegrad_jax/predicted_mels.py for the model: smoothing along time and mel bands of the log
+See wavegrad_jax/data/predicted_mels.py for the model: smoothing along time and mel bands of the log
 mel, plus i.i.d. noise. Override a field with e.g. --degrade.noise_std=0.3.
 """
 import ml_collections

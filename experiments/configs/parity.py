@@ -7,7 +7,7 @@ reduced run CI can afford (well under a minute after the imports).
 """
 import ml_collections
 
-from experiments import parity_lib
+from wavegrad_jax.studies import parity as parity_lib
 from experiments.configs import base
 
 

@@ -25,10 +25,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.configs import common, tiny
-from wavegrad_jax import audio as audio_lib
-from wavegrad_jax import checkpoints, diffusion
-from wavegrad_jax import model as model_lib
-from wavegrad_jax import sampling, schedules, train
+from wavegrad_jax.audio import frontend as audio_lib
+from wavegrad_jax.training import checkpoints
+from wavegrad_jax.diffusion import noise as diffusion
+from wavegrad_jax import models as model_lib
+from wavegrad_jax import sampling
+from wavegrad_jax.diffusion import schedules
+from wavegrad_jax.training import trainer as train
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKDIR = os.path.join(HERE, 'prechange_run')

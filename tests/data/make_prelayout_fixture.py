@@ -25,10 +25,11 @@ import numpy as np
 import optax
 
 from experiments.configs import common, frame_tiny_flow
-from wavegrad_jax import audio as audio_lib
-from wavegrad_jax import checkpoints
-from wavegrad_jax import model as model_lib
-from wavegrad_jax import processes, sampling, train
+from wavegrad_jax.audio import frontend as audio_lib
+from wavegrad_jax.training import checkpoints
+from wavegrad_jax import models as model_lib
+from wavegrad_jax import processes, sampling
+from wavegrad_jax.training import trainer as train
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKDIR = os.path.join(HERE, 'prelayout_run')

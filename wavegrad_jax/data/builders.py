@@ -9,7 +9,7 @@ Each example holds one utterance: 'audio' [T] float32 at audio.sample_rate, peak
 float32, `audio.log_mel_spectrogram` of that whole trimmed utterance; 'speaker' and 'id' strings.
 Examples are stored in utterance-id order (shuffling disabled), so record i of a split is the i-th
 utterance id of that split and `info.metadata['frames'][split][i]` is its frame count. Read them
-with `wavegrad_jax.input_pipeline`, or without this code through
+with `wavegrad_jax.data.pipeline`, or without this code through
 `tfds.builder_from_directory(<dataset folder>).as_data_source()`.
 
 Where the data go: `<config.data.tfds_dir>/<builder name>/<config name>/<version>/` (the corpus's
@@ -26,7 +26,7 @@ naming what changed. A source folder that has gone away leaves the prepared data
 Splits: 'train', 'heldout' (a deterministic `heldout_fraction` of the training speakers' files,
 chosen by a hash of the utterance id, topped up to `min_heldout_utterances` for small corpora) and
 'unseen' (speakers never trained on). A split with no
-utterances is not written; `wavegrad_jax.input_pipeline` presents it as empty.
+utterances is not written; `wavegrad_jax.data.pipeline` presents it as empty.
 
 Unreadable files are logged by path, skipped and counted in a summary printed at the end of the
 build (also kept in `info.metadata['summary']`); a build where no file could be read, or whose
@@ -51,10 +51,10 @@ import numpy as np
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core import utils as tfds_utils
 
-from wavegrad_jax import audio as audio_lib
+from wavegrad_jax.audio import frontend as audio_lib
 from wavegrad_jax.data import registry
 from wavegrad_jax.data.corpus import DataSourceError, SourceFile
-from wavegrad_jax import mel_conventions
+from wavegrad_jax.audio import conventions as mel_conventions
 
 # Bump when the stored layout or its computation changes: it is part of every config's hash.
 _FORMAT_VERSION = '1.0.0'

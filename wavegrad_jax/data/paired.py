@@ -33,8 +33,8 @@ from typing import Dict, List, Tuple
 from absl import logging
 import numpy as np
 
-from wavegrad_jax import audio as audio_lib
-from wavegrad_jax import mel_conventions
+from wavegrad_jax.audio import frontend as audio_lib
+from wavegrad_jax.audio import conventions as mel_conventions
 from wavegrad_jax.data.corpus import Corpus, DataSourceError, SourceFile
 
 LAYOUTS = ('frames_first', 'mels_first')

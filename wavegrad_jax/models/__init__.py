@@ -1,9 +1,21 @@
-"""Networks beside the paper's WaveGrad (which is still `wavegrad_jax.model`, with the registry
-`model.MODELS` that `config.model.name` chooses from).
+"""The networks: Flax modules of every family and the registry that `config.model.name` chooses.
 
-Owns: Flax modules of the other network families, each one file registered by one entry in
-`model.MODELS` (`frame.py`: the frame-domain ConvNeXt denoiser). May import: jax, flax, numpy
-and `wavegrad_jax.audio` (the STFT); nothing of processes, sampling, training or inference.
-Every network has the one signature net(x [B, T], mel [B, F, n_mels], c [B]) -> [B, T], so
-every process, sampler and launcher runs it unchanged.
+Owns: the learned parts, nothing else. `wavegrad.py` is the paper's conditional denoiser (Chen
+et al. 2020, Base and Large), `frame.py` the frame-domain ConvNeXt denoiser (Vocos-style),
+`registry.py` the name -> network table (`MODELS`) with building, initialising and counting.
+Every network has the one signature net(x [B, T], mel [B, F, n_mels], c [B]) -> [B, T], so every
+process, sampler and launcher runs it unchanged. May import: jax, flax, numpy,
+`wavegrad_jax.audio` (the STFT) and the shared leaves (`errors`, `jsonable`); nothing of
+diffusion, sampling, processes, data, training, inference or evaluation.
+
+The registry's names are re-exported here, so `from wavegrad_jax import models` then
+`models.build_model(config)` is the way in.
 """
+from wavegrad_jax.models.registry import (DEFAULT_MODEL, MODELS, ModelVariant, build_model,
+                                          count_params, init_params, macs_per_second,
+                                          model_config_dict, model_name, random_params,
+                                          resolved_config, size_summary)
+from wavegrad_jax.models.wavegrad import (DILATION_ORDERS, DBlock, FiLM, UBlock, WaveGrad,
+                                          dilation_order_of, noise_level_encoding,
+                                          resolve_dilations, upsample_dilations_for,
+                                          upsample_factor_suggestions, validate_topology)

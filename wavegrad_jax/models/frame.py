@@ -30,7 +30,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
-from wavegrad_jax import audio
+from wavegrad_jax.audio import frontend as audio
 
 OUTPUTS = ('real_imag', 'mag_phase')
 FRAMINGS = ('hop_center', 'center')

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from wavegrad_jax import priors
+from wavegrad_jax.diffusion import priors
 from wavegrad_jax import sampling
 from wavegrad_jax.processes import base
 from wavegrad_jax.processes import spectral

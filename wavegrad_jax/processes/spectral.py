@@ -15,7 +15,7 @@ from typing import Tuple
 import jax
 import jax.numpy as jnp
 
-from wavegrad_jax import audio
+from wavegrad_jax.audio import frontend as audio
 
 MAGNITUDE_FLOOR = 1e-5
 ENERGY_EPS = 1e-5

@@ -31,8 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from wavegrad_jax import audio as audio_lib
-from wavegrad_jax import mel_conventions
+from wavegrad_jax.audio import frontend as audio_lib
+from wavegrad_jax.audio import conventions as mel_conventions
 
 
 GRIFFIN_LIM_VARIANTS = ('fast', 'authors')

@@ -33,17 +33,17 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from wavegrad_jax import checkpoints
-from wavegrad_jax import compilation
+from wavegrad_jax.training import checkpoints
+from wavegrad_jax.training import compilation
 from wavegrad_jax import errors
-from wavegrad_jax import model as model_lib
-from wavegrad_jax import mel_conventions
-from wavegrad_jax import parallel
-from wavegrad_jax import priors
+from wavegrad_jax import models as model_lib
+from wavegrad_jax.audio import conventions as mel_conventions
+from wavegrad_jax.training import parallel
+from wavegrad_jax.diffusion import priors
 from wavegrad_jax import processes
-from wavegrad_jax import reporting
+from wavegrad_jax.training import reporting
 from wavegrad_jax import sampling
-from wavegrad_jax import schedules
+from wavegrad_jax.diffusion import schedules
 
 
 @flax.struct.dataclass
@@ -311,7 +311,7 @@ def example_mels(utterances, frames, floor):
 def _input_pipeline():
   # Imported lazily: the pipeline (and its dataset builders) is only needed by real runs, not by
   # the step functions that tests and the benchmark drive with synthetic batches.
-  from wavegrad_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+  from wavegrad_jax.data import pipeline as input_pipeline  # pylint: disable=g-import-not-at-top
   return input_pipeline
 
 
@@ -406,7 +406,7 @@ class _Evaluator:
     if not self.reporter.active:
       return None
     import soundfile  # pylint: disable=g-import-not-at-top
-    from wavegrad_jax import audio as audio_lib  # pylint: disable=g-import-not-at-top
+    from wavegrad_jax.audio import frontend as audio_lib  # pylint: disable=g-import-not-at-top
     config = self.config
     hop, sr = int(config.audio.hop_length), int(config.audio.sample_rate)
     mels, lengths = example_mels(self.examples, self.example_frames,

@@ -42,10 +42,10 @@ import numpy as np
 import soundfile
 import tqdm
 
-from wavegrad_jax import audio as audio_lib
+from wavegrad_jax.audio import frontend as audio_lib
 from wavegrad_jax import errors
 from wavegrad_jax import jsonable
-from wavegrad_jax import mel_conventions
+from wavegrad_jax.audio import conventions as mel_conventions
 from wavegrad_jax import sampling
 
 AUDIO_EXTENSIONS = ('.wav', '.flac', '.ogg', '.mp3')

@@ -19,9 +19,9 @@ from absl import logging
 import jax
 import tqdm
 
-from wavegrad_jax import evaluate
+from wavegrad_jax.evaluation import evaluate
 from wavegrad_jax import jsonable
-from wavegrad_jax import metrics
+from wavegrad_jax.evaluation import metrics
 from wavegrad_jax import processes
 from wavegrad_jax import sampling
 

@@ -22,13 +22,13 @@ import optax
 
 from jax.profiler import ProfileData
 
-from experiments import benchmark_lib
-from wavegrad_jax import diffusion
-from wavegrad_jax import model as model_lib
-from wavegrad_jax import parallel
-from wavegrad_jax import priors
+from wavegrad_jax.studies import benchmark as benchmark_lib
+from wavegrad_jax.diffusion import noise as diffusion
+from wavegrad_jax import models as model_lib
+from wavegrad_jax.training import parallel
+from wavegrad_jax.diffusion import priors
 from wavegrad_jax import sampling
-from wavegrad_jax import train
+from wavegrad_jax.training import trainer as train
 
 
 def cost_summary(compiled):

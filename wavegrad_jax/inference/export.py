@@ -14,8 +14,8 @@ import os
 import jax
 import jax.numpy as jnp
 
-from wavegrad_jax import mel_conventions
-from wavegrad_jax import model as model_lib
+from wavegrad_jax.audio import conventions as mel_conventions
+from wavegrad_jax import models as model_lib
 from wavegrad_jax import processes
 
 ARTIFACT = 'vocoder.jax_exported'

@@ -35,7 +35,7 @@ import dataclasses
 import jax.numpy as jnp
 import numpy as np
 
-from wavegrad_jax import mel_conventions
+from wavegrad_jax.audio import conventions as mel_conventions
 
 PRIORS = ('standard', 'priorgrad')
 

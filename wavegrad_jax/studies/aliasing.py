@@ -11,10 +11,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from wavegrad_jax import aliasing
-from wavegrad_jax import audio
-from wavegrad_jax import checkpoints
-from wavegrad_jax import model as model_lib
+from wavegrad_jax.evaluation import aliasing
+from wavegrad_jax.audio import frontend as audio
+from wavegrad_jax.training import checkpoints
+from wavegrad_jax import models as model_lib
 from wavegrad_jax import processes
 from wavegrad_jax import sampling
 

@@ -14,15 +14,15 @@ import time
 from absl import logging
 import jax
 
-from wavegrad_jax import checkpoints
+from wavegrad_jax.training import checkpoints
 from wavegrad_jax import errors
-from wavegrad_jax import evaluate
-from wavegrad_jax import input_pipeline
+from wavegrad_jax.evaluation import evaluate
+from wavegrad_jax.data import pipeline as input_pipeline
 from wavegrad_jax import jsonable
-from wavegrad_jax import model as model_lib
-from wavegrad_jax import predicted_mels
+from wavegrad_jax import models as model_lib
+from wavegrad_jax.data import predicted_mels
 from wavegrad_jax import sampling
-from wavegrad_jax import train
+from wavegrad_jax.training import trainer as train
 
 ARMS = ('degraded', 'clean')
 

@@ -31,8 +31,11 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from wavegrad_jax import audio as audio_lib
-from wavegrad_jax import jsonable, metrics, parallel, processes, sampling, schedules
+from wavegrad_jax.audio import frontend as audio_lib
+from wavegrad_jax import jsonable, processes, sampling
+from wavegrad_jax.evaluation import metrics
+from wavegrad_jax.training import parallel
+from wavegrad_jax.diffusion import schedules
 
 METHODS = ('grid', 'coordinate', 'evolution')
 

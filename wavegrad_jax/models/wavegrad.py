@@ -1,29 +1,23 @@
 """The WaveGrad conditional denoiser: DBlocks on the noisy waveform, UBlocks on the mel, FiLM between.
 
-Layout is channels-last throughout: waveforms [B, T], feature maps [B, time, channels].
+Chen et al. 2020 (arXiv 2009.00713), section 3 and figures 3 to 6; the reference PyTorch code
+followed for parity is lmnt-com/wavegrad and ivanvovk/WaveGrad. Layout is channels-last
+throughout: waveforms [B, T], feature maps [B, time, channels].
 
-Denoisers are chosen by `config.model.name` from `MODELS` (configs without a name, written before
-names existed, mean 'wavegrad'); `build_model` fills the variant's module fields from the other
-keys of `config.model` and validates the result against the frontend.
-
-WaveGrad's UBlock dilations are chosen by name, `config.model.dilation_order` (`DILATION_ORDERS`):
+WaveGrad's UBlock dilations are chosen by name, `model.dilation_order` (`DILATION_ORDERS`):
 'paper' (the default) or 'reimplementations', each defined for any topology by
-`upsample_dilations_for`; 'custom' takes `config.model.upsample_dilations` as given. A run records
-the resolved dilations (`resolved_config`), so its checkpoints always rebuild the same model.
+`upsample_dilations_for`; 'custom' takes `model.upsample_dilations` as given. The registry
+(`registry.py`) records the resolved dilations, so a run's checkpoints always rebuild the same
+model.
 """
-import dataclasses
 import math
-from typing import Any, Callable, Optional, Sequence, Tuple
+from typing import Sequence, Tuple
 
 from absl import logging
+
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
-
-from wavegrad_jax.models import frame
-
 _KERNEL_INIT = nn.initializers.orthogonal()
 
 
@@ -348,6 +342,16 @@ def dilation_order_of(upsample_dilations, upsample_factors):
   return 'custom'
 
 
+_CONTRADICTIONS_WARNED = set()
+
+
+def _as_field(value):
+  # ConfigDicts loaded from JSON hold lists; module fields are hashable tuples.
+  if isinstance(value, (list, tuple)):
+    return tuple(_as_field(v) for v in value)
+  return value
+
+
 def resolve_dilations(model_config):
   """The (order name, dilations) a `model` section means.
 
@@ -391,176 +395,3 @@ def resolve_dilations(model_config):
   return follows, given
 
 
-_CONTRADICTIONS_WARNED = set()
-
-
-def _wavegrad_config(section):
-  """A WaveGrad `model` section (dict) with its dilations resolved and their order named."""
-  out = dict(section)
-  out['dilation_order'], out['upsample_dilations'] = resolve_dilations(section)
-  return out
-
-
-# ------------------------------------------------------------------------------------- variants
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelVariant:
-  """A denoiser selectable by `config.model.name`.
-
-  Attributes:
-    module: the Flax module class. Its fields other than `hop_length` (which comes from
-      config.audio) are exactly the keys of config.model besides `name`; `build_model` passes them
-      with sequences turned into tuples.
-    validate: validate(module instance) raises ValueError, naming the fix, for a module that cannot
-      run (e.g. a topology that does not fit the hop length).
-    resolve: resolve(section dict without 'name') -> the section as a run records it, with every
-      choice made by name turned into the values it stands for (and the names kept); raises
-      ValueError naming the fix. The identity when None.
-    config_only: keys of the resolved section that are not module fields (the names of choices).
-  """
-  module: Any
-  validate: Callable[[Any], None]
-  resolve: Optional[Callable[[dict], dict]] = None
-  config_only: Tuple[str, ...] = ()
-
-
-DEFAULT_MODEL = 'wavegrad'
-
-MODELS = {
-    'wavegrad': ModelVariant(WaveGrad, lambda m: validate_topology(m, m.hop_length),
-                             resolve=_wavegrad_config, config_only=('dilation_order',)),
-    # The frame-domain ConvNeXt denoiser (Vocos-style; wavegrad_jax/models/frame.py).
-    'frame_convnext': ModelVariant(frame.FrameConvNeXt, frame.validate, resolve=frame.resolve),
-}
-
-
-def model_name(model_config):
-  """The variant a `model` config section names; configs from before names existed: 'wavegrad'."""
-  return model_config.get('name', DEFAULT_MODEL)
-
-
-def _variant(model_config):
-  name = model_name(model_config)
-  if name not in MODELS:
-    raise ValueError(f'config.model.name must be one of {sorted(MODELS)}, got {name!r}')
-  return name, MODELS[name]
-
-
-def model_config_dict(model_config):
-  """The `model` section as a run records it: a plain dict, its variant name filled in (see
-  `model_name`) and its named choices resolved (WaveGrad: `dilation_order` and the dilations it
-  stands for, `resolve_dilations`), so that two sections describing one model compare equal.
-
-  Raises:
-    ValueError: unknown variant, or a choice that cannot be resolved (the message names the fix).
-  """
-  name, variant = _variant(model_config)
-  out = model_config.to_dict() if hasattr(model_config, 'to_dict') else dict(model_config)
-  out.pop('name', None)
-  if variant.resolve is not None:
-    out = variant.resolve(out)
-  return {'name': name, **out}
-
-
-def resolved_config(config):
-  """A copy of a full config whose `model` section is `model_config_dict`'s (what a run saves).
-
-  Checkpoints and config.json then hold the dilations themselves, not only the name of their
-  order, so a later change of a rule cannot change the model a checkpoint rebuilds.
-  """
-  out = config.copy_and_resolve_references()
-  with out.unlocked():
-    out.model = ml_collections.ConfigDict(_as_field_tree(model_config_dict(config.model)))
-  return out
-
-
-def _as_field_tree(d):
-  return {k: _as_field_tree(v) if isinstance(v, dict) else _as_field(v) for k, v in d.items()}
-
-
-def _as_field(value):
-  # ConfigDicts loaded from JSON hold lists; module fields are hashable tuples.
-  if isinstance(value, (list, tuple)):
-    return tuple(_as_field(v) for v in value)
-  return value
-
-
-def build_model(config):
-  """The denoiser of `config.model.name`, built from `config.model` and `config.audio` and checked.
-
-  Args:
-    config: a full experiment config.
-  Returns:
-    an unbound Flax module (e.g. `WaveGrad`).
-  Raises:
-    ValueError: unknown model name, config.model keys the variant does not have (or lacks), or a
-      model the variant's validation refuses; the message names the fix.
-  """
-  name, variant = _variant(config.model)
-  fields = {f.name for f in dataclasses.fields(variant.module)
-            if f.init and f.name not in ('parent', 'name', 'hop_length')}
-  section = model_config_dict(config.model)
-  given = {k: _as_field(v) for k, v in section.items()
-           if k != 'name' and k not in variant.config_only}
-  unknown, missing = sorted(set(given) - fields), sorted(fields - set(given))
-  if unknown or missing:
-    raise ValueError(f'config.model does not fit model {name!r}: '
-                     + (f'unknown fields {unknown}' if unknown else '')
-                     + ('; ' if unknown and missing else '')
-                     + (f'missing fields {missing}' if missing else '')
-                     + f' (the fields of {variant.module.__name__})')
-  model = variant.module(hop_length=int(config.audio.hop_length), **given)
-  variant.validate(model)
-  return model
-
-
-def init_params(model, config, rng, frames=2):
-  """Initialises float32 parameters with a dummy batch of `frames` mel frames."""
-  hop, n_mels = config.audio.hop_length, config.audio.n_mels
-  audio = jnp.zeros((1, frames * hop), jnp.float32)
-  mel = jnp.zeros((1, frames, n_mels), jnp.float32)
-  return model.init(rng, audio, mel, jnp.ones((1,)))['params']
-
-
-def count_params(params):
-  """Number of scalar parameters in a pytree."""
-  return sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
-
-
-def macs_per_second(model, config, seconds=1.0):
-  """Multiply-accumulates of one network evaluation per second of audio (XLA's flop count / 2).
-
-  Counted on the compiled forward pass over `seconds` of audio (whole mel frames), so every layer
-  of any registered network is included (the frame network's STFT pair too).
-  """
-  hop, rate = int(config.audio.hop_length), int(config.audio.sample_rate)
-  frames = max(1, int(round(seconds * rate / hop)))
-  shapes = jax.eval_shape(lambda: init_params(model, config, jax.random.key(0)))
-  forward = jax.jit(lambda p, x, m: model.apply({'params': p}, x, m, jnp.ones((1,))))
-  compiled = forward.lower(shapes, jax.ShapeDtypeStruct((1, frames * hop), jnp.float32),
-                           jax.ShapeDtypeStruct((1, frames, int(config.audio.n_mels)),
-                                                jnp.float32)).compile()
-  analysis = compiled.cost_analysis()
-  if isinstance(analysis, (list, tuple)):
-    analysis = analysis[0]
-  return float(analysis['flops']) / 2.0 * rate / (frames * hop)
-
-
-def size_summary(model, config):
-  """{'name', 'parameters', 'macs_per_second'} of a built network (see `macs_per_second`)."""
-  shapes = jax.eval_shape(lambda: init_params(model, config, jax.random.key(0)))
-  return {'name': model_name(config.model), 'parameters': count_params(shapes),
-          'macs_per_second': macs_per_second(model, config)}
-
-
-def random_params(model, config, seed=0):
-  """Random float32 parameters of the right shapes and a fan-in scale, for benchmarks and tests.
-
-  Drawn with numpy: the orthogonal initialisers (and one jitted jax.random call per distinct leaf
-  shape) would compile dozens of programs, which is slow on CPU.
-  """
-  shapes = jax.eval_shape(lambda: init_params(model, config, jax.random.key(seed)))
-  rng = np.random.default_rng(seed)
-  return jax.tree.map(lambda x: jnp.asarray(rng.standard_normal(x.shape).astype(x.dtype)
-                                            / max(1, np.prod(x.shape[:-1])) ** 0.5), shapes)

@@ -1,6 +1,6 @@
 """Runs an exported vocoder (`export.export_vocoder`) with JAX and numpy alone.
 
-  from wavegrad_jax import export_runtime
+  from wavegrad_jax.inference import export_runtime
   vocoder = export_runtime.load('runs/frame/exported')
   waveform = vocoder(mel)            # mel [frames, n_mels] -> [frames * hop] float32, at
                                      # vocoder.sample_rate

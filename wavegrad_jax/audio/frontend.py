@@ -19,7 +19,7 @@ import scipy.signal
 import soundfile
 import soxr
 
-from wavegrad_jax import mel_conventions
+from wavegrad_jax.audio import conventions as mel_conventions
 
 class AudioLoadError(ValueError):
   """An audio file is missing, empty, truncated, corrupt or unreadable; the message names it."""

@@ -10,7 +10,7 @@ experiments/learning_curve.py.
 import json
 import os
 
-from wavegrad_jax import checkpoints
+from wavegrad_jax.training import checkpoints
 
 # (results key, axis label, higher is better) of the plotted quality measures, in panel order.
 PLOTTED = (('stoi', 'STOI', True), ('pesq', 'PESQ', True), ('dnsmos_ovrl', 'DNSMOS OVRL', True),

@@ -25,7 +25,7 @@ import scipy.ndimage
 import soundfile
 
 from wavegrad_jax import jsonable
-from wavegrad_jax import mel_conventions
+from wavegrad_jax.audio import conventions as mel_conventions
 
 
 def degrade_mel(mel, audio_cfg, rng, *, time_sigma_frames, band_sigma, noise_std):
@@ -97,7 +97,7 @@ def write_pairs(config, degrade_cfg, output_dir, max_train, max_heldout):
     and the mean absolute deviation of the degraded log mels from the real ones (nats, over the
     values above the floor).
   """
-  from wavegrad_jax import input_pipeline  # pylint: disable=g-import-not-at-top
+  from wavegrad_jax.data import pipeline as input_pipeline  # pylint: disable=g-import-not-at-top
   splits = input_pipeline.prepare_dataset(config)
   fe = mel_conventions.frontend(config.audio)
   rate = int(config.audio.sample_rate)

@@ -12,8 +12,8 @@ import ml_collections
 import numpy as np
 import soxr
 
-from wavegrad_jax import audio
-from wavegrad_jax import mel_conventions
+from wavegrad_jax.audio import frontend as audio
+from wavegrad_jax.audio import conventions as mel_conventions
 
 PESQ_SAMPLE_RATE = 16000          # wideband PESQ (ITU-T P.862.2) is defined at 16 kHz only.
 DEFAULT_MRSTFT_RESOLUTIONS = ((512, 128, 512), (1024, 256, 1024), (2048, 512, 2048))

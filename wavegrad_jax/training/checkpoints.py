@@ -39,8 +39,8 @@ import orbax.checkpoint as ocp
 
 from wavegrad_jax import errors
 from wavegrad_jax import jsonable
-from wavegrad_jax import mel_conventions
-from wavegrad_jax import model as model_lib
+from wavegrad_jax.audio import conventions as mel_conventions
+from wavegrad_jax import models as model_lib
 from wavegrad_jax import processes
 
 STATE = 'state'

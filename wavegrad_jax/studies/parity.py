@@ -57,7 +57,7 @@ def reference_state_dict(params, film_sources):
   """Our WaveGrad parameters as the reference model's state dict (numpy arrays).
 
   Args:
-    params: the Flax parameter tree of `wavegrad_jax.model.WaveGrad` (reference variant:
+    params: the Flax parameter tree of `wavegrad_jax.models.WaveGrad` (reference variant:
       downsample_mode 'interpolate', whose DBlocks have no strided conv).
     film_sources: `model.validate_topology(config.model, hop)`, the waveform stage feeding each
       UBlock's FiLM; the reference computes one FiLM per stage and feeds them in reverse, so UBlock

@@ -15,13 +15,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from wavegrad_jax import model as model_lib
-from wavegrad_jax import parallel
+from wavegrad_jax import models as model_lib
+from wavegrad_jax.training import parallel
 from wavegrad_jax import processes
 from wavegrad_jax import sampling
-from wavegrad_jax import schedule_search
-from wavegrad_jax import schedules
-from wavegrad_jax import train
+from wavegrad_jax.evaluation import schedule_search
+from wavegrad_jax.diffusion import schedules
+from wavegrad_jax.training import trainer as train
 
 
 def load_config(name):

@@ -15,7 +15,11 @@ import jax
 import numpy as np
 import tqdm
 
-from wavegrad_jax import jsonable, metrics, perceptual, processes, sampling, schedules, synthesize
+from wavegrad_jax import jsonable, processes, sampling
+from wavegrad_jax.evaluation import metrics
+from wavegrad_jax.evaluation import perceptual
+from wavegrad_jax.diffusion import schedules
+from wavegrad_jax.inference import synthesize
 
 METRIC_NAMES = ('ls_mse', 'mrstft', 'spectral_convergence', 'log_magnitude_l1', 'mel_l1', 'pesq',
                 'stoi') + perceptual.ALL_FIELDS

@@ -54,9 +54,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from wavegrad_jax import phase
-from wavegrad_jax import priors
-from wavegrad_jax import schedules
+from wavegrad_jax.audio import phase
+from wavegrad_jax.diffusion import priors
+from wavegrad_jax.diffusion import schedules
 
 NOISE_SCALES = ('posterior', 'beta')
 GLA_MAGNITUDES = ('mel_pinv', 'given')

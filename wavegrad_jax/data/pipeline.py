@@ -23,7 +23,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
-from wavegrad_jax import mel_conventions
+from wavegrad_jax.audio import conventions as mel_conventions
 from wavegrad_jax.data import builders
 
 # Stream tags keep the permutation and crop rngs apart when an epoch number equals an example index.
