@@ -41,7 +41,7 @@ def test_the_exported_vocoder_runs_alone_and_matches_the_in_process_one(tmp_path
   # The runtime file alone, outside the package, in a fresh interpreter.
   env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH='')
   proc = subprocess.run([sys.executable, '-c', _RUNTIME,
-                         os.path.join(REPO, 'wavegrad_jax', 'export_runtime.py'),
+                         os.path.join(REPO, 'wavegrad_jax', 'inference', 'export_runtime.py'),
                          str(tmp_path / 'art'), str(tmp_path / 'mel.npy'),
                          str(tmp_path / 'out.npy')], cwd=str(tmp_path), env=env,
                         capture_output=True, text=True, timeout=300)

@@ -273,7 +273,7 @@ def test_inference_overrides_apply_on_top_of_the_checkpoint_config(tmp_path):
   run = ['--workdir=' + fixture.WORKDIR]
   own_config = tmp_path / 'own_config.py'  # the run's own config, as a --config file
   own_config.write_text(
-      'import json\nfrom wavegrad_jax import checkpoints\n\n\ndef get_config():\n'
+      'import json\nfrom wavegrad_jax.training import checkpoints\n\n\ndef get_config():\n'
       f'  with open({os.path.join(fixture.WORKDIR, "config.json")!r}) as f:\n'
       '    return checkpoints.config_from_dict(json.load(f))\n')
   cases = [{'module': probe, 'cwd': str(tmp_path), 'args': run + args} for args in (

@@ -3,6 +3,9 @@
 The denoiser is any function eps_fn(params, noisy [B, T], mel [B, F, M], noise_level [B]) -> [B, T],
 so the trained model and analytic oracles in tests plug in alike. Schedules are traced arrays, so a
 sampler compiles once per (schedule length, batch shape), never per step or per schedule.
+May import: jax, numpy, `wavegrad_jax.audio` (the STFT, Griffin-Lim), `wavegrad_jax.diffusion`
+(noise levels, schedules, the prior) and the shared leaves; never a Flax module, processes,
+training, inference or evaluation code.
 
 Options of the one sampler travel as one frozen `SamplerOptions`, built once from
 `config.sampling` (`SamplerOptions.from_config`) or by hand; named presets (`SAMPLER_PRESETS`)
