@@ -21,21 +21,13 @@ the corpus.
 CI runs it (tests/test_accelerator_check.py) so that it cannot rot. Measurements reuse
 wavegrad_jax/studies/benchmark.py, the code behind experiments.benchmark and benchmark_sampler.
 """
-import json
-import os
-import re
 import sys
-import tempfile
-import time
 
 from absl import flags
 from absl import logging
-import jax
 
-from wavegrad_jax.studies import benchmark as benchmark_lib
 from experiments import cli
-from wavegrad_jax import models as model_lib
-from wavegrad_jax.training import trainer as train
+from wavegrad_jax.studies import accelerator
 
 _REDUCED = flags.DEFINE_bool('reduced', False, 'CPU smoke-test sizes (what CI runs).')
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', 'experiments/results', 'Where the JSON goes.')
@@ -57,25 +49,6 @@ _RUN_BATCH = flags.DEFINE_integer('run_batch_size', 32, 'Its batch size (--reduc
 _TFDS_DIR = flags.DEFINE_string('tfds_dir', '', "The run's prepared-dataset folder ('': the "
                                 "config's data.tfds_dir).")
 
-# --reduced: the tiny config with two UBlocks and one DBlock, which compiles in seconds on CPU.
-_REDUCED_MODEL = {
-    'mel_channels': 16, 'upsample_factors': (16, 16), 'upsample_channels': (16, 8),
-    'upsample_dilations': ((1, 2, 1, 2), (1, 2, 4, 8)), 'waveform_channels': 8,
-    'downsample_factors': (16,), 'downsample_channels': (16,),
-}
-
-
-def check_config(reduced):
-  """(name, config) measured: Base, or for --reduced the cut-down tiny config."""
-  if not reduced:
-    return 'base', benchmark_lib.load_config('base')
-  config = benchmark_lib.load_config('tiny')
-  config.model.update(_REDUCED_MODEL)
-  config.data.segment_frames = 4
-  config.search.segment_frames = 8
-  config.search.num_utterances = 1
-  return 'tiny_reduced', config
-
 
 def sizes(flag, reduced_value, reduced):
   """The flag's ints, or `reduced_value` under --reduced when the flag was left at its default."""
@@ -84,43 +57,9 @@ def sizes(flag, reduced_value, reduced):
   return [int(v) for v in flag.value]
 
 
-def training_run(config, steps, batch_size, tfds_dir, reduced):
-  """A short run of `train.train_and_evaluate` on the embedded corpus in a temporary workdir.
-
-  Returns:
-    dict: losses per logged step, first / last loss, steps/s over the run after compilation, the
-    train step's compile seconds; or {'skipped': reason} when the corpus is missing.
-  """
-  config = config.copy_and_resolve_references()
-  if not os.path.isdir(os.path.expanduser(config.data.dir)):
-    return {'skipped': f'no corpus at {config.data.dir} (data.dir)'}
-  c = config.train
-  c.num_steps, c.batch_size, c.warmup_steps = steps, batch_size, min(int(c.warmup_steps), steps)
-  c.log_every_steps = max(1, steps // 20)
-  c.eval_every_steps, c.checkpoint_every_steps = 0, steps
-  config.logging.progress_bar = False
-  config.compile.cache_dir = ''  # compile time is one of the figures.
-  if tfds_dir:
-    config.data.tfds_dir = tfds_dir
-  if reduced:
-    config.data.max_files, config.data.heldout_fraction = 8, 0.3
-  with tempfile.TemporaryDirectory() as workdir:
-    start = time.perf_counter()
-    summary = train.train_and_evaluate(config, workdir)
-    wall = time.perf_counter() - start
-    records = [json.loads(line) for line in open(os.path.join(workdir, 'metrics.jsonl'))]
-  losses = {r['step']: r['loss'] for r in records if r.get('kind') == 'train'}
-  rates = [r['steps_per_sec'] for r in records if r.get('kind') == 'train']
-  return {'steps': steps, 'batch_size': batch_size, 'dtype': config.model.dtype,
-          'data': config.data.source, 'max_files': int(config.data.max_files),
-          'losses': losses, 'first_loss': losses[min(losses)], 'last_loss': summary['loss'],
-          'steps_per_sec_median': sorted(rates)[len(rates) // 2], 'wall_seconds': wall,
-          **benchmark_lib.peak_memory()}
-
-
-def device_slug():
-  """The device kind as a file-name part, e.g. 'NVIDIA_H100_80GB_HBM3' or 'cpu'."""
-  return re.sub(r'[^A-Za-z0-9]+', '_', jax.devices()[0].device_kind).strip('_') or 'device'
+def _value(flag, reduced_value, reduced):
+  """The flag's value, or `reduced_value` under --reduced when the flag was left at its default."""
+  return reduced_value if reduced and not flags.FLAGS[flag.name].present else flag.value
 
 
 def main(argv):
@@ -128,65 +67,19 @@ def main(argv):
   del argv
   if not flags.FLAGS['verbosity'].present:
     logging.set_verbosity(logging.WARNING)  # orbax and TFDS log every file at INFO
-  start = time.perf_counter()
   reduced = _REDUCED.value
-  name, config = check_config(reduced)
-  sampler_config = config.copy_and_resolve_references()
-  sampler_config.sampling.clip = 1.0  # random weights stay finite: no inf / NaN arithmetic
-  model = model_lib.build_model(sampler_config)
-  params = model_lib.random_params(model, sampler_config)
-  jobs = []
-  dtypes = (['float32'] if reduced and not flags.FLAGS['dtypes'].present else _DTYPES.value)
-  for dtype in dtypes:
-    for batch in sizes(_TRAIN_BATCHES, (2,), reduced):
-      jobs.append(('train', dtype, batch))
-  for steps in sizes(_SAMPLER_STEPS, (6,), reduced):
-    for batch in sizes(_SAMPLER_BATCHES, (1, 2), reduced):
-      jobs.append(('sampler', steps, batch))
-  jobs.append(('search', 6, 2 if reduced and not flags.FLAGS['search_candidates'].present
-               else _SEARCH_CANDIDATES.value))
-  jobs.append(('run', 3 if reduced and not flags.FLAGS['run_steps'].present else _RUN_STEPS.value,
-               2 if reduced and not flags.FLAGS['run_batch_size'].present else _RUN_BATCH.value))
-
-  sections = {'train': [], 'sampler': [], 'search': [], 'run': None}
-  skipped = []
-  for job in jobs:
-    kind = job[0]
-    if time.perf_counter() - start > 60 * _MAX_MINUTES.value:
-      skipped.append(list(job))
-      continue
-    logging.info('accelerator check: %s', job)
-    if kind == 'train':
-      train_config = config.copy_and_resolve_references()
-      train_config.model.dtype = job[1]
-      r = {'config': name, **benchmark_lib.measure_train(train_config, job[2], 2,
-                                                          _TIMED_STEPS.value)}
-    elif kind == 'sampler':
-      r = benchmark_lib.measure_rtf(name, sampler_config, model, params, job[1], job[2], 1.0,
-                                    3, 20.0)
-    elif kind == 'search':
-      r = benchmark_lib.measure_search(name, sampler_config, model, params, job[1], job[2], 3,
-                                       20.0)
-    else:
-      r = training_run(config, job[1], job[2], _TFDS_DIR.value, reduced)
-    print(json.dumps({'section': kind, **r}), flush=True)
-    if kind == 'run':
-      sections['run'] = r
-    else:
-      sections[kind].append(r)
-  report = {
-      'command': 'python -m experiments.accelerator_check ' + ' '.join(sys.argv[1:]),
-      'mode': 'reduced' if reduced else 'full', 'config': name,
-      **benchmark_lib.host_description(),
-      **sections, 'skipped': skipped,
-      'peak_memory': benchmark_lib.peak_memory(),
-      'elapsed_seconds': time.perf_counter() - start,
-  }
-  os.makedirs(_OUTPUT_DIR.value, exist_ok=True)
-  path = os.path.join(_OUTPUT_DIR.value,
-                      f'accelerator_{device_slug()}{"_reduced" if reduced else ""}.json')
-  with open(path, 'w') as f:
-    json.dump(report, f, indent=2)
+  plan = accelerator.AcceleratorPlan(
+      reduced=reduced, output_dir=_OUTPUT_DIR.value, max_minutes=_MAX_MINUTES.value,
+      dtypes=_value(_DTYPES, ['float32'], reduced),
+      train_batch_sizes=sizes(_TRAIN_BATCHES, (2,), reduced), timed_steps=_TIMED_STEPS.value,
+      sampler_steps=sizes(_SAMPLER_STEPS, (6,), reduced),
+      sampler_batches=sizes(_SAMPLER_BATCHES, (1, 2), reduced),
+      search_candidates=_value(_SEARCH_CANDIDATES, 2, reduced),
+      run_steps=_value(_RUN_STEPS, 3, reduced), run_batch_size=_value(_RUN_BATCH, 2, reduced),
+      tfds_dir=_TFDS_DIR.value,
+      command='python -m experiments.accelerator_check ' + ' '.join(sys.argv[1:]))
+  path, report = accelerator.run_check(plan)
+  skipped = report['skipped']
   print(f'wrote {path} ({report["elapsed_seconds"]:.0f} s'
         + (f'; skipped {len(skipped)} measurements past --max_minutes' if skipped else '') + ')')
 

@@ -17,6 +17,7 @@ from absl import logging
 
 from wavegrad_jax.studies import benchmark as benchmark_lib
 from experiments import cli
+from experiments import config_overrides
 from wavegrad_jax import errors
 from wavegrad_jax import jsonable
 
@@ -40,7 +41,7 @@ def parse_benchmark(spec):
     batches = []
   if not name or not batches or min(batches) < 1:
     raise app.UsageError(f'--benchmark wants CONFIG:B1,B2,... with batch sizes >= 1, got {spec!r}')
-  cli.check_config_name(name, '--benchmark')
+  config_overrides.check_config_name(name, '--benchmark')
   return name, batches
 
 

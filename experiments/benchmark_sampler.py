@@ -26,6 +26,7 @@ import tqdm
 
 from wavegrad_jax.studies import benchmark as benchmark_lib
 from experiments import cli
+from experiments import config_overrides
 from wavegrad_jax import errors
 from wavegrad_jax import jsonable
 from wavegrad_jax import models as model_lib
@@ -53,7 +54,7 @@ def parse_spec(spec, parts):
       or not all(lists) or min(min(v) for v in lists) < 1):
     raise app.UsageError(f'expected CONFIG followed by {parts} ":"-separated lists of positive '
                          f'integers, got {spec!r}')
-  cli.check_config_name(fields[0], 'the spec')
+  config_overrides.check_config_name(fields[0], 'the spec')
   return (fields[0],) + tuple(lists)
 
 
@@ -75,8 +76,8 @@ def main(argv):
   def get(name):
     if name not in models:
       config = load_config(name)
-      model = model_lib.build_model(config)
-      models[name] = (config, model, model_lib.random_params(model, config))
+      model = model_lib.build_model_from_config(config)
+      models[name] = (config, model, model_lib.random_params_from_config(model, config))
     return models[name]
 
   todo = [('rtf', name, n, b) for name, steps, batches in rtf_jobs for n in steps for b in batches]

@@ -76,11 +76,11 @@ flags.mark_flag_as_required('workdir')
 def main(argv):
   if len(argv) > 1:  # the command is recorded from sys.argv, flags included.
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  from wavegrad_jax.data import pipeline as input_pipeline  # pylint: disable=g-import-not-at-top
+  from wavegrad_jax.data import options as data_options  # pylint: disable=g-import-not-at-top
   start = time.perf_counter()
   # Everything the user gave is checked before the checkpoint is restored or anything compiled.
   config = checkpoint_flags.preview_config()
-  process = processes.process_name(config)
+  process = processes.process_name_from_config(config)
   presets = sampling.presets_for(process)
   samplers = list(dict.fromkeys(FLAGS.samplers if FLAGS.samplers is not None else presets))
   bad = [s for s in samplers if s not in presets]
@@ -99,8 +99,8 @@ def main(argv):
     raise errors.ConfigError(f'--schedules={FLAGS.schedules}: {err}') from None
   output_dir = FLAGS.output or os.path.join(FLAGS.workdir, 'compare_samplers')
   errors.check_output_dir(output_dir, '--output')
-  splits = input_pipeline.prepare_dataset(config)
-  utterances = {s: input_pipeline.heldout_utterances(
+  splits = data_options.prepare_dataset_from_config(config)
+  utterances = {s: data_options.heldout_utterances_from_config(
       config, split=s, max_count=FLAGS.max_utterances or None,
       max_seconds=FLAGS.max_seconds or None, splits=splits) for s in dict.fromkeys(FLAGS.splits)}
   for split, found in utterances.items():
@@ -109,7 +109,7 @@ def main(argv):
   logging.info('step %s; %s; schedules %s; samplers %s -> %s', step,
                ', '.join(f'{len(u)} {s} utterances' for s, u in utterances.items()),
                [n for n, _ in schedule_list], samplers, output_dir)
-  model = model_lib.build_model(config)
+  model = model_lib.build_model_from_config(config)
   results = compare.compare(sampling.model_eps_fn(model), params, config, utterances,
                             schedule_list, samplers, evaluate.evaluation_rng(config),
                             output_dir=output_dir, step=step)

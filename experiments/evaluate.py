@@ -52,7 +52,7 @@ def _apply_flags(config):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  from wavegrad_jax.data import pipeline as input_pipeline  # pylint: disable=g-import-not-at-top
+  from wavegrad_jax.data import options as data_options  # pylint: disable=g-import-not-at-top
   # Everything the user gave is checked before the checkpoint is restored or anything compiled.
   config = checkpoint_flags.preview_config()
   e = _apply_flags(config)
@@ -63,7 +63,7 @@ def main(argv):
     raise errors.ConfigError(f'--schedules={e.schedules}: {err}') from None
   errors.check_output_dir(FLAGS.output_dir or os.path.join(FLAGS.workdir, 'eval'),
                           '--output_dir')
-  utterances = input_pipeline.heldout_utterances(
+  utterances = data_options.heldout_utterances_from_config(
       config, split=e.split, max_count=int(e.max_utterances) or None,
       max_seconds=float(e.max_seconds) or None)
   checkpoint_flags.require_utterances(utterances, e.split, config)
@@ -72,7 +72,7 @@ def main(argv):
   output_dir = FLAGS.output_dir or evaluate.default_output_dir(FLAGS.workdir, step)
   logging.info('step %s, %d %s utterances, schedules %s -> %s', step, len(utterances), e.split,
                [n for n, _ in schedule_list], output_dir)
-  model = model_lib.build_model(config)
+  model = model_lib.build_model_from_config(config)
   results = evaluate.evaluate_utterances(
       sampling.model_eps_fn(model), params, config, utterances, schedule_list,
       evaluate.evaluation_rng(config), output_dir=output_dir, step=step)

@@ -33,7 +33,7 @@ def main(argv):
   config = checkpoint_flags.preview_config()
   spec = FLAGS.schedule or config.sampling.schedule
   try:
-    processes.parse_grid(config, spec)
+    processes.parse_grid_from_config(config, spec)
   except ValueError as e:
     raise errors.ConfigError(f'--schedule={spec}: {e}') from None
   if FLAGS.chunk_frames < 1 or not 0 <= FLAGS.overlap_frames < FLAGS.chunk_frames or (

@@ -22,7 +22,7 @@ from ml_collections import config_flags
 
 from experiments import cli
 from wavegrad_jax import errors
-from wavegrad_jax.data import predicted_mels
+from wavegrad_jax.data import options as data_options
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', 'experiments/configs/tiny.py', 'Experiment config whose data and audio sections '
@@ -44,8 +44,8 @@ def main(argv):
   errors.check_output_dir(output_dir, '--output_dir')  # before the corpus is read
   if not flags.FLAGS['verbosity'].present:
     logging.set_verbosity(logging.WARNING)  # TFDS logs every file it opens at INFO.
-  summary = predicted_mels.write_pairs(_CONFIG.value, _DEGRADE.value, output_dir,
-                                       _MAX_TRAIN.value, _MAX_HELDOUT.value)
+  summary = data_options.write_pairs_from_config(_CONFIG.value, _DEGRADE.value, output_dir,
+                                                _MAX_TRAIN.value, _MAX_HELDOUT.value)
   what = 'real' if _DEGRADE.value.clean else (
       f"degraded (mean deviation {summary['mean_abs_deviation_nats']:.3f} nats)")
   print(f"wrote {summary['pairs']['train']} training and {summary['pairs']['heldout']} held-out "

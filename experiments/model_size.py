@@ -24,8 +24,8 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   config = _CONFIG.value
-  model = model_lib.build_model(config)
-  summary = model_lib.size_summary(model, config)
+  model = model_lib.build_model_from_config(config)
+  summary = model_lib.size_summary_from_config(model, config)
   print(f"{summary['name']}: {summary['parameters']:,} parameters, "
         f"{summary['macs_per_second'] / 1e9:.3f} GMAC per second of audio per network "
         f"evaluation ({config.audio.sample_rate} Hz, hop {config.audio.hop_length})")

@@ -18,6 +18,7 @@ from absl import logging
 
 from wavegrad_jax.studies import benchmark as benchmark_lib
 from experiments import cli
+from experiments import config_overrides
 from wavegrad_jax.studies import profiling as profile_lib
 from wavegrad_jax import errors
 from wavegrad_jax import jsonable
@@ -34,7 +35,7 @@ def main(argv):
   """Profiles every batch size and writes the JSON report."""
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  cli.check_config_name(_CONFIG.value, '--config_name')
+  config_overrides.check_config_name(_CONFIG.value, '--config_name')
   try:
     sizes = [int(b) for b in _BATCHES.value]
   except ValueError:

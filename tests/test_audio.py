@@ -11,6 +11,8 @@ import soundfile
 
 from experiments.configs.common import audio_config
 from wavegrad_jax.audio import frontend as audio
+from wavegrad_jax.audio import conventions as mel_conventions
+from wavegrad_jax.audio import options as audio_options
 
 ALSA_CLIP = '/usr/share/sounds/alsa/Front_Center.wav'  # Debian package alsa-utils, 48 kHz mono.
 FILLETS_GLOB = '/usr/share/games/fillets-ng/sound/*/cs/*.ogg'  # package fillets-ng-data-cs.
@@ -77,7 +79,7 @@ def test_mel_matches_librosa_on_speech(case):
   overrides, clip = MEL_CASES[case]
   cfg = _cfg(**overrides)
   y = _speech(clip, cfg.sample_rate)
-  ours = np.asarray(audio.mel_spectrogram(y, cfg))
+  ours = np.asarray(audio.mel_spectrogram(y, mel_conventions.Frontend.from_config(cfg)))
   ref = _librosa_mel(y, cfg)
   assert ours.shape == ref.shape == (len(y) // cfg.hop_length, cfg.n_mels)
   assert ours.dtype == np.float32
@@ -90,7 +92,7 @@ def test_mel_edges_follow_pad_mode(pad_mode):
   cfg = _cfg(24000, 2.0, pad_mode, n_fft=2048, win_length=1200, hop_length=300, n_mels=128,
              fmin=20.0, fmax=12000.0)
   y = 0.1 * np.random.default_rng(0).standard_normal(4000).astype(np.float32)
-  ours = np.asarray(audio.mel_spectrogram(y, cfg))
+  ours = np.asarray(audio.mel_spectrogram(y, mel_conventions.Frontend.from_config(cfg)))
   ref = _librosa_mel(y, cfg)
   assert _rel_err(ours[:2], ref[:2]) < 1e-4
   assert _rel_err(ours, ref) < 1e-4
@@ -101,8 +103,8 @@ def test_log_mel_is_floored_natural_log():
   # A tone in the first hop only: the last frames see nothing but zeros and hit the floor.
   y = np.zeros(8 * cfg.hop_length, np.float32)
   y[:cfg.hop_length] = np.sin(np.arange(cfg.hop_length) * 0.3)
-  mel = np.asarray(audio.mel_spectrogram(y, cfg))
-  log_mel = np.asarray(audio.log_mel_spectrogram(y, cfg))
+  mel = np.asarray(audio.mel_spectrogram(y, mel_conventions.Frontend.from_config(cfg)))
+  log_mel = np.asarray(audio.log_mel_spectrogram(y, mel_conventions.Frontend.from_config(cfg)))
   np.testing.assert_allclose(log_mel, np.log(np.maximum(mel, cfg.log_floor)), rtol=1e-6, atol=1e-6)
   assert log_mel.min() == pytest.approx(np.log(cfg.log_floor))
 
@@ -112,24 +114,26 @@ def test_batched_shapes_and_jit():
   rng = np.random.default_rng(1)
   length = 10 * cfg.hop_length + 77  # not a whole number of hops: the tail is dropped
   batch = (0.3 * rng.standard_normal((3, length))).astype(np.float32)
-  log_mel = jax.jit(lambda x: audio.log_mel_spectrogram(x, cfg))
+  fe = mel_conventions.Frontend.from_config(cfg)
+  log_mel = jax.jit(lambda x: audio.log_mel_spectrogram(x, fe))
   out = np.asarray(log_mel(batch))
   assert out.shape == (3, length // cfg.hop_length, cfg.n_mels)
   assert out.dtype == np.float32
-  eager = np.asarray(audio.log_mel_spectrogram(batch, cfg))
+  eager = np.asarray(audio.log_mel_spectrogram(batch, fe))
   np.testing.assert_allclose(out, eager, rtol=1e-5, atol=1e-5)
-  np.testing.assert_allclose(out[1], np.asarray(audio.log_mel_spectrogram(batch[1], cfg)),
+  np.testing.assert_allclose(out[1], np.asarray(audio.log_mel_spectrogram(batch[1], fe)),
                              rtol=1e-5, atol=1e-5)
   assert np.asarray(log_mel(batch[:, None])).shape == (3, 1, 10, cfg.n_mels)  # any leading dims
 
 
 def test_mel_filterbank_shape_and_cache():
   cfg = _cfg(24000, n_fft=2048, n_mels=128, fmin=20.0, fmax=12000.0)
-  fb = audio.mel_filterbank(cfg)
+  fb = audio.mel_filterbank(mel_conventions.Frontend.from_config(cfg))
   assert fb.shape == (2048 // 2 + 1, 128) and fb.dtype == np.float32
   np.testing.assert_array_equal(fb, librosa.filters.mel(sr=24000, n_fft=2048, n_mels=128,
                                                         fmin=20.0, fmax=12000.0).T)
-  assert audio.mel_filterbank(_cfg(24000, n_fft=2048, n_mels=128, fmin=20.0, fmax=12000.0)) is fb
+  same = _cfg(24000, n_fft=2048, n_mels=128, fmin=20.0, fmax=12000.0)
+  assert audio.mel_filterbank(mel_conventions.Frontend.from_config(same)) is fb
 
 
 @pytest.mark.parametrize('n_fft,win_length,hop_length', [(1024, 1024, 256), (2048, 1200, 300)])
@@ -195,7 +199,7 @@ def test_peak_normalisation(tmp_path):
   assert np.max(np.abs(audio.load_audio(path, 22050))) == pytest.approx(0.9, rel=1e-6)
   assert np.max(np.abs(audio.load_audio(path, 22050, 0.5))) == pytest.approx(0.5, rel=1e-6)
   cfg = _cfg()
-  np.testing.assert_array_equal(audio.load_audio_for_config(path, cfg),
+  np.testing.assert_array_equal(audio_options.load_audio_from_config(path, cfg),
                                 audio.load_audio(path, 22050, cfg.peak_normalize))
   silent = tmp_path / 'silent.wav'
   soundfile.write(silent, np.zeros(1000), 22050)

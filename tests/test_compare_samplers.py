@@ -24,7 +24,7 @@ WITH_SCHEDULE = SAMPLERS[:-1]
 def compared(tmp_path_factory):
   config = _config()
   config.eval.write_references = False
-  model = model_lib.build_model(config)
+  model = model_lib.build_model_from_config(config)
   params = _random_params(model, config)
   mel_fn = synthesize.make_log_mel_fn(config.audio)
   utterances = {}
@@ -123,4 +123,4 @@ def test_nonfinite_values_are_reported():
 
 def test_unknown_sampler_is_refused():
   with pytest.raises(ValueError, match="unknown sampler preset 'ddpm': choose one of"):
-    sampling.preset_config(_config(), 'ddpm')
+    sampling.preset_from_config(_config(), 'ddpm')

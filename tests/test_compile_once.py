@@ -6,6 +6,7 @@ import pytest
 from experiments.configs import common
 from tests.test_synthesize import SR, _config, _random_params, _speech_like
 from wavegrad_jax.audio import frontend as audio_lib
+from wavegrad_jax.audio import conventions as mel_conventions
 from wavegrad_jax.evaluation import compare
 from wavegrad_jax.evaluation import evaluate
 from wavegrad_jax.evaluation import metrics
@@ -60,9 +61,10 @@ def test_compare_reuses_each_samplers_programs_across_splits():
   config.sampling.clip = 1.0
   config.sampling.gla.iterations = 2
   config.eval.pesq = config.eval.stoi = False
-  model = model_lib.build_model(config)
+  model = model_lib.build_model_from_config(config)
   params = _random_params(model, config)
-  mel_fn = jax.jit(lambda w: audio_lib.log_mel_spectrogram(w, config.audio))
+  fe = mel_conventions.Frontend.from_config(config.audio)
+  mel_fn = jax.jit(lambda w: audio_lib.log_mel_spectrogram(w, fe))
   utterances = {}
   for split, lengths in (('heldout', (1280, 1600)), ('unseen', (1408, 1024))):
     utterances[split] = [{'id': f'{split}{i}', 'speaker': split, 'audio': w,

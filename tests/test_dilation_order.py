@@ -38,16 +38,16 @@ PEERS_BASE = (S, S, L, L, L)
 def test_the_paper_order_is_every_configs_default(get_config, expected):
   config = get_config()
   assert config.model.dilation_order == 'paper'
-  assert model_lib.build_model(config).upsample_dilations == expected
+  assert model_lib.build_model_from_config(config).upsample_dilations == expected
   other = get_config()
   other.model.dilation_order = 'reimplementations'
-  assert model_lib.build_model(other).upsample_dilations == expected[::-1]
+  assert model_lib.build_model_from_config(other).upsample_dilations == expected[::-1]
 
 
 def test_reimplementations_order_is_the_peers_base():
   config = base.get_config()
   config.model.dilation_order = 'reimplementations'
-  assert model_lib.build_model(config).upsample_dilations == PEERS_BASE
+  assert model_lib.build_model_from_config(config).upsample_dilations == PEERS_BASE
   assert model_lib.dilation_order_of(PEERS_BASE, (5, 5, 3, 2, 2)) == 'reimplementations'
   assert model_lib.dilation_order_of((L,) * 5, (5, 5, 3, 2, 2)) == 'custom'
   # Same parameter shapes: nothing but the recorded order tells the two apart.
@@ -55,35 +55,35 @@ def test_reimplementations_order_is_the_peers_base():
   for order in ('paper', 'reimplementations'):
     c = tiny.get_config()
     c.model.dilation_order = order
-    m = model_lib.build_model(c)
+    m = model_lib.build_model_from_config(c)
     shapes[order] = jax.tree.map(lambda x: x.shape, jax.eval_shape(
-        lambda: model_lib.init_params(m, c, jax.random.key(0))))
+        lambda: model_lib.init_params_from_config(m, c, jax.random.key(0))))
   assert shapes['paper'] == shapes['reimplementations']
 
 
 def test_a_run_records_the_dilations_and_their_order():
   config = tiny.get_config()
   assert config.model.upsample_dilations == ()
-  recorded = model_lib.resolved_config(config)
+  recorded = model_lib.resolved_from_config(config)
   assert recorded.model.upsample_dilations == (L, L, L, S)
   assert recorded.model.dilation_order == 'paper' and config.model.upsample_dilations == ()
   saved = checkpoints.config_from_dict(checkpoints.config_to_dict(recorded))  # as config.json
-  assert model_lib.build_model(saved) == model_lib.build_model(config)
+  assert model_lib.build_model_from_config(saved) == model_lib.build_model_from_config(config)
 
 
 def test_explicit_dilations_are_custom_and_old_configs_keep_loading(caplog):
   # A config written before orders had names: explicit tuples, no dilation_order.
   old = checkpoints.load_config(fixture.WORKDIR)
   assert 'dilation_order' not in old.model
-  assert model_lib.model_config_dict(old.model)['dilation_order'] == 'reimplementations'
-  assert model_lib.build_model(old).upsample_dilations == (S, L)
+  assert model_lib.model_section_from_config(old.model)['dilation_order'] == 'reimplementations'
+  assert model_lib.build_model_from_config(old).upsample_dilations == (S, L)
   config = tiny.get_config()
   config.model.upsample_dilations = ((1, 2, 2, 1),) * 4
   with caplog.at_level(logging.WARNING):
-    assert model_lib.build_model(config).upsample_dilations == ((1, 2, 2, 1),) * 4
+    assert model_lib.build_model_from_config(config).upsample_dilations == ((1, 2, 2, 1),) * 4
   assert any("is given, so it is used ('custom')" in r.getMessage() for r in caplog.records)
   config.model.dilation_order = 'custom'
-  assert model_lib.model_config_dict(config.model)['dilation_order'] == 'custom'
+  assert model_lib.model_section_from_config(config.model)['dilation_order'] == 'custom'
 
 
 @pytest.mark.parametrize('order, dilations, message', [
@@ -95,7 +95,7 @@ def test_bad_orders_name_the_fix(order, dilations, message):
   config.model.dilation_order = order
   config.model.upsample_dilations = dilations
   with pytest.raises(ValueError, match=message):
-    model_lib.build_model(config)
+    model_lib.build_model_from_config(config)
 
 
 # ---------------------------------------------------------------- refusing the other order

@@ -31,8 +31,8 @@ assert not any(m.startswith('wavegrad_jax') for m in sys.modules), 'imported the
 
 def test_the_exported_vocoder_runs_alone_and_matches_the_in_process_one(tmp_path):
   config = frame_config()
-  model = model_lib.build_model(config)
-  params = model_lib.init_params(model, config, jax.random.key(0), frames=8)
+  model = model_lib.build_model_from_config(config)
+  params = model_lib.init_params_from_config(model, config, jax.random.key(0), frames=8)
   chunk, overlap, batch = 8, 2, 2
   meta = export.export_vocoder(params, config, '2', chunk, overlap, batch, str(tmp_path / 'art'))
   assert meta['network_evaluations'] == 2 and meta['process']['name'] == 'flow'
@@ -50,8 +50,8 @@ def test_the_exported_vocoder_runs_alone_and_matches_the_in_process_one(tmp_path
   vocode = synthesize.make_chunked_vocoder(
       processes.sampler_from_config(model, config), hop_length=256, chunk_frames=chunk,
       overlap_frames=overlap, batch_size=batch,
-      pad_value=mel_conventions.silence_value(config.audio))
-  grid = jnp.asarray(processes.parse_grid(config, '2'), jnp.float32)
+      pad_value=mel_conventions.silence_value(mel_conventions.Frontend.from_config(config.audio)))
+  grid = jnp.asarray(processes.parse_grid_from_config(config, '2'), jnp.float32)
   (expected,), _ = vocode(params, grid, [mel], jax.random.PRNGKey(7))
   assert exported.shape == (37 * 256,)
   np.testing.assert_allclose(exported, expected, atol=1e-5 * np.abs(expected).max())

@@ -74,31 +74,33 @@ def test_degraded_mels_are_smoothed_noisy_and_aligned():
   t = np.arange(200)[:, None]
   # A pulse train in time: smoothing spreads it, noise perturbs every value above the floor.
   mel = np.where(t % 20 == 0, -1.0, -6.0) + 0.0 * np.arange(80)[None, :]
-  out = predicted_mels.degrade_mel(mel, config, rng, time_sigma_frames=2.0, band_sigma=0.0,
+  fe = mel_conventions.Frontend.from_config(config)
+  out = predicted_mels.degrade_mel(mel, fe, rng, time_sigma_frames=2.0, band_sigma=0.0,
                                    noise_std=0.0)
   assert out.shape == mel.shape and out.dtype == np.float32
   assert out[0, 0] < -2.0 and out[3, 0] > -6.0 + 0.1  # peaks lowered, valleys raised
   np.testing.assert_allclose(out.mean(), mel.mean(), atol=0.05)  # smoothing keeps the level
-  noisy = predicted_mels.degrade_mel(mel, config, rng, time_sigma_frames=0.0, band_sigma=0.0,
+  noisy = predicted_mels.degrade_mel(mel, fe, rng, time_sigma_frames=0.0, band_sigma=0.0,
                                      noise_std=0.2)
   assert 0.18 < float(np.std(noisy - mel)) < 0.22  # nats, as documented
   # Other conventions: the same degradation in their own values (here log10 with its floor).
   espnet = tiny.get_config().audio
   espnet.convention, espnet.log_scale, espnet.log_floor = 'espnet', 'log10', 1e-10
   log10 = mel / np.log(10.0)
-  same = predicted_mels.degrade_mel(log10, espnet, np.random.default_rng(1), time_sigma_frames=2.0,
+  espnet_fe = mel_conventions.Frontend.from_config(espnet)
+  same = predicted_mels.degrade_mel(log10, espnet_fe, np.random.default_rng(1), time_sigma_frames=2.0,
                                     band_sigma=1.0, noise_std=0.1)
-  ref = predicted_mels.degrade_mel(mel, config, np.random.default_rng(1), time_sigma_frames=2.0,
+  ref = predicted_mels.degrade_mel(mel, fe, np.random.default_rng(1), time_sigma_frames=2.0,
                                    band_sigma=1.0, noise_std=0.1)
   np.testing.assert_allclose(same * np.log(10.0), ref, atol=1e-4)
-  assert mel_conventions.frontend(espnet).log_scale == 'log10'
+  assert mel_conventions.Frontend.from_config(espnet).log_scale == 'log10'
 
 
 def test_init_from_checkpoint_loads_the_chosen_weights_with_a_fresh_optimiser(tmp_path):
   config = ts._config()
-  model = model_lib.build_model(config)
+  model = model_lib.build_model_from_config(config)
   tx = train.make_optimizer(config.train)
-  mesh = parallel.make_mesh(config.mesh)
+  mesh = parallel.make_mesh(parallel.MeshSpec.from_config(config.mesh))
   saved = train.init_train_state(model, tx, config, mesh)
   saved = saved.replace(ema_params=jax.tree.map(lambda p: p + 1.0, saved.params),
                         step=jnp.asarray(7, jnp.int32))

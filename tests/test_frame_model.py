@@ -40,8 +40,8 @@ def frame_config(hop=256, n_fft=1024, hop_divisor=1, process='flow', prediction=
                                                (256, 512, 2), (120, 480, 3)])
 def test_shapes_for_any_hop_and_fft_size(hop, n_fft, divisor):
   config = frame_config(hop, n_fft, divisor)
-  model = model_lib.build_model(config)
-  params = model_lib.init_params(model, config, jax.random.key(0), frames=5)
+  model = model_lib.build_model_from_config(config)
+  params = model_lib.init_params_from_config(model, config, jax.random.key(0), frames=5)
   for frames in (3, 7):
     x = jax.random.normal(jax.random.key(1), (2, frames * hop))
     out = model.apply({'params': params}, x, jnp.zeros((2, frames, 80)), jnp.ones((2,)))
@@ -51,8 +51,8 @@ def test_shapes_for_any_hop_and_fft_size(hop, n_fft, divisor):
 
 def test_the_output_is_the_inverse_stft_of_the_head_spectrum():
   config = frame_config()
-  model = model_lib.build_model(config)
-  params = model_lib.init_params(model, config, jax.random.key(2), frames=8)
+  model = model_lib.build_model_from_config(config)
+  params = model_lib.init_params_from_config(model, config, jax.random.key(2), frames=8)
   x = jax.random.normal(jax.random.key(3), (2, 8 * 256))
   mel = jax.random.normal(jax.random.key(4), (2, 8, 80))
   out, state = model.apply({'params': params}, x, mel, jnp.full((2,), 0.3),
@@ -82,8 +82,8 @@ def test_the_output_is_the_inverse_stft_of_the_head_spectrum():
 
 def test_a_zero_network_reduces_to_the_process_source():
   config = frame_config(prediction='velocity')
-  model = model_lib.build_model(config)
-  params = model_lib.init_params(model, config, jax.random.key(5), frames=8)
+  model = model_lib.build_model_from_config(config)
+  params = model_lib.init_params_from_config(model, config, jax.random.key(5), frames=8)
   zero = jax.tree.map(jnp.zeros_like, params)
   mel = jnp.zeros((2, 8, 80))
   sampler = processes.sampler_from_config(model, config)
@@ -105,21 +105,21 @@ def test_networks_that_do_not_fit_are_refused_with_the_fix(field, value, match):
   config = frame_config()
   config.model[field] = value
   with pytest.raises(ValueError, match=match):
-    model_lib.build_model(config)
+    model_lib.build_model_from_config(config)
 
 
 def test_a_wavegrad_field_in_a_frame_config_is_named():
   config = frame_config()
   config.model.upsample_factors = (4, 4)
   with pytest.raises(ValueError, match=r"unknown fields \['upsample_factors'\]"):
-    model_lib.build_model(config)
+    model_lib.build_model_from_config(config)
 
 
 def test_frame_small_has_a_hundred_times_fewer_macs_per_second_than_base():
   from experiments.configs import base  # pylint: disable=g-import-not-at-top
-  frame = model_lib.macs_per_second(model_lib.build_model(frame_small_flow.get_config()),
+  frame = model_lib.macs_per_second_from_config(model_lib.build_model_from_config(frame_small_flow.get_config()),
                                     frame_small_flow.get_config())
-  wavegrad = model_lib.macs_per_second(model_lib.build_model(base.get_config()),
+  wavegrad = model_lib.macs_per_second_from_config(model_lib.build_model_from_config(base.get_config()),
                                        base.get_config())
   assert wavegrad / frame > 100, (wavegrad, frame)
 
@@ -135,8 +135,8 @@ from wavegrad_jax.training import trainer as train
 
 config = frame_config()
 config.train.batch_size, config.data.segment_frames, config.train.warmup_steps = 4, 8, 0
-mesh = parallel.make_mesh(config.mesh)
-model = model_lib.build_model(config)
+mesh = parallel.make_mesh(parallel.MeshSpec.from_config(config.mesh))
+model = model_lib.build_model_from_config(config)
 tx = train.make_optimizer(config.train)
 _, shardings = train.abstract_train_state(model, tx, config, mesh)
 state = train.init_train_state(model, tx, config, mesh)
@@ -144,7 +144,7 @@ step_fn = train.compile_train_step(model, tx, config, mesh, shardings)
 losses = []
 for batch in synthetic_batches(config, 3):
   state, metrics = step_fn(state, parallel.to_global_batch(
-      batch, parallel.batch_sharding(mesh, config.mesh), config.train.batch_size))
+      batch, parallel.batch_sharding(mesh, parallel.MeshSpec.from_config(config.mesh)), config.train.batch_size))
   losses.append(float(metrics['loss']))
 leaves = jax.tree_util.tree_flatten_with_path(state.params)[0]
 np.savez(sys.argv[1] + '.npz', **{jax.tree_util.keystr(p): np.asarray(v) for p, v in leaves})

@@ -10,7 +10,7 @@ import soundfile
 
 from experiments.configs import common
 from wavegrad_jax.training import checkpoints
-from wavegrad_jax.data import pipeline as input_pipeline
+from wavegrad_jax.data import options as data_options
 from wavegrad_jax import models as model_lib
 from wavegrad_jax import sampling
 from wavegrad_jax.inference import synthesize
@@ -34,8 +34,8 @@ def test_high_rate_configs_build(name):
   assert (a.sample_rate, a.hop_length, a.n_fft, a.n_mels, a.fmax) == FRONTENDS[name]
   assert a.convention == 'hifigan' and a.win_length == 2048
   assert int(np.prod(config.model.upsample_factors)) == a.hop_length
-  model = model_lib.build_model(config)  # the topology validation
-  shapes = jax.eval_shape(lambda: model_lib.init_params(model, config, jax.random.key(0)))
+  model = model_lib.build_model_from_config(config)  # the topology validation
+  shapes = jax.eval_shape(lambda: model_lib.init_params_from_config(model, config, jax.random.key(0)))
   count = model_lib.count_params(shapes)
   # Base's channels and kernels, so Base's count (README); tiny's, with 128 mels.
   assert count == (15_920_993 if name.startswith('base') else 230_673)
@@ -49,7 +49,7 @@ def test_a_factor_list_that_misses_the_hop_is_refused_with_lists_that_work(hop, 
   config.model.upsample_factors = factors
   with pytest.raises(ValueError, match=rf'multiply to {int(np.prod(factors))}, but the mel hop '
                                        rf'is {hop}') as e:
-    model_lib.build_model(config)
+    model_lib.build_model_from_config(config)
   suggestions = model_lib.upsample_factor_suggestions(hop, len(factors))
   assert len(suggestions) == 3
   for up, down in suggestions:
@@ -57,7 +57,7 @@ def test_a_factor_list_that_misses_the_hop_is_refused_with_lists_that_work(hop, 
     assert int(np.prod(up)) == hop and len(up) == len(factors)
     config.model.upsample_factors, config.model.downsample_factors = up, down
     # Each suggestion passes, with the dilations its order gives that many UBlocks.
-    model_lib.validate_topology(model_lib.resolved_config(config).model, hop)
+    model_lib.validate_topology(model_lib.build_model_from_config(config), hop)
 
 
 @pytest.mark.parametrize('name', ['tiny_44k', 'tiny_48k'])
@@ -71,7 +71,7 @@ def test_high_rate_config_trains_and_vocodes(name, tmp_path):
   workdir = str(tmp_path / 'run')
   summary = train.train_and_evaluate(config, workdir)
   assert summary['step'] == 3 and np.isfinite(summary['loss'])
-  splits = input_pipeline.prepare_dataset(config)
+  splits = data_options.prepare_dataset_from_config(config)
   example = splits['train'][0]
   assert example['audio'].shape[0] == example['mel'].shape[0] * config.audio.hop_length
   params, inference, step = checkpoints.load_for_inference(workdir, common.get_common_config())
@@ -79,7 +79,7 @@ def test_high_rate_config_trains_and_vocodes(name, tmp_path):
   inference.sampling.clip = 1.0
   inference.eval.chunk_frames, inference.eval.overlap_frames = 40, 0  # one small chunk
   vocode = synthesize.chunked_vocoder_from_config(
-      sampling.sampler_from_config(model_lib.build_model(inference), inference), inference)
+      sampling.sampler_from_config(model_lib.build_model_from_config(inference), inference), inference)
   np.save(tmp_path / 'mel.npy', example['mel'][:40])
   out = synthesize.synthesize_files(
       vocode, params, [1e-4, 1e-2, 0.2], inference,

@@ -11,9 +11,25 @@ import soundfile
 from wavegrad_jax.data import builders
 from experiments.configs import tiny
 from wavegrad_jax.audio import frontend as audio
-from wavegrad_jax.data import pipeline as input_pipeline
+from wavegrad_jax.audio import conventions as mel_conventions
+from wavegrad_jax.audio import options as audio_options
+from wavegrad_jax.data import fingerprint
+from wavegrad_jax.data import options as data_options
+from wavegrad_jax.data import splits as data_splits
 
 _FILLETS = '/usr/share/games/fillets-ng/sound'
+
+
+def _builder(data_section, audio_section):
+  """`builders.make_builder` of a config's data and audio sections."""
+  return builders.make_builder(data_options.DataOptions.from_config(data_section),
+                               data_options.AudioOptions.from_config(audio_section))
+
+
+def _stored(data_section, audio_section):
+  """`fingerprint.stored_data_values` of a config's data and audio sections."""
+  return fingerprint.stored_data_values(data_options.DataOptions.from_config(data_section),
+                                        data_options.AudioOptions.from_config(audio_section))
 
 
 def _voice(seconds, rate, f0, seed):
@@ -57,27 +73,27 @@ def folder_corpus(tmp_path_factory):
   soundfile.write(str(root / 'spk_a' / 'click.wav'), _voice(0.004, 22050, 200, 9), 22050)
   config = _config(tmp_path_factory.mktemp('tfds'), 'folder', root, heldout_fraction=0.3,
                    unseen_speakers=('spk_c',))
-  splits = input_pipeline.prepare_dataset(config)
+  splits = data_options.prepare_dataset_from_config(config)
   return config, splits
 
 
 def test_shapes_dtypes_and_determinism(folder_corpus):
   config, splits = folder_corpus
-  batches = input_pipeline.TrainBatches.from_config(config, splits=splits)
+  batches = data_options.train_batches_from_config(config, splits=splits)
   first = batches.batch(3)
   hop, frames = config.audio.hop_length, config.data.segment_frames
   assert set(first) == {'audio', 'mel'}
   assert first['audio'].shape == (4, frames * hop) and first['audio'].dtype == np.float32
   assert first['mel'].shape == (4, frames, config.audio.n_mels) and first['mel'].dtype == np.float32
   # A "resumed" run.
-  again = input_pipeline.TrainBatches.from_config(config, splits=splits).batch(3)
+  again = data_options.train_batches_from_config(config, splits=splits).batch(3)
   for key in first:
     np.testing.assert_array_equal(first[key], again[key])
     np.testing.assert_array_equal(first[key], batches.batch(3)[key])
   assert not np.array_equal(first['audio'], batches.batch(4)['audio'])
   config.data.shuffle_seed = 1
   try:
-    other_seed = input_pipeline.TrainBatches.from_config(config, splits=splits).batch(3)
+    other_seed = data_options.train_batches_from_config(config, splits=splits).batch(3)
   finally:
     config.data.shuffle_seed = 0
   assert not np.array_equal(first['audio'], other_seed['audio'])
@@ -85,8 +101,8 @@ def test_shapes_dtypes_and_determinism(folder_corpus):
 
 def test_host_shards_concatenate_to_global_batch(folder_corpus):
   config, splits = folder_corpus
-  whole = input_pipeline.TrainBatches.from_config(config, splits=splits)
-  hosts = [input_pipeline.TrainBatches.from_config(config, p, 2, splits=splits) for p in range(2)]
+  whole = data_options.train_batches_from_config(config, splits=splits)
+  hosts = [data_options.train_batches_from_config(config, p, 2, splits=splits) for p in range(2)]
   assert hosts[0].local_batch == 2 and whole.local_batch == 4
   for step in (0, 2, 5):  # 5 x 4 examples crosses an epoch boundary of the ~9 utterances.
     shards = [h.batch(step) for h in hosts]
@@ -97,7 +113,7 @@ def test_host_shards_concatenate_to_global_batch(folder_corpus):
 
 def test_epochs_visit_every_utterance_once(folder_corpus):
   config, splits = folder_corpus
-  batches = input_pipeline.TrainBatches.from_config(config, splits=splits)
+  batches = data_options.train_batches_from_config(config, splits=splits)
   n = batches.num_utterances
   steps = -(-2 * n // batches.global_batch)
   used = [u for step in range(steps) for u, _ in batches.plan(step)]
@@ -106,9 +122,10 @@ def test_epochs_visit_every_utterance_once(folder_corpus):
 
 def test_crops_match_the_full_utterance_mel(folder_corpus):
   config, splits = folder_corpus
-  batches = input_pipeline.TrainBatches.from_config(config, splits=splits)
+  batches = data_options.train_batches_from_config(config, splits=splits)
   hop, size = config.audio.hop_length, config.data.segment_frames
-  whole = jax.jit(lambda x: audio.log_mel_spectrogram(x, config.audio))  # jit: fewer compiles.
+  fe = mel_conventions.Frontend.from_config(config.audio)
+  whole = jax.jit(lambda x: audio.log_mel_spectrogram(x, fe))  # jit: fewer compiles.
   full_mels = {}  # one unbatched frontend call per utterance: each length compiles anew.
   padded = 0
   for step in range(4):
@@ -136,8 +153,8 @@ def test_crops_match_the_full_utterance_mel(folder_corpus):
 def test_stored_audio_is_loaded_normalised_and_trimmed(folder_corpus):
   config, splits = folder_corpus
   hop = config.audio.hop_length
-  examples = {e['id'].decode(): e for k in builders.SPLITS for e in splits[k]}
-  loaded = audio.load_audio_for_config(os.path.join(config.data.dir, 'spk_b/utt1.wav'),
+  examples = {e['id'].decode(): e for k in data_splits.SPLITS for e in splits[k]}
+  loaded = audio_options.load_audio_from_config(os.path.join(config.data.dir, 'spk_b/utt1.wav'),
                                        config.audio)  # the resampled 16 kHz file.
   stored = examples['spk_b/utt1.wav']['audio']
   assert stored.shape[0] == (loaded.shape[0] // hop) * hop
@@ -147,13 +164,13 @@ def test_stored_audio_is_loaded_normalised_and_trimmed(folder_corpus):
 
 def test_splits_and_summary(folder_corpus):
   config, splits = folder_corpus
-  ids = {k: [e['id'].decode() for e in splits[k]] for k in builders.SPLITS}
-  speakers = {k: {e['speaker'].decode() for e in splits[k]} for k in builders.SPLITS}
+  ids = {k: [e['id'].decode() for e in splits[k]] for k in data_splits.SPLITS}
+  speakers = {k: {e['speaker'].decode() for e in splits[k]} for k in data_splits.SPLITS}
   assert ids['train'] and ids['heldout'] and ids['unseen']
   assert not set(ids['train']) & set(ids['heldout'])
   assert speakers['unseen'] == {'spk_c'} and 'spk_c' not in speakers['train'] | speakers['heldout']
   assert all(v == sorted(v) for v in ids.values())  # stored in id order.
-  assert all(builders.is_heldout(i, 0.3) for i in ids['heldout'])
+  assert all(data_splits.is_heldout(i, 0.3) for i in ids['heldout'])
   summary = splits.info.metadata['summary']
   assert summary['files_read'] == 15 and not summary['unreadable']
   assert summary['too_short'] == [os.path.join(config.data.dir, 'spk_a', 'click.wav')]
@@ -172,13 +189,13 @@ def test_a_small_folder_corpus_keeps_a_minimum_held_out(tmp_path, capsys):
   config = _config(tmp_path / 'tfds', 'folder', tmp_path / 'corpus')
   assert config.data.heldout_fraction == 0.02 and config.data.min_heldout_utterances == 2
   ids = ['spk/u%02d.wav' % i for i in range(20)]
-  picked = [i for i in ids if builders.is_heldout(i, 0.02)]
+  picked = [i for i in ids if data_splits.is_heldout(i, 0.02)]
   assert len(picked) < 2  # the defect: the fraction alone holds out (here) nothing
-  splits = input_pipeline.prepare_dataset(config)
+  splits = data_options.prepare_dataset_from_config(config)
   heldout = [e['id'].decode() for e in splits['heldout']]
   train = [e['id'].decode() for e in splits['train']]
   # The two with the lowest held-out hash: a superset of the fraction's pick, the same everywhere.
-  lowest = sorted(ids, key=lambda i: builders._unit_hash('heldout', i))[:2]  # pylint: disable=protected-access
+  lowest = sorted(ids, key=lambda i: data_splits._unit_hash('heldout', i))[:2]  # pylint: disable=protected-access
   assert heldout == sorted(lowest) and set(picked) <= set(heldout)
   assert sorted(train + heldout) == ids and not set(train) & set(heldout)
   assert 'heldout 2 utterances' in capsys.readouterr().out
@@ -187,11 +204,11 @@ def test_a_small_folder_corpus_keeps_a_minimum_held_out(tmp_path, capsys):
   # The minimum is part of the dataset's name: another minimum builds another dataset.
   other = config.data.copy_and_resolve_references()
   other.min_heldout_utterances = 3
-  assert (builders.make_builder(other, config.audio).data_dir
-          != builders.make_builder(config.data, config.audio).data_dir)
+  assert (_builder(other, config.audio).data_dir
+          != _builder(config.data, config.audio).data_dir)
   # heldout_fraction=0 asks for no held-out set: none is made, whatever the minimum.
   config.data.heldout_fraction = 0.0
-  splits = input_pipeline.prepare_dataset(config)
+  splits = data_options.prepare_dataset_from_config(config)
   assert len(splits['heldout']) == 0 and len(splits['train']) == 20
 
 
@@ -199,7 +216,7 @@ def test_a_corpus_too_small_to_spare_the_held_out_minimum_is_refused(tmp_path):
   _small_folder(tmp_path / 'corpus', 2)
   config = _config(tmp_path / 'tfds', 'folder', tmp_path / 'corpus')
   with pytest.raises(builders.DataSourceError) as raised:
-    input_pipeline.prepare_dataset(config)
+    data_options.prepare_dataset_from_config(config)
   message = str(raised.value)
   assert '\n' not in message
   assert ('has 2 readable training-speaker utterances: too few to hold out '
@@ -207,15 +224,15 @@ def test_a_corpus_too_small_to_spare_the_held_out_minimum_is_refused(tmp_path):
   assert 'config.data.heldout_fraction=0' in message
   assert not (tmp_path / 'tfds').exists()  # refused before TFDS wrote anything
   config.data.min_heldout_utterances = 1
-  splits = input_pipeline.prepare_dataset(config)
+  splits = data_options.prepare_dataset_from_config(config)
   assert (len(splits['train']), len(splits['heldout'])) == (1, 1)
 
 
 def test_a_config_recorded_without_the_minimum_keeps_its_dataset_name(tmp_path):
   config = _config(tmp_path / 'tfds', 'folder', tmp_path)
-  values = builders.stored_data_values(config.data, config.audio)
+  values = _stored(config.data, config.audio)
   del config.data['min_heldout_utterances']
-  old = builders.stored_data_values(config.data, config.audio)
+  old = _stored(config.data, config.audio)
   assert 'min_heldout_utterances' not in old and values['min_heldout_utterances'] == 2
   assert {k: v for k, v in values.items() if k != 'min_heldout_utterances'} == old
 
@@ -223,10 +240,10 @@ def test_a_config_recorded_without_the_minimum_keeps_its_dataset_name(tmp_path):
 @pytest.mark.skipif(not os.path.isdir(_FILLETS), reason='Debian fillets-ng-data-cs not installed')
 def test_the_embedded_corpus_split_is_the_fraction_s_alone():
   config = tiny.get_config()  # the default data section: the full embedded corpus, 2% held out
-  files, _ = builders.list_source_files(config.data)
-  picked = [f.uid for f in files if not f.unseen and builders.is_heldout(f.uid, 0.02)]
+  files, _ = data_splits.list_source_files(data_options.DataOptions.from_config(config.data))
+  picked = [f.uid for f in files if not f.unseen and data_splits.is_heldout(f.uid, 0.02)]
   assert len(picked) == 27 >= config.data.min_heldout_utterances
-  splits = input_pipeline.prepare_dataset(config)
+  splits = data_options.prepare_dataset_from_config(config)
   assert [e['id'].decode() for e in splits['heldout']] == sorted(picked)
   assert splits.info.metadata['summary']['heldout_topped_up'] == 0
 
@@ -234,23 +251,23 @@ def test_the_embedded_corpus_split_is_the_fraction_s_alone():
 def test_heldout_utterances(folder_corpus):
   config, splits = folder_corpus
   hop = config.audio.hop_length
-  everything = input_pipeline.heldout_utterances(config, splits=splits)
+  everything = data_options.heldout_utterances_from_config(config, splits=splits)
   assert [u['id'] for u in everything] == [e['id'].decode() for e in splits['heldout']]
-  first = input_pipeline.heldout_utterances(config, max_count=1, max_seconds=0.2, splits=splits)
+  first = data_options.heldout_utterances_from_config(config, max_count=1, max_seconds=0.2, splits=splits)
   assert len(first) == 1 and first[0]['id'] == everything[0]['id']
   frames = int(0.2 * config.audio.sample_rate) // hop
   assert first[0]['mel'].shape == (frames, config.audio.n_mels)
   assert first[0]['audio'].shape == (frames * hop,)
   np.testing.assert_array_equal(first[0]['mel'], everything[0]['mel'][:frames])
-  unseen = input_pipeline.heldout_utterances(config, 'unseen', splits=splits)
+  unseen = data_options.heldout_utterances_from_config(config, 'unseen', splits=splits)
   assert {u['speaker'] for u in unseen} == {'spk_c'}
   with pytest.raises(ValueError, match='split'):
-    input_pipeline.heldout_utterances(config, 'test', splits=splits)
+    data_options.heldout_utterances_from_config(config, 'test', splits=splits)
 
 
 def test_iterate_prefetches_the_same_batches(folder_corpus):
   config, splits = folder_corpus
-  batches = input_pipeline.TrainBatches.from_config(config, splits=splits)
+  batches = data_options.train_batches_from_config(config, splits=splits)
   stream = batches.iterate(start_step=5)
   for step in (5, 6, 7):
     got = next(stream)
@@ -260,13 +277,13 @@ def test_iterate_prefetches_the_same_batches(folder_corpus):
 
 def test_batch_size_checks(folder_corpus):
   config, splits = folder_corpus
-  assert input_pipeline.global_batch_size(config, 2, num_data_devices=4) == 4
+  assert data_options.global_batch_size_from_config(config, 2, num_data_devices=4) == 4
   with pytest.raises(ValueError, match=r'config.train.batch_size=4 .*process count \(3\)'):
-    input_pipeline.TrainBatches.from_config(config, 0, 3, splits=splits)
+    data_options.train_batches_from_config(config, 0, 3, splits=splits)
   with pytest.raises(ValueError, match=r'config.train.batch_size=4 .*data mesh axis \(8\)'):
-    input_pipeline.global_batch_size(config, 1, num_data_devices=8)
+    data_options.global_batch_size_from_config(config, 1, num_data_devices=8)
   with pytest.raises(ValueError, match='process_index'):
-    input_pipeline.TrainBatches.from_config(config, 2, 2, splits=splits)
+    data_options.train_batches_from_config(config, 2, 2, splits=splits)
 
 
 def test_config_changes_name_a_new_dataset(folder_corpus):
@@ -276,13 +293,13 @@ def test_config_changes_name_a_new_dataset(folder_corpus):
                        ('fmax', 8000.0), ('peak_normalize', 0.5), ('sample_rate', 16000)]:
     changed = config.audio.copy_and_resolve_references()
     changed[field] = value
-    names.add(builders.make_builder(config.data, changed).data_dir)
-  same = builders.make_builder(config.data, config.audio).data_dir
+    names.add(_builder(config.data, changed).data_dir)
+  same = _builder(config.data, config.audio).data_dir
   names.add(same)
   assert len(names) == 7
   config.data.segment_frames = 24  # cut at read time: the stored data stay valid.
   try:
-    assert builders.make_builder(config.data, config.audio).data_dir == same
+    assert _builder(config.data, config.audio).data_dir == same
   finally:
     config.data.segment_frames = 16
   assert 'sr22050-hop256-fft1024-win1024-hann-mel80' in same
@@ -307,7 +324,7 @@ def test_ljspeech_layout_reports_a_corrupt_file(tmp_path, caplog, capsys):
   _write_ljspeech(root, corrupt=1)
   config = _config(tmp_path / 'tfds', 'ljspeech', root, heldout_fraction=0.0)
   with caplog.at_level(logging.WARNING):
-    splits = input_pipeline.prepare_dataset(config)
+    splits = data_options.prepare_dataset_from_config(config)
   bad = str(root / 'wavs' / 'LJ001-0002.wav')
   assert any(bad in r.getMessage() for r in caplog.records)
   printed = capsys.readouterr().out
@@ -316,9 +333,9 @@ def test_ljspeech_layout_reports_a_corrupt_file(tmp_path, caplog, capsys):
   assert [e['id'].decode() for e in splits['train']] == ['LJ001-0001', 'LJ001-0003']
   assert {e['speaker'].decode() for e in splits['train']} == {'ljspeech'}
   assert len(splits['heldout']) == 0 and len(splits['unseen']) == 0
-  assert input_pipeline.heldout_utterances(config, splits=splits) == []
+  assert data_options.heldout_utterances_from_config(config, splits=splits) == []
   # Opening again reuses the prepared data without reading the folder.
-  again = input_pipeline.prepare_dataset(config)
+  again = data_options.prepare_dataset_from_config(config)
   assert again.info.data_dir == splits.info.data_dir
   assert 'skipped' not in capsys.readouterr().out
 
@@ -346,16 +363,16 @@ def test_missing_and_empty_sources_raise(tmp_path):
   cases.append(('folder', broken, r'None of the 2 audio files .*broken could be read'))
   for source, folder, message in cases:
     with pytest.raises(builders.DataSourceError, match=message):
-      input_pipeline.prepare_dataset(_config(tfds_dir, source, folder))
+      data_options.prepare_dataset_from_config(_config(tfds_dir, source, folder))
   assert not list(pathlib.Path(tfds_dir).glob('*/*/*/*.array_record*'))
 
 
 @pytest.mark.skipif(not os.path.isdir(_FILLETS), reason='Debian fillets-ng-data-cs not installed')
 def test_fillets_source_with_max_files(tmp_path):
   config = _config(tmp_path, 'fillets', _FILLETS, max_files=3, heldout_fraction=0.0)
-  splits = input_pipeline.prepare_dataset(config)
-  train = input_pipeline.heldout_utterances(config, 'train', splits=splits)
-  unseen = input_pipeline.heldout_utterances(config, 'unseen', splits=splits)
+  splits = data_options.prepare_dataset_from_config(config)
+  train = data_options.heldout_utterances_from_config(config, 'train', splits=splits)
+  unseen = data_options.heldout_utterances_from_config(config, 'unseen', splits=splits)
   assert len(train) == 3 and len(unseen) == 3
   assert {u['speaker'] for u in train} <= {'fish_m', 'fish_v'}
   assert not {u['speaker'] for u in unseen} & {'fish_m', 'fish_v'}
@@ -364,7 +381,7 @@ def test_fillets_source_with_max_files(tmp_path):
     assert 0.5 < np.abs(u["audio"]).max() <= 0.9 + 1e-6
   summary = splits.info.metadata['summary']
   assert summary['files_listed'] > 1500 and summary['files_read'] == 6
-  batch = input_pipeline.TrainBatches.from_config(config, splits=splits).batch(0)
+  batch = data_options.train_batches_from_config(config, splits=splits).batch(0)
   assert batch['mel'].shape == (4, 16, config.audio.n_mels)
 
 
@@ -374,16 +391,16 @@ def test_a_corpus_is_one_module_and_one_registry_entry(folder_corpus, tmp_path, 
   from wavegrad_jax.data.corpus import Corpus  # pylint: disable=g-import-not-at-top
   config, _ = folder_corpus
 
-  def list_wavs(path, data_cfg):  # the .wav files only, speaker spk_c unseen.
-    del data_cfg
+  def list_wavs(path, data):  # the .wav files only, speaker spk_c unseen.
+    del data  # the `DataOptions`
     return folder.list_folder_files(path, ['wav'], 1, ['spk_c']), {}
 
   corpus = Corpus(name='wavs_only', builder_name='wavs_only_corpus', description='wav files.',
                   list_files=list_wavs)
   monkeypatch.setitem(registry.CORPORA, 'wavs_only', corpus)
-  splits = input_pipeline.prepare_dataset(_config(tmp_path, 'wavs_only', config.data.dir))
+  splits = data_options.prepare_dataset_from_config(_config(tmp_path, 'wavs_only', config.data.dir))
   assert os.path.relpath(splits.info.data_dir, str(tmp_path)).startswith(
       'wavs_only_corpus' + os.sep)
-  ids = [e['id'].decode() for k in builders.SPLITS for e in splits[k]]
+  ids = [e['id'].decode() for k in data_splits.SPLITS for e in splits[k]]
   assert len(ids) > 4 and all(i.endswith('.wav') for i in ids)
   assert {e['speaker'].decode() for e in splits['unseen']} == {'spk_c'}

@@ -24,6 +24,8 @@ import soundfile
 import soxr
 
 from wavegrad_jax.data import builders
+from wavegrad_jax.data import fingerprint
+from wavegrad_jax.data import reading
 from experiments.configs import common
 from experiments.configs import tiny
 from experiments.configs import tiny_espnet
@@ -32,10 +34,11 @@ from experiments.configs import tiny_hifigan
 from experiments.configs import tiny_lmnt
 from tests import oracles
 from wavegrad_jax.audio import frontend as audio
-from wavegrad_jax.data import pipeline as input_pipeline
+from wavegrad_jax.data import options as data_options
 from wavegrad_jax.audio import conventions as mc
 from wavegrad_jax import models as model_lib
 from wavegrad_jax.audio import phase
+from wavegrad_jax.audio import options as audio_options
 from wavegrad_jax import sampling
 from wavegrad_jax.inference import synthesize
 
@@ -207,7 +210,8 @@ def test_convention_matches_its_reference_recipe_on_speech(name, clip, espnet_st
   stats_path, scaler = espnet_stats
   cfg = _case_config(name, stats_path)
   path = ALSA_CLIP if clip == 'alsa' else _fillets_paths()[0]
-  ours = np.asarray(audio.log_mel_spectrogram(audio.load_audio_for_config(path, cfg), cfg))
+  ours = np.asarray(audio.log_mel_spectrogram(audio_options.load_audio_from_config(path, cfg),
+                                              mc.Frontend.from_config(cfg)))
   ref = _reference(name, _raw(path, cfg.sample_rate), cfg, scaler)
   assert ours.dtype == np.float32 and ours.shape[1] == cfg.n_mels
   err = _rel_err(ours, ref)
@@ -290,7 +294,8 @@ def test_each_convention_is_its_recipes_formula_on_silence_and_clipping(name, ki
   make, formula = EXTREME_CASES[name]
   cfg = make()
   y = _extreme_signal(kind)
-  ours = np.asarray(audio.log_mel_spectrogram(jnp.asarray(y, jnp.float32), cfg), np.float64)
+  ours = np.asarray(audio.log_mel_spectrogram(jnp.asarray(y, jnp.float32),
+                                              mc.Frontend.from_config(cfg)), np.float64)
   ref = formula(y)
   assert ours.shape == ref.shape == (len(y) // cfg.hop_length, cfg.n_mels)
   err = float(np.max(np.abs(ours - ref)))
@@ -307,7 +312,8 @@ def test_silence_tells_espnet2_from_parallel_wavegan():
   under ESPnet2, the mel floor -10 under ParallelWaveGAN; loud audio is the same under both."""
   silence, square = _extreme_signal('silence'), _extreme_signal('square')
   pwg, espnet2 = common.audio_config_parallel_wavegan(), common.audio_config_espnet2()
-  mel = lambda y, cfg: np.asarray(audio.log_mel_spectrogram(jnp.asarray(y, jnp.float32), cfg))
+  mel = lambda y, cfg: np.asarray(audio.log_mel_spectrogram(jnp.asarray(y, jnp.float32),
+                                                            mc.Frontend.from_config(cfg)))
   np.testing.assert_allclose(mel(silence, pwg), -10.0, atol=1e-6)
   band_sums = _slaney(22050, 1024, 80, 80.0, 7600.0).sum(axis=0)
   np.testing.assert_allclose(mel(silence, espnet2)[0], np.log10(1e-5 * band_sums), atol=1e-5)
@@ -323,15 +329,16 @@ def test_the_default_frontend_is_unchanged_and_old_configs_read_as_it():
   old = ml_collections.ConfigDict({k: cfg[k] for k in (
       'sample_rate', 'n_fft', 'win_length', 'hop_length', 'n_mels', 'fmin', 'fmax', 'window',
       'power', 'log_floor', 'pad_mode', 'peak_normalize')})
-  y = audio.load_audio_for_config(ALSA_CLIP, cfg)
-  new_mel = np.asarray(audio.log_mel_spectrogram(y, cfg))
-  np.testing.assert_array_equal(new_mel, np.asarray(audio.log_mel_spectrogram(y, old)))
+  y = audio_options.load_audio_from_config(ALSA_CLIP, cfg)
+  fe, old_fe = mc.Frontend.from_config(cfg), mc.Frontend.from_config(old)
+  new_mel = np.asarray(audio.log_mel_spectrogram(y, fe))
+  np.testing.assert_array_equal(new_mel, np.asarray(audio.log_mel_spectrogram(y, old_fe)))
   # The pre-convention formula, to the bit.
   np.testing.assert_array_equal(
-      new_mel, np.asarray(jnp.log(jnp.maximum(audio.mel_spectrogram(y, cfg), 1e-5))))
-  assert mc.frontend(old) == mc.frontend(cfg)
+      new_mel, np.asarray(jnp.log(jnp.maximum(audio.mel_spectrogram(y, fe), 1e-5))))
+  assert mc.Frontend.from_config(old) == mc.Frontend.from_config(cfg)
   # The prepared-data key: the same fields as before, so existing datasets stay valid.
-  assert set(builders.stored_audio_values(cfg)) == set(old)
+  assert set(fingerprint.stored_audio_values(data_options.AudioOptions.from_config(cfg))) == set(old)
 
 
 def test_presets_follow_the_convention_table():
@@ -339,7 +346,7 @@ def test_presets_follow_the_convention_table():
                      ('parallel_wavegan', common.audio_config_parallel_wavegan),
                      ('espnet', common.audio_config_espnet),
                      ('espnet2', common.audio_config_espnet2), ('lmnt', common.audio_config_lmnt)]:
-    fe = mc.frontend(make())
+    fe = mc.Frontend.from_config(make())
     canonical = mc.canonical(name)
     assert fe.convention == name and mc.matching_convention(fe) == canonical
     for field, value in {**mc.CONVENTIONS[canonical], **mc.RECIPE_VALUES[canonical]}.items():
@@ -349,10 +356,11 @@ def test_presets_follow_the_convention_table():
                                          else f'audio_config_{canonical}(')
   # The alias is the same recipe under its old name; espnet2 differs from it by the power floor.
   assert mc.canonical('espnet') == 'parallel_wavegan'
-  assert (dataclasses.replace(mc.frontend(common.audio_config_espnet()), convention='custom')
-          == dataclasses.replace(mc.frontend(common.audio_config_parallel_wavegan()),
+  assert (dataclasses.replace(mc.Frontend.from_config(common.audio_config_espnet()),
+                              convention='custom')
+          == dataclasses.replace(mc.Frontend.from_config(common.audio_config_parallel_wavegan()),
                                  convention='custom'))
-  fields = lambda make: {k: v for k, v in mc.effective_fields(mc.frontend(make())).items()}
+  fields = lambda make: dict(mc.effective_fields(mc.Frontend.from_config(make())).items())
   assert set(fields(common.audio_config_espnet2).items()) - set(
       fields(common.audio_config_espnet).items()) == {('power_floor', 1e-10)}
   lmnt = common.audio_config_lmnt()
@@ -364,8 +372,8 @@ def test_presets_follow_the_convention_table():
                                                 (tiny_lmnt, 'lmnt')])
 def test_one_flag_configs_validate(module, convention):
   config = module.get_config()
-  assert mc.frontend(config.audio).convention == convention
-  model_lib.validate_topology(model_lib.resolved_config(config).model, int(config.audio.hop_length))
+  assert mc.Frontend.from_config(config.audio).convention == convention
+  model_lib.validate_topology(model_lib.build_model_from_config(config), int(config.audio.hop_length))
 
 
 def test_a_convention_name_contradicted_by_its_fields_is_refused():
@@ -374,9 +382,9 @@ def test_a_convention_name_contradicted_by_its_fields_is_refused():
   with pytest.raises(mc.MelConventionError,
                      match=r"convention='hifigan' contradicts framing='center'.*"
                            r"audio_config_hifigan\(\).*tiny_hifigan.py.*'custom'"):
-    audio.log_mel_spectrogram(np.zeros(1024, np.float32), cfg)
+    audio.log_mel_spectrogram(np.zeros(1024, np.float32), mc.Frontend.from_config(cfg))
   cfg.convention = 'custom'
-  audio.log_mel_spectrogram(np.zeros(1024, np.float32), cfg)
+  audio.log_mel_spectrogram(np.zeros(1024, np.float32), mc.Frontend.from_config(cfg))
   for field, value, match in [('framing', 'centre', 'framing must be one of'),
                               ('log_scale', 'log2', 'log_scale must be one of'),
                               ('log_floor', 0.0, 'log_floor must be > 0'),
@@ -385,7 +393,7 @@ def test_a_convention_name_contradicted_by_its_fields_is_refused():
     bad.convention = 'custom'
     bad[field] = value
     with pytest.raises(mc.MelConventionError, match=match):
-      mc.frontend(bad)
+      mc.Frontend.from_config(bad)
 
 
 # ------------------------------------------------------------------------- hop-centred framing
@@ -411,7 +419,7 @@ def test_gla_follows_the_frontend_framing_and_converges():
   gla = sampling.gla_options_from_config(config)
   assert gla.griffin_lim.framing == 'hop_center' and gla.mel_frontend.framing == 'hop_center'
   opts = gla.griffin_lim
-  y = audio.load_audio_for_config(_fillets_paths()[0], config.audio)[:256 * 48]
+  y = audio_options.load_audio_from_config(_fillets_paths()[0], config.audio)[:256 * 48]
   target = audio.stft_magnitude(y, opts.n_fft, opts.hop_length, opts.win_length,
                                 framing='hop_center')
   noisy = y + 0.05 * np.random.default_rng(0).standard_normal(y.shape).astype(np.float32)
@@ -426,8 +434,8 @@ def test_gla_grad_sampler_runs_on_a_convention_mel(module):
   config = module.get_config()
   config.sampling.gla.enabled, config.sampling.gla.iterations = True, 4
   gla = sampling.gla_options_from_config(config)
-  y = audio.load_audio_for_config(_fillets_paths()[0], config.audio)[None, :256 * 16]
-  mel = audio.log_mel_spectrogram(y, config.audio)
+  y = audio_options.load_audio_from_config(_fillets_paths()[0], config.audio)[None, :256 * 16]
+  mel = audio.log_mel_spectrogram(y, mc.Frontend.from_config(config.audio))
   sampler = sampling.make_sampler(oracles.gaussian_eps, hop_length=256, gla=gla)
   out = sampler(0.1, np.array([1e-4, 1e-3, 1e-2, 0.05, 0.2, 0.5], np.float32), mel,
                 jax.random.key(0))
@@ -441,10 +449,10 @@ def test_gla_grad_sampler_runs_on_a_convention_mel(module):
                                   'lmnt_wavegrad'])
 def test_mel_pinv_magnitude_inverts_each_convention(name, espnet_stats):
   cfg = _case_config(name, espnet_stats[0])
-  fe = mc.frontend(cfg)
-  y = audio.load_audio_for_config(_fillets_paths()[1], cfg)
-  values = audio.log_mel_spectrogram(y, cfg)
-  magnitude = phase.mel_pinv_magnitude(values, cfg)
+  fe = mc.Frontend.from_config(cfg)
+  y = audio_options.load_audio_from_config(_fillets_paths()[1], cfg)
+  values = audio.log_mel_spectrogram(y, fe)
+  magnitude = phase.mel_pinv_magnitude(values, fe)
   true = audio.stft_magnitude(y, fe.n_fft, fe.hop_length, fe.win_length, fe.window, fe.pad_mode,
                               fe.framing)
   assert magnitude.shape == true.shape
@@ -455,7 +463,7 @@ def test_mel_pinv_magnitude_inverts_each_convention(name, espnet_stats):
   assert err < 0.6
   # And consistent: its mel, in the convention's values, is the mel it came from.
   mag = jnp.sqrt(jnp.square(magnitude) + fe.magnitude_eps) * mc.stft_gain(fe)
-  again = mc.compress(jnp.matmul(mag ** fe.power, jnp.asarray(audio.mel_filterbank(cfg)),
+  again = mc.compress(jnp.matmul(mag ** fe.power, jnp.asarray(audio.mel_filterbank(fe)),
                                  precision=jax.lax.Precision.HIGHEST), fe)
   span = float(jnp.max(values) - jnp.min(values))
   assert float(jnp.median(jnp.abs(again - values))) < 1e-3 * span
@@ -467,12 +475,14 @@ def test_mel_pinv_magnitude_inverts_each_convention(name, espnet_stats):
 @pytest.mark.parametrize('name', ['hifigan', 'espnet_meanvar', 'lmnt_diffwave'])
 def test_build_windows_equal_the_whole_utterance_frontend(name, espnet_stats):
   cfg = _case_config(name, espnet_stats[0])
-  waves = [audio.load_audio_for_config(p, cfg) for p in _fillets_paths()[:3]]
+  waves = [audio_options.load_audio_from_config(p, cfg) for p in _fillets_paths()[:3]]
   hop = cfg.hop_length
   waves = [w[:(len(w) // hop) * hop] for w in waves]
-  mels = builders.batched_log_mels(waves, cfg, builders.make_mel_fn(cfg), 2 ** 16, 32)
+  opts = data_options.AudioOptions.from_config(cfg)
+  mels = reading.batched_log_mels(waves, opts, reading.make_mel_fn(opts), 2 ** 16, 32)
+  fe = mc.Frontend.from_config(cfg)
   for w, m in zip(waves, mels):
-    np.testing.assert_allclose(m, np.asarray(audio.log_mel_spectrogram(w, cfg)), rtol=1e-5,
+    np.testing.assert_allclose(m, np.asarray(audio.log_mel_spectrogram(w, fe)), rtol=1e-5,
                                atol=1e-5)
 
 
@@ -483,15 +493,17 @@ def test_every_convention_keys_its_own_dataset(espnet_stats, tmp_path):
   custom = common.audio_config_hifigan()
   custom.convention, custom.magnitude_eps = 'custom', 0.0  # one field apart from hifigan
   configs.append(custom)
-  names = {builders.make_builder(data, c).data_dir for c in configs}
+  data = data_options.DataOptions.from_config(data)
+  make = lambda audio_cfg: builders.make_builder(data, data_options.AudioOptions.from_config(audio_cfg))
+  names = {make(c).data_dir for c in configs}
   assert len(names) == len(configs)
   # The statistics file's content is part of the key, not just its path.
   other = tmp_path / 'stats.npy'
   stats = np.load(espnet_stats[0])
   np.save(other, stats)
-  same = builders.make_builder(data, common.audio_config_espnet(stats_file=str(other))).data_dir
+  same = make(common.audio_config_espnet(stats_file=str(other))).data_dir
   np.save(other, stats + 0.1)
-  moved = builders.make_builder(data, common.audio_config_espnet(stats_file=str(other))).data_dir
+  moved = make(common.audio_config_espnet(stats_file=str(other))).data_dir
   assert same != moved
 
 
@@ -502,17 +514,17 @@ def test_training_data_of_a_convention_and_its_silence_padding(espnet_stats, tmp
   config.data.tfds_dir, config.data.max_files = str(tmp_path / 'tfds'), 2
   config.data.heldout_fraction, config.data.build_threads = 0.0, 1
   config.data.segment_frames, config.train.batch_size = 4000, 2  # longer than any utterance
-  splits = input_pipeline.prepare_dataset(config)
+  splits = data_options.prepare_dataset_from_config(config)
   example = splits['train'][0]
   ref = espnet_stats[1].transform(espnet_reference(np.asarray(example['audio'], np.float64)))
   assert _rel_err(example['mel'], ref) < 1e-4
-  batches = input_pipeline.TrainBatches.from_config(config, splits=splits)
+  batches = data_options.train_batches_from_config(config, splits=splits)
   batch = batches.batch(0)
-  silence = mc.silence_value(config.audio)
+  silence = mc.silence_value(mc.Frontend.from_config(config.audio))
   assert silence.shape == (80,)  # per band under mean-variance normalisation
   np.testing.assert_allclose(batch['mel'][:, -1], np.broadcast_to(silence, (2, 80)), rtol=1e-6)
   np.testing.assert_allclose(
-      mc.decompress(silence, mc.frontend(config.audio), xp=np), 1e-10, rtol=1e-4)
+      mc.decompress(silence, mc.Frontend.from_config(config.audio), xp=np), 1e-10, rtol=1e-4)
 
 
 # ------------------------------------------------------------------------------------ conversion
@@ -520,7 +532,8 @@ def test_training_data_of_a_convention_and_its_silence_padding(espnet_stats, tmp
 
 def _speech_mel(cfg, index=0):
   return np.asarray(audio.log_mel_spectrogram(
-      audio.load_audio(_fillets_paths()[index], cfg.sample_rate, 0.9), cfg))
+      audio.load_audio(_fillets_paths()[index], cfg.sample_rate, 0.9),
+      mc.Frontend.from_config(cfg)))
 
 
 def _custom(base=None, **fields):
@@ -547,7 +560,8 @@ def test_every_non_invertible_difference_is_refused_naming_fields_and_configs(fi
   declared = _custom(**change)
   mel = np.zeros((10, int(declared.n_mels)), np.float32) - 5.0
   with pytest.raises(mc.MelConventionError) as e:
-    mc.adapt(mel, declared, checkpoint, source='tts.npy')
+    mc.adapt(mel, mc.Frontend.from_config(declared),
+             mc.Frontend.from_config(checkpoint), source='tts.npy')
   text = str(e.value)
   assert text.startswith('tts.npy: ')
   assert f'{field}: {declared[field]!r} (mel) vs {checkpoint[field]!r} (checkpoint)' in text
@@ -559,8 +573,8 @@ def test_every_non_invertible_difference_is_refused_naming_fields_and_configs(fi
 
 def test_refusal_between_named_conventions_lists_every_field_and_names_both_presets():
   with pytest.raises(mc.MelConventionError) as e:
-    mc.adapt(np.zeros((5, 80), np.float32), common.audio_config_hifigan(),
-             tiny.get_config().audio)
+    mc.adapt(np.zeros((5, 80), np.float32), mc.Frontend.from_config(common.audio_config_hifigan()),
+             mc.Frontend.from_config(tiny.get_config().audio))
   text = str(e.value)
   assert "fmax: 8000.0 (mel) vs 11025.0 (checkpoint)" in text
   assert "framing: 'hop_center' (mel) vs 'center' (checkpoint)" in text
@@ -589,7 +603,7 @@ def _invertible_cases(stats_path):
 
 def _inside(values, cfg):
   """Where a mel's values lie strictly inside the convention's floor and clip: a bool mask."""
-  fe = mc.frontend(cfg)
+  fe = mc.Frontend.from_config(cfg)
   lin = mc.decompress(np.asarray(values, np.float64), fe, xp=np)
   inside = lin > 1.5 * mc.effective_floor(fe)
   if fe.normalize == 'range':
@@ -606,7 +620,8 @@ def test_every_invertible_difference_is_converted(case, direction, espnet_stats)
   other = _custom(**change)
   declared, checkpoint = (other, ours) if direction == 'to_checkpoint' else (ours, other)
   mel = _speech_mel(declared)
-  converted, messages = mc.adapt(mel, declared, checkpoint, source='tts.npy')
+  converted, messages = mc.adapt(mel, mc.Frontend.from_config(declared),
+                                 mc.Frontend.from_config(checkpoint), source='tts.npy')
   want = _speech_mel(checkpoint)
   assert converted.dtype == np.float32 and converted.shape == want.shape
   assert messages and messages[0].startswith('tts.npy: converted from')
@@ -616,7 +631,7 @@ def test_every_invertible_difference_is_converted(case, direction, espnet_stats)
   kept = _inside(mel, declared) & _inside(want, checkpoint)
   if field == 'magnitude_eps':
     # eps is not undone: it adds at most 1.5e-6 to a band, negligible only well above that.
-    kept &= mc.decompress(want, mc.frontend(checkpoint), xp=np) > 0.01
+    kept &= mc.decompress(want, mc.Frontend.from_config(checkpoint), xp=np) > 0.01
   assert kept.mean() > 0.2
   span = float(want.max() - want.min())
   assert float(np.max(np.abs(converted - want)[kept])) < 1e-4 * span
@@ -626,13 +641,15 @@ def test_every_invertible_difference_is_converted(case, direction, espnet_stats)
 
 def test_identical_frontends_pass_the_mel_through():
   mel = np.full((4, 80), -3.0, np.float32)
-  out, messages = mc.adapt(mel, common.audio_config(), tiny.get_config().audio)
+  out, messages = mc.adapt(mel, mc.Frontend.from_config(common.audio_config()),
+                           mc.Frontend.from_config(tiny.get_config().audio))
   assert messages == [] and np.array_equal(out, mel)
 
 
 def test_converting_away_from_a_floor_says_what_is_lost():
   declared = _custom(log_floor=1e-3)
-  _, messages = mc.adapt(_speech_mel(declared), declared, tiny.get_config().audio)
+  _, messages = mc.adapt(_speech_mel(declared), mc.Frontend.from_config(declared),
+                         mc.Frontend.from_config(tiny.get_config().audio))
   assert any('stay at it, above the checkpoint' in m for m in messages)
 
 
@@ -696,8 +713,9 @@ def test_a_mel_of_another_convention_is_named_when_declared_ours(form, espnet_st
               'symmetric': 'symmetric range such as [-1, 1]'}[form]
   for index in (3, 6, 9, 12, 15, 18):
     mel = _speech_mel(configs[form], index)
-    assert mc.resemblance_warning(mel, configs[form]) is None  # declared right: silent
-    warning = mc.resemblance_warning(mel, configs['ln'], source='tts.npy')
+    declared = mc.Frontend.from_config(configs[form])
+    assert mc.resemblance_warning(mel, declared) is None  # declared right: silent
+    warning = mc.resemblance_warning(mel, mc.Frontend.from_config(configs['ln']), source='tts.npy')
     if expected is None:
       assert warning is None  # hifigan's values are natural-log mels too: no false alarm
     else:

@@ -9,8 +9,8 @@ from wavegrad_jax import models as wg_model
 
 
 def _param_count(config):
-  model = wg_model.build_model(config)
-  shapes = jax.eval_shape(lambda: wg_model.init_params(model, config, jax.random.key(0)))
+  model = wg_model.build_model_from_config(config)
+  shapes = jax.eval_shape(lambda: wg_model.init_params_from_config(model, config, jax.random.key(0)))
   return wg_model.count_params(shapes)
 
 
@@ -30,7 +30,7 @@ def test_base_for_hifigan_mels():
   assert (a.convention, a.sample_rate, a.hop_length, a.win_length, a.n_fft, a.n_mels, a.fmin,
           a.fmax, a.log_scale, a.log_floor) == ('hifigan', 22050, 256, 1024, 1024, 80, 0.0,
                                                 8000.0, 'ln', 1e-5)
-  model = wg_model.build_model(config)
+  model = wg_model.build_model_from_config(config)
   assert np.prod(model.upsample_factors) == 256
   # UBlock outputs every 64, 16, 4, 2, 1 samples, fed by DBlocks 4, 3, 2, 1 and the input conv.
   assert wg_model.validate_topology(model, 256) == (4, 3, 2, 1, 0)
@@ -47,9 +47,9 @@ def test_large_is_about_23m_and_tiny_is_small():
 def test_shapes_and_dtype(downsample_mode):
   config = tiny.get_config()
   config.model.downsample_mode = downsample_mode
-  model = wg_model.build_model(config)
+  model = wg_model.build_model_from_config(config)
   frames, hop = 3, config.audio.hop_length
-  params = wg_model.init_params(model, config, jax.random.key(0))
+  params = wg_model.init_params_from_config(model, config, jax.random.key(0))
   noisy = jax.random.normal(jax.random.key(1), (2, frames * hop))
   mel = jax.random.normal(jax.random.key(2), (2, frames, config.audio.n_mels))
   out = model.apply({'params': params}, noisy, mel, jnp.array([0.3, 0.9]))
@@ -62,8 +62,8 @@ def test_shapes_and_dtype(downsample_mode):
 def test_bfloat16_compute_keeps_float32_params():
   config = tiny.get_config()
   config.model.dtype = 'bfloat16'
-  model = wg_model.build_model(config)
-  params = wg_model.init_params(model, config, jax.random.key(0))
+  model = wg_model.build_model_from_config(config)
+  params = wg_model.init_params_from_config(model, config, jax.random.key(0))
   assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(params))
   hop = config.audio.hop_length
   out = model.apply({'params': params}, jnp.zeros((1, 2 * hop)), jnp.zeros((1, 2, 80)),
@@ -74,9 +74,9 @@ def test_bfloat16_compute_keeps_float32_params():
 def test_receptive_field_is_local():
   """A change late in the input does not reach far-away early outputs (finite receptive field)."""
   config = tiny.get_config()
-  model = wg_model.build_model(config)
+  model = wg_model.build_model_from_config(config)
   hop = config.audio.hop_length
-  params = wg_model.init_params(model, config, jax.random.key(0))
+  params = wg_model.init_params_from_config(model, config, jax.random.key(0))
   mel = jnp.zeros((1, 40, 80))
   noisy = jax.random.normal(jax.random.key(1), (1, 40 * hop))
   a = model.apply({'params': params}, noisy, mel, jnp.ones((1,)) * 0.5)
@@ -95,8 +95,8 @@ def test_noise_level_encoding():
 
 def test_mismatched_lengths_raise():
   config = tiny.get_config()
-  model = wg_model.build_model(config)
-  params = wg_model.init_params(model, config, jax.random.key(0))
+  model = wg_model.build_model_from_config(config)
+  params = wg_model.init_params_from_config(model, config, jax.random.key(0))
   with pytest.raises(ValueError, match=r'T must equal frames \* hop_length = 3 \* 256 = 768'):
     model.apply({'params': params}, jnp.zeros((1, 700)), jnp.zeros((1, 3, 80)), jnp.ones((1,)))
 
@@ -105,7 +105,7 @@ def test_upsample_factors_must_multiply_to_hop():
   config = tiny.get_config()
   config.audio.hop_length = 300
   with pytest.raises(ValueError, match=r'multiply to 256, but the mel hop is 300'):
-    wg_model.init_params(wg_model.build_model(config), config, jax.random.key(0))
+    wg_model.init_params_from_config(wg_model.build_model_from_config(config), config, jax.random.key(0))
 
 
 def test_ublock_resolution_without_waveform_stage_raises():
@@ -113,29 +113,29 @@ def test_ublock_resolution_without_waveform_stage_raises():
   config.model.downsample_factors = (16, 4)
   config.model.downsample_channels = (32, 48)
   with pytest.raises(ValueError, match='UBlock 2 outputs one step per 4 samples'):
-    wg_model.init_params(wg_model.build_model(config), config, jax.random.key(0))
+    wg_model.init_params_from_config(wg_model.build_model_from_config(config), config, jax.random.key(0))
 
 
 def test_mismatched_list_lengths_raise():
   config = tiny.get_config()
   config.model.upsample_channels = (64, 48, 32)
   with pytest.raises(ValueError, match='upsample_channels has 3 entries but upsample_factors has 4'):
-    wg_model.init_params(wg_model.build_model(config), config, jax.random.key(0))
+    wg_model.init_params_from_config(wg_model.build_model_from_config(config), config, jax.random.key(0))
 
 
 def test_variants_are_chosen_by_name_and_checked_field_by_field():
   config = tiny.get_config()
   assert config.model.name == 'wavegrad' and set(wg_model.MODELS) == {'wavegrad', 'frame_convnext'}
-  model = wg_model.build_model(config)
+  model = wg_model.build_model_from_config(config)
   assert isinstance(model, wg_model.WaveGrad) and model.upsample_factors == (4, 4, 4, 4)
   # A config written before models had names builds the same model.
   del config.model['name']
-  assert wg_model.build_model(config) == model
+  assert wg_model.build_model_from_config(config) == model
   config.model.name = 'wavenet'
   with pytest.raises(ValueError,
                      match=r"config.model.name must be one of \['frame_convnext', 'wavegrad'\]"):
-    wg_model.build_model(config)
+    wg_model.build_model_from_config(config)
   config.model.name = 'wavegrad'
   config.model.extra_width = 3
   with pytest.raises(ValueError, match=r"unknown fields \['extra_width'\]"):
-    wg_model.build_model(config)
+    wg_model.build_model_from_config(config)

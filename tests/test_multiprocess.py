@@ -132,10 +132,10 @@ def runs(tmp_path_factory):
   root = str(tmp_path_factory.mktemp('multiprocess'))
   tfds_dir = os.path.join(root, 'tfds')
   from experiments.configs import tiny  # pylint: disable=g-import-not-at-top
-  from wavegrad_jax.data import pipeline as input_pipeline  # pylint: disable=g-import-not-at-top
+  from wavegrad_jax.data import options as data_options  # pylint: disable=g-import-not-at-top
   config = tiny.get_config()
   config.data.tfds_dir, config.data.max_files, config.data.heldout_fraction = tfds_dir, 8, 0.3
-  input_pipeline.prepare_dataset(config)  # built once here; the runs only open it
+  data_options.prepare_dataset_from_config(config)  # built once here; the runs only open it
 
   # A process stopped by JAX's coordination service aborts: no core files (the limit is inherited).
   core_limit = resource.getrlimit(resource.RLIMIT_CORE)

@@ -10,7 +10,10 @@ import soundfile
 
 from experiments.configs import tiny
 from wavegrad_jax.audio import frontend as audio
+from wavegrad_jax.audio import conventions as mel_conventions
+from wavegrad_jax.audio import options as audio_options
 from wavegrad_jax.data import pipeline as input_pipeline
+from wavegrad_jax.data import options as data_options
 from wavegrad_jax.data import paired
 
 FILLETS = sorted(p for p in glob.glob('/usr/share/games/fillets-ng/sound/*/cs/*.ogg')
@@ -31,8 +34,9 @@ def _clips(cfg, count):
   out = []
   for path in FILLETS:
     if 1.0 < soundfile.info(path).duration < 3.0:
-      wave = audio.load_audio_for_config(path, cfg)
-      out.append((wave, np.asarray(audio.log_mel_spectrogram(wave, cfg))))
+      wave = audio_options.load_audio_from_config(path, cfg)
+      fe = mel_conventions.Frontend.from_config(cfg)
+      out.append((wave, np.asarray(audio.log_mel_spectrogram(wave, fe))))
       if len(out) == count:
         return out
   pytest.fail('too few fillets speech clips: install fillets-ng-data-cs')
@@ -80,7 +84,7 @@ def built(tmp_path_factory):
   np.save(folder / 'h.npy', a_mel)   # no audio beside it
   write('i.wav', a_wave)             # no mel beside it
   config = _config(folder, root / 'tfds')
-  splits = input_pipeline.prepare_dataset(config)
+  splits = data_options.prepare_dataset_from_config(config)
   return config, splits, folder, bad, (a_wave, a_mel), (b_wave, b_full)
 
 
@@ -115,11 +119,12 @@ def test_stored_mels_are_kept_and_the_audio_aligned_to_them(built):
   assert not np.any(b['audio'][len(b_wave):])  # padded with silence to frames x hop
   # Training crops take the stored mel with the audio under it: the frontend on a crop's audio
   # gives the crop's mel back, away from the crop's edges (where its padding differs).
-  batches = input_pipeline.TrainBatches.from_config(config, splits=splits)
+  batches = data_options.train_batches_from_config(config, splits=splits)
+  fe = mel_conventions.Frontend.from_config(config.audio)
   for step in range(3):
     batch = batches.batch(step)
     for wave, mel in zip(batch['audio'], batch['mel']):
-      ours = np.asarray(audio.log_mel_spectrogram(wave, config.audio))
+      ours = np.asarray(audio.log_mel_spectrogram(wave, fe))
       np.testing.assert_allclose(ours[2:-3], mel[2:-3], atol=2e-3)
 
 
@@ -131,13 +136,15 @@ def test_the_other_layout_and_the_tolerance(tmp_path):
   np.save(tmp_path / 'p' / 'x.npy', mel.T)  # [n_mels, frames]
   config = _config(tmp_path / 'p', tmp_path / 'tfds')
   config.data.paired_mel_layout = 'mels_first'
-  item = paired.list_paired_files(str(tmp_path / 'p'), config.data)[0][0]
-  out_wave, out_mel = paired.read_pair(item, config.data, config.audio)
+  data, audio_opts = data_options.options_from_config(config)
+  item = paired.list_paired_files(str(tmp_path / 'p'), data)[0][0]
+  out_wave, out_mel = paired.read_pair(item, data, audio_opts)
   np.testing.assert_array_equal(out_mel, mel)
   # Two frames more than the audio holds: beyond the default tolerance of one hop, within two.
   np.save(tmp_path / 'p' / 'x.npy', np.concatenate([mel, mel[-2:]]).T)
   with pytest.raises(paired.BadPairError, match='paired_tolerance_frames=1 hops apart'):
-    paired.read_pair(item, config.data, config.audio)
+    paired.read_pair(item, data, audio_opts)
   config.data.paired_tolerance_frames = 2.0
-  assert paired.read_pair(item, config.data, config.audio)[1].shape[0] == len(mel) + 2
+  data = data_options.DataOptions.from_config(config.data)
+  assert paired.read_pair(item, data, audio_opts)[1].shape[0] == len(mel) + 2
   del out_wave

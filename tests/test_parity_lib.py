@@ -69,9 +69,10 @@ def _reference_shapes(n_mels, mel_ch, up_ch, wave_ch, down_ch):
 
 
 def _state_of_shapes(config):
-  model = wg_model.build_model(config)
-  shapes = jax.eval_shape(lambda: wg_model.init_params(model, config, jax.random.key(0)))
-  sources = wg_model.validate_topology(config.model, config.audio.hop_length)
+  model = wg_model.build_model_from_config(config)
+  shapes = jax.eval_shape(lambda: wg_model.init_params_from_config(model, config,
+                                                                   jax.random.key(0)))
+  sources = wg_model.validate_topology(model, config.audio.hop_length)
   return jax.tree.map(lambda s: np.zeros(s.shape, np.float32), shapes), sources
 
 
@@ -116,7 +117,8 @@ def test_reference_wiring_check():
   parity_lib.check_reference_topology(config.model, (4, 3, 2, 1, 0))
   config.model.downsample_factors = (2, 2, 3, 5, 1)
   config.model.downsample_channels = (128, 128, 256, 512, 512)
-  sources = wg_model.validate_topology(config.model, config.audio.hop_length)
+  sources = wg_model.validate_topology(wg_model.build_model_from_config(config),
+                                       config.audio.hop_length)
   with pytest.raises(ValueError, match='6 stages for 5 UBlocks'):
     parity_lib.check_reference_topology(config.model, sources)
 

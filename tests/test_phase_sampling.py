@@ -19,6 +19,7 @@ from wavegrad_jax import sampling
 from wavegrad_jax.audio import frontend as audio
 from wavegrad_jax.audio import conventions as mel_conventions
 from wavegrad_jax.audio import phase
+from wavegrad_jax.audio import options as audio_options
 from wavegrad_jax.diffusion import schedules
 
 NAMED = common.sampling_config().named_schedules
@@ -38,7 +39,7 @@ def _speech(name, audio_cfg, max_frames=None):
     path = paths[0] if paths else ALSA_CLIP + '.missing'
   if not os.path.exists(path):
     pytest.fail(f'no {name} speech clip: install alsa-utils / fillets-ng-data-cs')
-  x = audio.load_audio_for_config(path, audio_cfg)
+  x = audio_options.load_audio_from_config(path, audio_cfg)
   frames = x.shape[0] // audio_cfg.hop_length
   if max_frames:
     # The loudest stretch, so a short cut still holds speech.
@@ -132,13 +133,14 @@ def test_mel_pinv_magnitude_reproduces_the_mel(clip, power):
   audio_cfg = tiny.get_config().audio
   audio_cfg.power = power
   x = _speech(clip, audio_cfg)
-  log_mel = audio.log_mel_spectrogram(x, audio_cfg)
-  magnitude = phase.mel_pinv_magnitude(log_mel, audio_cfg)
+  fe = mel_conventions.Frontend.from_config(audio_cfg)
+  log_mel = audio.log_mel_spectrogram(x, fe)
+  magnitude = phase.mel_pinv_magnitude(log_mel, fe)
   assert magnitude.shape == (1, log_mel.shape[1], audio_cfg.n_fft // 2 + 1)
   assert float(magnitude.min()) >= 0.0
-  fb = jnp.asarray(audio.mel_filterbank(audio_cfg))
+  fb = jnp.asarray(audio.mel_filterbank(fe))
   mel_again = jnp.matmul(magnitude ** power, fb, precision=jax.lax.Precision.HIGHEST)
-  mel = audio.mel_spectrogram(x, audio_cfg)
+  mel = audio.mel_spectrogram(x, fe)
   log_err = jnp.abs(jnp.log(jnp.maximum(mel_again, audio_cfg.log_floor)) - log_mel)
   # Exact but for the clamp at 0, which the narrow, overlapping low bands notice; the power mel's
   # pseudo-inverse has deeper negative lobes, so there it is only a rough estimate.
@@ -178,7 +180,7 @@ def speech():
   x = _speech('alsa', audio_cfg, max_frames=FRAMES)
   mag = audio.stft_magnitude(x, audio_cfg.n_fft, audio_cfg.hop_length, audio_cfg.win_length,
                              audio_cfg.window, audio_cfg.pad_mode)
-  return x, audio.log_mel_spectrogram(x, audio_cfg), mag
+  return x, audio.log_mel_spectrogram(x, mel_conventions.Frontend.from_config(audio_cfg)), mag
 
 
 @pytest.fixture(scope='module')
@@ -486,7 +488,8 @@ def test_gla_grad_preset_reproduces_the_authors_sampling_loop_step_by_step():
   config = tiny.get_config()
   cfg = config.audio
   speech = _speech('alsa', cfg, max_frames=12)
-  log_mel = np.asarray(audio.log_mel_spectrogram(speech, cfg), np.float64)  # a real mel
+  fe = mel_conventions.Frontend.from_config(cfg)
+  log_mel = np.asarray(audio.log_mel_spectrogram(speech, fe), np.float64)  # a real mel
   betas = np.array([1e-4, 1e-3, 1e-2, 0.05, 0.5, 0.95])
   assert sampling.SamplerOptions.from_config(config, preset='gla_grad').gla.griffin_lim == (
       phase.GriffinLimOptions(1024, 256, 1024, iterations=32, momentum=0.1, variant='authors'))
@@ -494,7 +497,7 @@ def test_gla_grad_preset_reproduces_the_authors_sampling_loop_step_by_step():
   # 32 differ from float64 by about 10% on this first step, while each iteration matches to 2e-7:
   # test_authors_griffin_lim_reproduces_their_loop_step_by_step), so the placement in the
   # sampling loop is checked where float32 can follow float64.
-  preset = sampling.preset_config(config, 'gla_grad')
+  preset = sampling.preset_from_config(config, 'gla_grad')
   preset.sampling.gla.iterations = 5
   options = sampling.SamplerOptions.from_config(preset)
   assert options.gla.griffin_lim.variant == 'authors' and options.clip == 1.0

@@ -28,8 +28,8 @@ TOLERANCE = dict(rtol=1e-4, atol=1e-4)
 def test_parameter_tree_is_unchanged():
   params, config, step = checkpoints.restore_params(fixture.WORKDIR)
   assert step == fixture.NUM_STEPS
-  model = model_lib.build_model(config)
-  shapes = jax.eval_shape(lambda: model_lib.init_params(model, config, jax.random.key(0)))
+  model = model_lib.build_model_from_config(config)
+  shapes = jax.eval_shape(lambda: model_lib.init_params_from_config(model, config, jax.random.key(0)))
   assert jax.tree.structure(shapes) == jax.tree.structure(params)
   assert jax.tree.leaves(jax.tree.map(lambda s: s.shape, shapes)) == jax.tree.leaves(
       jax.tree.map(lambda p: p.shape, params))
@@ -38,7 +38,7 @@ def test_parameter_tree_is_unchanged():
 
 def test_denoiser_output_is_unchanged():
   params, config, _ = checkpoints.restore_params(fixture.WORKDIR)
-  eps = model_lib.build_model(config).apply(
+  eps = model_lib.build_model_from_config(config).apply(
       {'params': params}, jnp.asarray(EXPECTED['noisy']), jnp.asarray(EXPECTED['mel']),
       jnp.full((1,), 0.5))
   np.testing.assert_allclose(np.asarray(eps), EXPECTED['eps'], **TOLERANCE)
@@ -53,8 +53,8 @@ def test_samples_are_unchanged(name):
   changes = {**fixture.SAMPLING, **fixture.SAMPLERS[name],
              'gla': {**fixture.SAMPLING['gla'], 'variant': 'fast',
                      **fixture.SAMPLERS[name]['gla']}}
-  config = sampling.with_sampling_fields(config, changes)
-  sampler = sampling.sampler_from_config(model_lib.build_model(config), config)
+  config = sampling.with_sampling_fields_from_config(config, changes)
+  sampler = sampling.sampler_from_config(model_lib.build_model_from_config(config), config)
   out = sampler(params, jnp.asarray(EXPECTED['betas'], jnp.float32), jnp.asarray(EXPECTED['mel']),
                 jax.random.key(7))
   np.testing.assert_allclose(np.asarray(out), EXPECTED[f'samples_{name}'], **TOLERANCE)
@@ -66,8 +66,8 @@ def test_training_state_restores_and_the_run_may_resume(tmp_path):
   # Today's config for the same run is accepted as the same model and frontend.
   train.check_resume_compatible(workdir, fixture.fixture_config())
   config = checkpoints.load_config(workdir)
-  mesh = parallel.make_mesh(config.mesh, jax.devices()[:1])
-  model = model_lib.build_model(config)
+  mesh = parallel.make_mesh(parallel.MeshSpec.from_config(config.mesh), jax.devices()[:1])
+  model = model_lib.build_model_from_config(config)
   tx = train.make_optimizer(config.train)
   abstract, _ = train.abstract_train_state(model, tx, config, mesh)
   ckpts = checkpoints.RunCheckpoints(workdir, config)

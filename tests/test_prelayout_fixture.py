@@ -30,7 +30,7 @@ def test_network_output_is_unchanged():
   assert step == fixture.NUM_STEPS
   assert config.model.name == 'frame_convnext' and config.process.name == 'flow'
   assert model_lib.count_params(params) == 44003
-  out = model_lib.build_model(config).apply(
+  out = model_lib.build_model_from_config(config).apply(
       {'params': params}, jnp.asarray(EXPECTED['noisy']), jnp.asarray(EXPECTED['mel']),
       jnp.full((1,), 0.5))
   np.testing.assert_allclose(np.asarray(out), EXPECTED['net'], **TOLERANCE)
@@ -42,9 +42,9 @@ def test_samples_are_unchanged(name):
   assert step == fixture.NUM_STEPS
   grid, solver = fixture.SAMPLERS[name]
   config.sampling.solver = solver
-  times = processes.parse_grid(config, grid)
+  times = processes.parse_grid_from_config(config, grid)
   np.testing.assert_array_equal(times, EXPECTED[f'times_{name}'])
-  sampler = processes.sampler_from_config(model_lib.build_model(config), config)
+  sampler = processes.sampler_from_config(model_lib.build_model_from_config(config), config)
   out = sampler(params, jnp.asarray(times, jnp.float32), jnp.asarray(EXPECTED['mel']),
                 jax.random.key(7))
   np.testing.assert_allclose(np.asarray(out), EXPECTED[f'samples_{name}'], **TOLERANCE)
@@ -55,8 +55,8 @@ def test_training_state_restores_and_the_run_may_resume(tmp_path):
   shutil.copytree(fixture.WORKDIR, workdir)
   train.check_resume_compatible(workdir, fixture.fixture_config())
   config = checkpoints.load_config(workdir)
-  mesh = parallel.make_mesh(config.mesh, jax.devices()[:1])
-  model = model_lib.build_model(config)
+  mesh = parallel.make_mesh(parallel.MeshSpec.from_config(config.mesh), jax.devices()[:1])
+  model = model_lib.build_model_from_config(config)
   tx = train.make_optimizer(config.train)
   abstract, _ = train.abstract_train_state(model, tx, config, mesh)
   ckpts = checkpoints.RunCheckpoints(workdir, config)

@@ -12,6 +12,8 @@ from experiments.configs import small_priorgrad, tiny
 from tests import test_train
 from wavegrad_jax import sampling
 from wavegrad_jax.audio import frontend as audio
+from wavegrad_jax.audio import conventions as mel_conventions
+from wavegrad_jax.audio import options as audio_options
 from wavegrad_jax.training import checkpoints
 from wavegrad_jax.diffusion import noise as diffusion
 from wavegrad_jax.diffusion import priors
@@ -22,8 +24,9 @@ CLIP = '/usr/share/sounds/alsa/Front_Center.wav'
 
 
 def _speech_mel(cfg, seconds=1.0):
-  wave = audio.load_audio_for_config(CLIP, cfg)[:int(seconds * cfg.sample_rate)]
-  return np.asarray(audio.log_mel_spectrogram(wave, cfg), np.float32)
+  wave = audio_options.load_audio_from_config(CLIP, cfg)[:int(seconds * cfg.sample_rate)]
+  fe = mel_conventions.Frontend.from_config(cfg)
+  return np.asarray(audio.log_mel_spectrogram(wave, fe), np.float32)
 
 
 def _prior(cfg, lo, hi, std_min=0.1, max_energy=0.0):
@@ -33,7 +36,7 @@ def _prior(cfg, lo, hi, std_min=0.1, max_energy=0.0):
   config.diffusion.prior, config.diffusion.prior_energy_range = 'priorgrad', (lo, hi)
   config.diffusion.prior_std_min = std_min
   config.diffusion.prior_max_energy = max_energy
-  return priors.from_config(config)
+  return priors.make_prior(priors.PriorOptions.from_config(config))
 
 
 def official_target_std(log_mel, energy_min, energy_max, std_min, max_energy_override):
@@ -51,7 +54,7 @@ def test_the_energy_cap_is_the_official_codes():
   """max_energy_override = 4 (their default) on real speech and on a mel louder than training."""
   cfg = tiny.get_config().audio
   mel = _speech_mel(cfg)
-  lo, hi = priors.energy_range([mel], cfg)
+  lo, hi = priors.energy_range([mel], mel_conventions.Frontend.from_config(cfg))
   assert hi > 4.0  # speech frames above the cap: the cap changes something here
   loud = mel + np.log(4.0)  # 4x the linear mel: 2x the energy of any training frame
   for m in (mel, loud):
@@ -72,12 +75,12 @@ def test_the_cap_defaults_to_the_official_value_and_old_runs_keep_none():
   config = tiny.get_config()
   assert config.diffusion.prior_max_energy == 4.0
   config.diffusion.prior, config.diffusion.prior_energy_range = 'priorgrad', (0.01, 20.0)
-  assert priors.from_config(config).max_energy == 4.0
+  assert priors.make_prior(priors.PriorOptions.from_config(config)).max_energy == 4.0
   # A run saved before the field: its config.json has no prior_max_energy, so no cap, as trained.
   old = checkpoints.config_from_dict(
       {**config.to_dict(), 'diffusion': {k: v for k, v in config.diffusion.to_dict().items()
                                          if k != 'prior_max_energy'}})
-  assert priors.from_config(old).max_energy == 0.0
+  assert priors.make_prior(priors.PriorOptions.from_config(old)).max_energy == 0.0
   # The README's study config keeps the cap off, as it was measured.
   assert small_priorgrad.get_config().diffusion.prior_max_energy == 0.0
   with pytest.raises(ValueError, match='prior_max_energy'):
@@ -88,7 +91,8 @@ def test_frame_std_follows_the_normalised_frame_energy_of_real_speech():
   cfg = tiny.get_config().audio
   mel = _speech_mel(cfg)
   energy = np.sqrt(np.exp(mel.astype(np.float64)).sum(-1))  # ln mel back to linear, summed
-  lo, hi = priors.energy_range([mel[:20], mel[20:]], cfg)
+  lo, hi = priors.energy_range([mel[:20], mel[20:]],
+                               mel_conventions.Frontend.from_config(cfg))
   assert (lo, hi) == pytest.approx((energy.min(), energy.max()), rel=1e-6)
   prior = _prior(cfg, lo, hi)
   std = np.asarray(prior.frame_std(jnp.asarray(mel[None])))[0]
@@ -135,7 +139,8 @@ def test_sampler_noise_is_scaled_by_the_prior(eta):
   """With a zero denoiser every step is linear in its noise, so the prior scales the output."""
   cfg = tiny.get_config().audio
   mel = jnp.asarray(_speech_mel(cfg, 0.3)[None])
-  prior = _prior(cfg, *priors.energy_range([np.asarray(mel[0])], cfg))
+  prior = _prior(cfg, *priors.energy_range([np.asarray(mel[0])],
+                                                mel_conventions.Frontend.from_config(cfg)))
   zero = lambda p, noisy, m, level: jnp.zeros_like(noisy)
   betas = schedules.parse_schedule('linear:1e-4:0.5:6')
   run = lambda prior_: sampling.reverse_diffusion(
@@ -150,7 +155,7 @@ def test_bad_prior_settings_name_the_fix():
   config = tiny.get_config()
   config.diffusion.prior = 'gaussian'
   with pytest.raises(ValueError, match="diffusion.prior must be one of"):
-    priors.from_config(config)
+    priors.make_prior(priors.PriorOptions.from_config(config))
   config.diffusion.prior = 'priorgrad'
   with pytest.raises(ValueError, match='training measures and records it'):
     sampling.SamplerOptions.from_config(config)
@@ -178,7 +183,7 @@ def test_a_priorgrad_run_records_its_energy_range_and_inference_uses_it(tmp_path
     recorded = tuple(json.load(f)['diffusion']['prior_energy_range'])
   train_split = train.open_dataset(config)['train']
   expected = priors.energy_range([train_split[i]['mel'] for i in range(len(train_split))],
-                                 config.audio)
+                                 mel_conventions.Frontend.from_config(config.audio))
   assert recorded == pytest.approx(expected, rel=1e-9)
   options = sampling.SamplerOptions.from_config(checkpoints.load_config(workdir))
   assert (options.prior.energy_min, options.prior.energy_max) == pytest.approx(expected)

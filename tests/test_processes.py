@@ -174,9 +174,9 @@ def test_network_evaluations_count_every_call():
   counts = {}
   for solver in SOLVERS:
     config.sampling.solver = solver
-    counts[solver] = processes.network_evaluations(config, grid)
+    counts[solver] = processes.network_evaluations_from_config(config, grid)
   assert counts == {'euler': 4, 'midpoint': 8, 'heun': 7}
-  assert processes.network_evaluations(tiny.get_config(), np.zeros(6)) == 6
+  assert processes.network_evaluations_from_config(tiny.get_config(), np.zeros(6)) == 6
 
 
 @pytest.mark.parametrize('field,value,name', [('prediction', 'eps', 'prediction'),
@@ -204,17 +204,17 @@ def test_unknown_process_and_negative_weights_are_refused():
 def test_a_sampler_of_the_other_process_is_refused():
   flow_config = frame_small_flow.get_config()
   with pytest.raises(ValueError, match="samples process 'wavegrad'.*trained with process 'flow'"):
-    sampling.preset_config(flow_config, 'ancestral')
-  sampling.preset_config(flow_config, 'griffin_lim')  # the model-free baseline fits both
+    sampling.preset_from_config(flow_config, 'ancestral')
+  sampling.preset_from_config(flow_config, 'griffin_lim')  # the model-free baseline fits both
   flow_config.sampling.eta = 0.0
   with pytest.raises(ValueError, match="sampling.eta=0.0 set a reverse-diffusion sampler"):
-    processes.check_sampling(flow_config)
+    processes.check_sampling_from_config(flow_config)
   wavegrad_config = tiny.get_config()
   with pytest.raises(ValueError, match="samples process 'flow'"):
-    sampling.preset_config(wavegrad_config, 'heun')
+    sampling.preset_from_config(wavegrad_config, 'heun')
   wavegrad_config.sampling.solver = 'midpoint'
   with pytest.raises(ValueError, match="is an ODE solver of process 'flow'"):
-    processes.check_sampling(wavegrad_config)
+    processes.check_sampling_from_config(wavegrad_config)
 
 
 def test_resuming_or_vocoding_with_another_process_is_refused(tmp_path):
@@ -235,8 +235,8 @@ def test_runs_from_before_processes_mean_wavegrad():
   config = tiny.get_config()
   with config.unlocked():
     del config['process']
-  assert processes.process_name(config) == 'wavegrad'
-  assert processes.recorded_fields(config) == {'name': 'wavegrad'}
+  assert processes.process_name_from_config(config) == 'wavegrad'
+  assert processes.recorded_fields_from_config(config) == {'name': 'wavegrad'}
   assert not checkpoints.frontend_differences(config, tiny.get_config())
 
 

@@ -16,7 +16,7 @@ from wavegrad_jax.training import trainer as train
 def test_pieces_compose_to_the_train_step():
   """forward_backward -> optimizer -> ema, jitted apart, give the step's state and loss."""
   config = test_train.small_config(segment_frames=4, batch_size=2)
-  model = model_lib.build_model(config)
+  model = model_lib.build_model_from_config(config)
   tx = train.make_optimizer(config.train)
   state = train.create_train_state(model, tx, config)
   pieces = {k: jax.jit(f) for k, f in profile_lib.piece_functions(config, model, tx).items()}

@@ -28,10 +28,11 @@ import soundfile
 from tests import launcher_driver
 from tests.data import make_prechange_fixture as fixture
 from wavegrad_jax import errors
-from wavegrad_jax.data import pipeline as input_pipeline
+from wavegrad_jax.data import options as data_options
 from wavegrad_jax.training import reporting
 from wavegrad_jax.training import trainer as train
 from wavegrad_jax.data import builders
+from wavegrad_jax.data import fingerprint
 
 _FILLETS = '/usr/share/games/fillets-ng/sound'
 needs_fillets = pytest.mark.skipif(not os.path.isdir(_FILLETS),
@@ -54,7 +55,7 @@ def _tree(root):
 def tfds_dir(tmp_path_factory):
   """A prepared 16-file embedded-corpus dataset for the minimal model's runs."""
   path = str(tmp_path_factory.mktemp('tfds'))
-  input_pipeline.prepare_dataset(_config(path, 1))
+  data_options.prepare_dataset_from_config(_config(path, 1))
   return path
 
 
@@ -214,7 +215,7 @@ def test_folder_dataset_is_rebuilt_when_a_file_is_fixed_or_added(tmp_path, capsy
   config.data.tfds_dir, config.data.heldout_fraction = str(tmp_path / 'tfds'), 0.0
 
   def train_ids():
-    splits = input_pipeline.prepare_dataset(config)
+    splits = data_options.prepare_dataset_from_config(config)
     return [e['id'].decode() for e in splits['train']], splits.info.data_dir
 
   ids, data_dir = train_ids()
@@ -246,8 +247,8 @@ def test_folder_dataset_is_rebuilt_when_a_file_is_fixed_or_added(tmp_path, capsy
 def test_listing_changes_names_what_changed():
   old = {'a.wav': [10, 1], 'b.wav': [10, 1], 'c.wav': [10, 1]}
   new = {'a.wav': [10, 1], 'b.wav': [11, 2], 'd.wav': [5, 3]}
-  assert builders.listing_changes(old, dict(old)) is None
-  assert builders.listing_changes(old, new) == ('1 added (d.wav), 1 removed (c.wav), '
+  assert fingerprint.listing_changes(old, dict(old)) is None
+  assert fingerprint.listing_changes(old, new) == ('1 added (d.wav), 1 removed (c.wav), '
                                                 '1 changed (b.wav)')
 
 

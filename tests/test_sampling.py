@@ -241,7 +241,7 @@ def test_presets_set_their_fields_on_a_copy():
   assert deterministic.clip == 0.0 and deterministic.clip_x0 == 0.0
   assert sampling.SamplerOptions.from_config(config, preset='ancestral_clip_y').clip == 1.0
   assert sampling.SamplerOptions.from_config(config, preset='ancestral_clip_x0').clip_x0 == 1.0
-  gla = sampling.preset_config(config, 'gla_clean_estimate')
+  gla = sampling.preset_from_config(config, 'gla_clean_estimate')
   assert gla.sampling.gla.enabled and not config.sampling.gla.enabled  # the input is unchanged
   options = sampling.SamplerOptions.from_config(gla)
   assert options.eta == 1.0 and options.gla.magnitude == 'mel_pinv'
@@ -250,7 +250,7 @@ def test_presets_set_their_fields_on_a_copy():
   config.sampling.eta = 0.0
   assert sampling.SamplerOptions.from_config(config, preset='ancestral').eta == 1.0
   with pytest.raises(ValueError, match=r"unknown sampler preset 'ddpm': choose one of \['ancestral'"):
-    sampling.preset_config(config, 'ddpm')
+    sampling.preset_from_config(config, 'ddpm')
 
 
 def test_gla_grad_preset_is_the_published_algorithm():

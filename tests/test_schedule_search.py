@@ -62,7 +62,7 @@ def _planted(target_mantissas, exponents):
 
 def _random_params(model, config, seed=0):
   """Random weights of the right shapes, without the (slow on CPU) orthogonal initialisers."""
-  shapes = jax.eval_shape(lambda: model_lib.init_params(model, config, jax.random.PRNGKey(seed)))
+  shapes = jax.eval_shape(lambda: model_lib.init_params_from_config(model, config, jax.random.PRNGKey(seed)))
   rng = np.random.default_rng(seed)
   # numpy draws: one jitted jax.random call per distinct leaf shape would compile dozens of times.
   return jax.tree.map(lambda x: jnp.asarray(rng.standard_normal(x.shape).astype(x.dtype)
@@ -205,7 +205,7 @@ def test_ls_mse_scorer_with_a_random_tiny_model(gla_magnitude):
   if gla_magnitude:  # the references' |STFT| is the target: the scorer must pass it on.
     g = config.sampling.gla
     g.enabled, g.magnitude, g.steps, g.iterations = True, gla_magnitude, 'all', 2
-  model = model_lib.build_model(config)
+  model = model_lib.build_model_from_config(config)
   params = _random_params(model, config)
   rng = np.random.default_rng(0)
   utterances = [{'id': f'u{i}', 'mel': rng.standard_normal((40, 16)).astype(np.float32) - 4,

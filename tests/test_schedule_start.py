@@ -67,14 +67,14 @@ def test_threshold_follows_the_data_level(caplog):
   config = tiny.get_config()
   betas = schedules.parse_schedule('6_diffwave', NAMED)   # level 0.613
   with caplog.at_level(logging.WARNING):
-    quiet = sampling.check_schedule_start(betas, config, '6_diffwave', speech_rms=0.001)
-    loud = sampling.check_schedule_start(betas, config, '6_diffwave')
+    quiet = sampling.check_schedule_start_from_config(betas, config, '6_diffwave', speech_rms=0.001)
+    loud = sampling.check_schedule_start_from_config(betas, config, '6_diffwave')
   assert quiet['starts_from_noise'] and not loud['starts_from_noise']
   assert loud['snr_db'] == pytest.approx(-21.1, abs=0.05)
   config.sampling.start_max_snr_db = -20.0
-  assert sampling.check_schedule_start(betas, config, '6_diffwave')['starts_from_noise']
+  assert sampling.check_schedule_start_from_config(betas, config, '6_diffwave')['starts_from_noise']
   config.sampling.algorithm = 'griffin_lim'  # uses no schedule: not checked
-  assert sampling.check_schedule_start(betas, config, '6_diffwave') is None
+  assert sampling.check_schedule_start_from_config(betas, config, '6_diffwave') is None
   assert len(_start_warnings(caplog)) == 1
 
 

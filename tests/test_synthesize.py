@@ -34,13 +34,13 @@ def _config():
   return config
 
 
-_random_params = model_lib.random_params  # other test files import it from here
+_random_params = model_lib.random_params_from_config  # other test files import it from here
 
 
 @pytest.fixture(scope='module')
 def setup():
   config = _config()
-  model = model_lib.build_model(config)
+  model = model_lib.build_model_from_config(config)
   params = _random_params(model, config)
   vocode = synthesize.chunked_vocoder_from_config(sampling.sampler_from_config(model, config),
                                                   config)

@@ -19,6 +19,7 @@ import pytest
 
 from experiments.configs import tiny
 from wavegrad_jax.audio import frontend as audio_lib
+from wavegrad_jax.audio import conventions as mel_conventions
 from wavegrad_jax.training import checkpoints
 from wavegrad_jax import models as model_lib
 from wavegrad_jax.training import parallel
@@ -69,8 +70,8 @@ from wavegrad_jax.training import trainer as train
 
 
 def two_steps(config, out):
-  mesh = parallel.make_mesh(config.mesh)
-  model = model_lib.build_model(config)
+  mesh = parallel.make_mesh(parallel.MeshSpec.from_config(config.mesh))
+  model = model_lib.build_model_from_config(config)
   tx = train.make_optimizer(config.train)
   _, shardings = train.abstract_train_state(model, tx, config, mesh)
   state = train.init_train_state(model, tx, config, mesh)
@@ -78,7 +79,7 @@ def two_steps(config, out):
   losses = []
   for batch in synthetic_batches(config, 2):
     state, metrics = step_fn(state, parallel.to_global_batch(
-        batch, parallel.batch_sharding(mesh, config.mesh), config.train.batch_size))
+        batch, parallel.batch_sharding(mesh, parallel.MeshSpec.from_config(config.mesh)), config.train.batch_size))
     losses.append(float(metrics['loss']))
   leaves = jax.tree_util.tree_flatten_with_path((state.params, state.ema_params))[0]
   np.savez(out + '.npz', **{jax.tree_util.keystr(path): np.asarray(v) for path, v in leaves})
@@ -96,7 +97,8 @@ if jax.device_count() == 8:
   info['fsdp'] = two_steps(config, out + '_fsdp')
 try:
   bad = small_config(batch_size=6)
-  parallel.check_batch_size(6, parallel.make_mesh(bad.mesh), bad.mesh)
+  bad_mesh = parallel.MeshSpec.from_config(bad.mesh)
+  parallel.check_batch_size(6, parallel.make_mesh(bad_mesh), bad_mesh)
   info['bad_batch_error'] = None
 except ValueError as e:
   info['bad_batch_error'] = str(e)
@@ -143,14 +145,14 @@ def test_eight_devices_match_one_device(tmp_path):
 
 def test_mesh_shape_resolution_and_errors():
   config = small_config()
-  assert parallel.mesh_shape(config.mesh, 8) == (8,)
+  assert parallel.mesh_shape(parallel.MeshSpec.from_config(config.mesh), 8) == (8,)
   config.mesh.axis_names, config.mesh.shape = ('data', 'fsdp'), (-1, 2)
-  assert parallel.mesh_shape(config.mesh, 8) == (4, 2)
+  assert parallel.mesh_shape(parallel.MeshSpec.from_config(config.mesh), 8) == (4, 2)
   with pytest.raises(ValueError, match='do not divide'):
-    parallel.mesh_shape(config.mesh, 7)
+    parallel.mesh_shape(parallel.MeshSpec.from_config(config.mesh), 7)
   config.mesh.shape = (3, 2)
   with pytest.raises(ValueError, match='has 6 devices'):
-    parallel.mesh_shape(config.mesh, 8)
+    parallel.mesh_shape(parallel.MeshSpec.from_config(config.mesh), 8)
 
 
 # ----------------------------------------------------------------------------------- learning
@@ -163,21 +165,22 @@ def _tone_batch(config, batch_size, seed=0):
   t = np.arange(frames * hop) / sr
   audio = np.stack([0.5 * np.sin(2 * np.pi * f0 * t) + 0.2 * np.sin(2 * np.pi * 2 * f0 * t)
                     for f0 in rng.uniform(100, 400, batch_size)]).astype(np.float32)
-  mel = np.asarray(audio_lib.log_mel_spectrogram(jnp.asarray(audio), config.audio), np.float32)
+  fe = mel_conventions.Frontend.from_config(config.audio)
+  mel = np.asarray(audio_lib.log_mel_spectrogram(jnp.asarray(audio), fe), np.float32)
   return {'audio': audio, 'mel': mel}
 
 
 def test_loss_falls_when_overfitting_a_few_segments():
   config = small_config(segment_frames=8, batch_size=4)
   config.train.learning_rate = 3e-3
-  mesh = parallel.make_mesh(config.mesh, jax.devices()[:1])
-  model = model_lib.build_model(config)
+  mesh = parallel.make_mesh(parallel.MeshSpec.from_config(config.mesh), jax.devices()[:1])
+  model = model_lib.build_model_from_config(config)
   tx = train.make_optimizer(config.train)
   _, shardings = train.abstract_train_state(model, tx, config, mesh)
   state = train.init_train_state(model, tx, config, mesh)
   step_fn = train.compile_train_step(model, tx, config, mesh, shardings)
   batch = parallel.to_global_batch(_tone_batch(config, 4),
-                                   parallel.batch_sharding(mesh, config.mesh), 4)
+                                   parallel.batch_sharding(mesh, parallel.MeshSpec.from_config(config.mesh)), 4)
   losses = []
   for _ in range(120):
     state, metrics = step_fn(state, batch)
@@ -191,14 +194,14 @@ def test_loss_falls_when_overfitting_a_few_segments():
 def test_bf16_compute_keeps_float32_params_and_loss():
   config = small_config(batch_size=2)
   config.model.dtype = 'bfloat16'
-  mesh = parallel.make_mesh(config.mesh, jax.devices()[:1])
-  model = model_lib.build_model(config)
+  mesh = parallel.make_mesh(parallel.MeshSpec.from_config(config.mesh), jax.devices()[:1])
+  model = model_lib.build_model_from_config(config)
   tx = train.make_optimizer(config.train)
   _, shardings = train.abstract_train_state(model, tx, config, mesh)
   state = train.init_train_state(model, tx, config, mesh)
   step_fn = train.compile_train_step(model, tx, config, mesh, shardings)
   batch = parallel.to_global_batch(synthetic_batches(config, 1)[0],
-                                   parallel.batch_sharding(mesh, config.mesh), 2)
+                                   parallel.batch_sharding(mesh, parallel.MeshSpec.from_config(config.mesh)), 2)
   state, metrics = step_fn(state, batch)
   assert metrics['loss'].dtype == jnp.float32 and np.isfinite(float(metrics['loss']))
   assert all(p.dtype == jnp.float32 for p in jax.tree.leaves((state.params, state.ema_params)))
@@ -284,10 +287,10 @@ def launcher_runs(tmp_path_factory):
   root = tmp_path_factory.mktemp('launcher')
   tfds_dir = str(root / 'tfds')
   # Built once here so concurrent runs only open it.
-  from wavegrad_jax.data import pipeline as input_pipeline  # pylint: disable=g-import-not-at-top
+  from wavegrad_jax.data import options as data_options  # pylint: disable=g-import-not-at-top
   config = tiny.get_config()
   config.data.tfds_dir, config.data.max_files, config.data.heldout_fraction = tfds_dir, 8, 0.3
-  splits = input_pipeline.prepare_dataset(config)
+  splits = data_options.prepare_dataset_from_config(config)
   assert len(splits['train']) and len(splits['heldout'])
 
   dirs = {k: str(root / k) for k in ('a', 'b', 'c')}
@@ -377,8 +380,8 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous(launcher_runs, tmp
   params, config, step = checkpoints.restore_params(workdir)
   assert step == 8
 
-  mesh = parallel.make_mesh(config.mesh, jax.devices()[:1])
-  model = model_lib.build_model(config)
+  mesh = parallel.make_mesh(parallel.MeshSpec.from_config(config.mesh), jax.devices()[:1])
+  model = model_lib.build_model_from_config(config)
   tx = train.make_optimizer(config.train)
   abstract, _ = train.abstract_train_state(model, tx, config, mesh)
   ckpts = checkpoints.RunCheckpoints(workdir, config)
@@ -398,8 +401,8 @@ def test_restore_params_best_and_raw(launcher_runs):
   assert best_step in (6, 12)
   raw, _, step = checkpoints.restore_params(a, step=8, ema=False)
   assert step == 8
-  model = model_lib.build_model(config)
-  shapes = jax.eval_shape(lambda: model_lib.init_params(model, config, jax.random.key(0)))
+  model = model_lib.build_model_from_config(config)
+  shapes = jax.eval_shape(lambda: model_lib.init_params_from_config(model, config, jax.random.key(0)))
   assert jax.tree.structure(shapes) == jax.tree.structure(best) == jax.tree.structure(raw)
   with pytest.raises(FileNotFoundError):
     checkpoints.restore_params(a, step=5)

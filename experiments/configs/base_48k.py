@@ -6,11 +6,12 @@ Model: Base's channels and dilations with five UBlocks upsampling 5 x 4 x 4 x 3 
 waveform path downsampling 2, 3, 4, 4 to meet them. Reads the embedded 22.05 kHz corpus resampled
 unless --config.data.source/dir point at 48 kHz data.
 """
+from experiments.configs import base_44k
 from experiments.configs import common
 
 
 def get_config():
-  c = common.get_common_config()
+  c = base_44k.get_config()   # the same recipe and widths; the rate, hop and factors differ.
   c.audio = common.audio_config_hifigan(sample_rate=48000, n_fft=2048, win_length=2048,
                                         hop_length=480, n_mels=128, fmin=0.0, fmax=24000.0)
   c.model.upsample_factors = (5, 4, 4, 3, 2)

@@ -11,7 +11,7 @@ def audio_config(sample_rate=22050, n_fft=1024, win_length=1024, hop_length=256,
 
   This is our own convention, 'wavegrad'; audio_config_hifigan / _parallel_wavegan / _espnet2 /
   _lmnt give the other
-  conventions in wide use. wavegrad_jax/audio/conventions.py documents every field.
+  conventions in wide use. wavegrad_jax/audio/conventions/ documents every field.
   """
   c = ml_collections.ConfigDict()
   c.convention = 'wavegrad'  # the recipe the fields below follow, or 'custom' for your own mix.

@@ -26,6 +26,7 @@ import optax
 
 from experiments.configs import common, frame_tiny_flow
 from wavegrad_jax.audio import frontend as audio_lib
+from wavegrad_jax.audio import conventions as mel_conventions
 from wavegrad_jax.training import checkpoints
 from wavegrad_jax import models as model_lib
 from wavegrad_jax import processes, sampling
@@ -57,13 +58,14 @@ def tones(config, batch, frames, seed):
   t = np.arange(frames * hop) / sr
   wave = np.stack([0.5 * np.sin(2 * np.pi * f0 * t) + 0.2 * np.sin(2 * np.pi * 2 * f0 * t)
                    for f0 in rng.uniform(100, 400, batch)]).astype(np.float32)
-  mel = np.asarray(audio_lib.log_mel_spectrogram(jnp.asarray(wave), config.audio), np.float32)
+  fe = mel_conventions.Frontend.from_config(config.audio)
+  mel = np.asarray(audio_lib.log_mel_spectrogram(jnp.asarray(wave), fe), np.float32)
   return wave, mel[:, :frames]
 
 
 def main():
   config = fixture_config()
-  model = model_lib.build_model(config)
+  model = model_lib.build_model_from_config(config)
   tx = train.make_optimizer(config.train)
   state = train.create_train_state(model, tx, config)
   process = processes.from_config(config)
@@ -100,14 +102,14 @@ def main():
   for name, (grid, solver) in SAMPLERS.items():
     c = saved.copy_and_resolve_references()
     c.sampling.solver = solver
-    sampler = processes.sampler_from_config(model_lib.build_model(c), c)
-    times = processes.parse_grid(c, grid)
+    sampler = processes.sampler_from_config(model_lib.build_model_from_config(c), c)
+    times = processes.parse_grid_from_config(c, grid)
     out[f'times_{name}'] = np.asarray(times)
     out[f'samples_{name}'] = np.asarray(sampler(params, jnp.asarray(times, jnp.float32),
                                                 jnp.asarray(test_mel), jax.random.key(7)))
   noisy = np.asarray(jax.random.normal(jax.random.key(3), (1, 20 * config.audio.hop_length)))
   out['noisy'] = noisy
-  out['net'] = np.asarray(model_lib.build_model(saved).apply(
+  out['net'] = np.asarray(model_lib.build_model_from_config(saved).apply(
       {'params': params}, jnp.asarray(noisy), jnp.asarray(test_mel), jnp.full((1,), 0.5)))
   for k, v in out.items():
     assert np.all(np.isfinite(v)), k

@@ -5,8 +5,10 @@ default framing 'center' frames are centred like librosa's `center=True`; 'hop_c
 i on the middle of hop i (HiFi-GAN). Either way only the first T // hop_length frames are kept so
 that frames * hop_length == T, which the model requires. What happens after the filterbank (log
 base, floor, dB, normalisation) is the `audio.convention`'s, in `mel_conventions`. Every JAX
-function is jittable when the config values (sizes, window name, pad mode) are Python constants:
-close over the config, don't trace it.
+function takes the frontend as a `mel_conventions.Frontend` (frozen and hashable: build it once
+with `Frontend.from_config(config.audio)`, then close over it or pass it as a jit static argument;
+don't trace it). `load_audio` takes the rate and peak level as arguments
+(`options.load_audio_from_config` reads them from an `audio` section).
 """
 import functools
 import os
@@ -28,17 +30,17 @@ class AudioLoadError(ValueError):
 # ------------------------------------------------------------------------------ filterbank, window
 
 
-def mel_filterbank(audio_cfg):
-  """librosa's mel filterbank of the frontend, cached: Slaney scale and norm unless audio.mel_scale
-  / audio.mel_norm say 'htk' / 'none'.
+def mel_filterbank(fe):
+  """librosa's mel filterbank of the frontend, cached: Slaney scale and norm unless fe.mel_scale
+  / fe.mel_norm say 'htk' / 'none'.
 
   Args:
-    audio_cfg: the `audio` config section (sample_rate, n_fft, n_mels, fmin, fmax in Hz,
-      mel_scale, mel_norm) or a `mel_conventions.Frontend`.
+    fe: a `mel_conventions.Frontend` (sample_rate, n_fft, n_mels, fmin, fmax in Hz, mel_scale,
+      mel_norm).
   Returns:
     [n_fft // 2 + 1, n_mels] float32, read-only; right-multiplies a [..., frames, bins] spectrum.
   """
-  return mel_conventions.filterbank(mel_conventions.frontend(audio_cfg))
+  return mel_conventions.filterbank(mel_conventions.require_frontend(fe, 'mel_filterbank'))
 
 
 @functools.lru_cache(maxsize=None)
@@ -181,19 +183,20 @@ def istft(spec, length, n_fft, hop_length, win_length=None, window='hann', frami
 # ---------------------------------------------------------------------------------------------- mel
 
 
-def mel_spectrogram(audio, audio_cfg):
+def mel_spectrogram(audio, fe):
   """Linear mel spectrogram (before the log) of the first T // hop frames.
 
-  The default frontend is librosa.feature.melspectrogram; audio.framing, stft_norm, magnitude_eps,
-  power_floor, mel_scale and mel_norm select the other conventions' STFT and filterbank (see mel_conventions).
+  The default frontend is librosa.feature.melspectrogram; fe.framing, stft_norm, magnitude_eps,
+  power_floor, mel_scale and mel_norm select the other conventions' STFT and filterbank (see
+  mel_conventions).
 
   Args:
-    audio: [..., T] float waveform at audio_cfg.sample_rate.
-    audio_cfg: the `audio` config section (or a `mel_conventions.Frontend`); Python constants.
+    audio: [..., T] float waveform at fe.sample_rate Hz.
+    fe: the `mel_conventions.Frontend` (hashable Python constants).
   Returns:
     [..., T // hop_length, n_mels] float32, (gain * |STFT|) ** power through the mel filterbank.
   """
-  fe = mel_conventions.frontend(audio_cfg)
+  mel_conventions.require_frontend(fe, 'mel_spectrogram')
   spec = stft(audio, fe.n_fft, fe.hop_length, fe.win_length, fe.window, fe.pad_mode, fe.framing)
   if fe.magnitude_eps or fe.power_floor:
     # ESPnet2 floors the power before the root: sqrt(max(|X|^2, 1e-10)).
@@ -210,13 +213,19 @@ def mel_spectrogram(audio, audio_cfg):
                     precision=jax.lax.Precision.HIGHEST)
 
 
-def log_mel_spectrogram(audio, audio_cfg):
-  """The model's conditioning mel, in the audio section's convention; [..., T // hop, n_mels].
+def log_mel_spectrogram(audio, fe):
+  """The model's conditioning mel, in the frontend's convention.
 
   By default (convention 'wavegrad') log(max(mel, log_floor)), natural log; other conventions
-  apply log10 / dB and normalisation (`mel_conventions.compress`). float32.
+  apply log10 / dB and normalisation (`mel_conventions.compress`).
+
+  Args:
+    audio: [..., T] float waveform at fe.sample_rate Hz.
+    fe: the `mel_conventions.Frontend`.
+  Returns:
+    [..., T // hop_length, n_mels] float32.
   """
-  fe = mel_conventions.frontend(audio_cfg)
+  mel_conventions.require_frontend(fe, 'log_mel_spectrogram')
   return mel_conventions.compress(mel_spectrogram(audio, fe), fe)
 
 
@@ -308,8 +317,3 @@ def load_audio(path, sample_rate, peak_normalize=0.9):
   if peak_normalize and peak > 0:
     audio *= np.float32(peak_normalize / peak)
   return audio
-
-
-def load_audio_for_config(path, audio_cfg):
-  """`load_audio` at audio_cfg.sample_rate, scaled to audio_cfg.peak_normalize."""
-  return load_audio(path, int(audio_cfg.sample_rate), float(audio_cfg.peak_normalize))

@@ -33,6 +33,7 @@ import numpy as np
 
 from wavegrad_jax.audio import frontend as audio_lib
 from wavegrad_jax.audio import conventions as mel_conventions
+from wavegrad_jax.audio.conventions import values as conventions_values
 
 
 GRIFFIN_LIM_VARIANTS = ('fast', 'authors')
@@ -172,7 +173,7 @@ def griffin_lim(audio, magnitude, opts):
 
 def _torch_window(opts):
   """torch.stft's window: `opts.window` of win_length (periodic), zero-padded centred to n_fft."""
-  short = mel_conventions._window(opts.window, opts.win_length)  # pylint: disable=protected-access
+  short = conventions_values._window(opts.window, opts.win_length)  # pylint: disable=protected-access
   left = (opts.n_fft - opts.win_length) // 2
   return np.pad(short, (left, opts.n_fft - opts.win_length - left)).astype(np.float32)
 
@@ -280,21 +281,20 @@ def _pinv_of(sample_rate, n_fft, n_mels, fmin, fmax, mel_scale, mel_norm):
   return pinv
 
 
-def mel_pseudo_inverse(audio_cfg):
-  """Moore-Penrose pseudo-inverse of `audio.mel_filterbank(audio_cfg)`, cached.
+def mel_pseudo_inverse(fe):
+  """Moore-Penrose pseudo-inverse of `audio.mel_filterbank(fe)`, cached.
 
   Args:
-    audio_cfg: the `audio` config section or a `MelFrontend` (sample_rate and fmin, fmax in Hz;
-      n_fft, n_mels, mel_scale, mel_norm).
+    fe: a `MelFrontend` (sample_rate and fmin, fmax in Hz; n_fft, n_mels, mel_scale, mel_norm).
   Returns:
     [n_mels, n_fft // 2 + 1] float32, read-only; right-multiplies a [..., frames, n_mels] mel.
   """
-  fe = mel_conventions.frontend(audio_cfg)
+  mel_conventions.require_frontend(fe, 'mel_pseudo_inverse')
   return _pinv_of(fe.sample_rate, fe.n_fft, fe.n_mels, fe.fmin, fe.fmax, fe.mel_scale,
                   fe.mel_norm)
 
 
-def mel_pinv_magnitude(log_mel, audio_cfg, clamp=True):
+def mel_pinv_magnitude(log_mel, fe, clamp=True):
   """An |STFT| estimate from the conditioning mel, through the filterbank's pseudo-inverse.
 
   Undoes `audio.log_mel_spectrogram` in reverse order: the convention's normalisation and log
@@ -311,14 +311,14 @@ def mel_pinv_magnitude(log_mel, audio_cfg, clamp=True):
   turned by pi. clamp=False gives that unclamped spectrum (the 'authors' Griffin-Lim variant).
 
   Args:
-    log_mel: [..., frames, n_mels] conditioning mel in audio_cfg's convention.
-    audio_cfg: the `audio` config section or a `MelFrontend`; its values must be Python constants.
+    log_mel: [..., frames, n_mels] conditioning mel in fe's convention.
+    fe: a `MelFrontend` (hashable Python constants: close over it, don't trace it).
     clamp: clamp pinv(fb) exp(mel) at 0 (True), or keep its negative entries (the authors').
   Returns:
     [..., frames, n_fft // 2 + 1] float32 magnitude in `audio.stft`'s units (no STFT scaling),
     in the frontend's framing.
   """
-  fe = mel_conventions.frontend(audio_cfg)
+  mel_conventions.require_frontend(fe, 'mel_pinv_magnitude')
   mel = mel_conventions.decompress(jnp.asarray(log_mel, jnp.float32), fe)
   # HIGHEST: TF32 / bf16 matmul passes would cost ~1e-3 relative, as in audio.mel_spectrogram.
   spec = jnp.matmul(mel, jnp.asarray(mel_pseudo_inverse(fe)),

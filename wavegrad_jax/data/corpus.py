@@ -2,7 +2,8 @@
 
 Each corpus lives in its own module of this package (fillets.py, ljspeech.py, folder.py) and is
 registered by name in registry.py; `config.data.source` picks one. Reading, mels, splits and the
-TFDS dataset are the same for every corpus (builders.py).
+TFDS dataset are the same for every corpus (reading.py, splits.py, fingerprint.py, builders.py).
+A corpus's functions take the typed `settings.DataOptions` (and `settings.AudioOptions`).
 """
 import dataclasses
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -31,8 +32,8 @@ class SourceFile:
   mel_path: str = ''
 
 
-def _no_values(data_cfg) -> Dict[str, Any]:
-  del data_cfg
+def _no_values(data) -> Dict[str, Any]:
+  del data  # a `settings.DataOptions`
   return {}
 
 
@@ -45,18 +46,20 @@ class Corpus:
     builder_name: the TFDS builder name; the prepared data go to
       <config.data.tfds_dir>/<builder_name>/<config name>/<version>/.
     description: one line saying what the corpus is (the TFDS builder's description).
-    list_files: list_files(folder, data_cfg) -> (files sorted by id, {path: reason} of files the
-      layout rules leave out); folder is `config.data.dir` with '~' expanded. Raises
+    list_files: list_files(folder, data) -> (files sorted by id, {path: reason} of files the
+      layout rules leave out); folder is `data.dir` with '~' expanded, data the
+      `settings.DataOptions`. Raises
       `DataSourceError` naming the folder and what was expected when it is missing or empty.
-    stored_values: stored_values(data_cfg) -> the corpus's own `data` settings that change which
+    stored_values: stored_values(data) -> the corpus's own `DataOptions` settings that change which
       files are listed or how they are split, as plain JSON values. They join the prepared
       dataset's name hash (with the folder, the split and subset settings and the frontend), so
       changing one builds a new dataset. The default, none.
-    read: read(file, data_cfg, audio_cfg) -> (audio [frames * hop] float32, mel [frames, n_mels]
+    read: read(file, data, audio) -> (audio [frames * hop] float32, mel [frames, n_mels]
       float32) for a corpus whose mels are stored beside the audio (paired.py); `file` has the
       `SourceFile` attributes path and mel_path. Raises `audio.AudioLoadError` with the path and the
       reason for a file the build should skip and count. None (the default): the audio is loaded
-      and cut to whole hops, and the mel computed from it with the audio section's frontend.
+      and cut to whole hops, and the mel computed from it with the audio options' frontend
+      (`settings.AudioOptions`).
   """
   name: str
   builder_name: str

@@ -60,4 +60,4 @@ CORPUS = Corpus(
     name='fillets', builder_name='fillets_speech',
     description='Fish Fillets Czech voice acting (Debian fillets-ng-data-cs): two fish + other '
                 'characters.',
-    list_files=lambda folder, data_cfg: list_fillets_files(folder))
+    list_files=lambda folder, data: list_fillets_files(folder))

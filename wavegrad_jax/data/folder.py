@@ -46,15 +46,15 @@ def list_folder_files(folder: str, extensions: Sequence[str], speaker_level: int
   return files
 
 
-def _list(folder, data_cfg):
-  return list_folder_files(folder, data_cfg.extensions, int(data_cfg.speaker_level),
-                           data_cfg.unseen_speakers), {}
+def _list(folder, data):
+  return list_folder_files(folder, data.extensions, int(data.speaker_level),
+                           data.unseen_speakers), {}
 
 
-def _stored_values(data_cfg):
-  return {'unseen_speakers': sorted(str(s) for s in data_cfg.unseen_speakers),
-          'speaker_level': int(data_cfg.speaker_level),
-          'extensions': sorted(e.lower().lstrip('.') for e in data_cfg.extensions)}
+def _stored_values(data):
+  return {'unseen_speakers': sorted(str(s) for s in data.unseen_speakers),
+          'speaker_level': int(data.speaker_level),
+          'extensions': sorted(e.lower().lstrip('.') for e in data.extensions)}
 
 
 CORPUS = Corpus(

@@ -48,6 +48,5 @@ def list_ljspeech_files(folder: str, unseen_speakers: Sequence[str] = ()) -> Lis
 CORPUS = Corpus(
     name='ljspeech', builder_name='ljspeech_folder',
     description='An LJSpeech-1.1 folder on disk (metadata.csv + wavs/), read without TensorFlow.',
-    list_files=lambda folder, data_cfg: (list_ljspeech_files(folder, data_cfg.unseen_speakers), {}),
-    stored_values=lambda data_cfg: {
-        'unseen_speakers': sorted(str(s) for s in data_cfg.unseen_speakers)})
+    list_files=lambda folder, data: (list_ljspeech_files(folder, data.unseen_speakers), {}),
+    stored_values=lambda data: {'unseen_speakers': sorted(str(s) for s in data.unseen_speakers)})

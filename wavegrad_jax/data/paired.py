@@ -21,7 +21,7 @@ searched recursively, for `<id>.npy` mels with `<id>.wav` / `<id>.flac` (any of
 
 A pair whose mel is unreadable, of the wrong shape, NaN or infinite, far outside the convention's
 range, or whose audio is unreadable or of another length, is logged by path with the reason, left
-out and counted in the build summary (`builders.make_plan`); the other pairs still build. A mel
+out and counted in the build summary (`splits.make_plan`); the other pairs still build. A mel
 without audio beside it (or audio without a mel) is left out by the layout rules and listed in the
 summary too. Speakers and the unseen split follow `config.data.speaker_level` and
 `unseen_speakers`, as for a plain folder.
@@ -36,6 +36,7 @@ import numpy as np
 from wavegrad_jax.audio import frontend as audio_lib
 from wavegrad_jax.audio import conventions as mel_conventions
 from wavegrad_jax.data.corpus import Corpus, DataSourceError, SourceFile
+from wavegrad_jax.data.settings import AudioOptions, DataOptions
 
 LAYOUTS = ('frames_first', 'mels_first')
 # Values up to this share of the convention's range beyond its floor or clip are a model's
@@ -47,12 +48,12 @@ class BadPairError(audio_lib.AudioLoadError):
   """A pair the build skips and counts: the message names the file and what is wrong."""
 
 
-def list_paired_files(folder: str, data_cfg) -> Tuple[List[SourceFile], Dict[str, str]]:
+def list_paired_files(folder: str, data: DataOptions) -> Tuple[List[SourceFile], Dict[str, str]]:
   """Lists the `<id>.npy` mels under `folder` that have `<id>.<extension>` audio beside them.
 
   Args:
     folder: the pairs folder (searched recursively).
-    data_cfg: the `data` section (extensions, speaker_level, unseen_speakers).
+    data: the data options (extensions, speaker_level, unseen_speakers, paired_mel_layout).
   Returns:
     (files sorted by id, with `path` the audio and `mel_path` the mel; {path: reason} of mels
     without audio, audio without a mel, and ids with two audio files). The id is the path of the
@@ -61,7 +62,7 @@ def list_paired_files(folder: str, data_cfg) -> Tuple[List[SourceFile], Dict[str
     DataSourceError: the folder is missing or holds no .npy file.
   """
   root = pathlib.Path(folder)
-  extensions = sorted({'.' + e.lower().lstrip('.') for e in data_cfg.extensions})
+  extensions = sorted({'.' + e.lower().lstrip('.') for e in data.extensions})
   hint = (f'pass --config.data.dir=<a folder of <id>.npy mels, each beside <id>'
           f'{"/".join(extensions)} audio> (searched recursively)')
   if not root.is_dir():
@@ -77,11 +78,11 @@ def list_paired_files(folder: str, data_cfg) -> Tuple[List[SourceFile], Dict[str
       audio.setdefault(path.with_suffix(''), []).append(path)
   if not mels:
     raise DataSourceError(f'Paired folder {folder} holds no .npy mels; {hint}')
-  layout, level = str(data_cfg.paired_mel_layout), int(data_cfg.speaker_level)
+  layout, level = str(data.paired_mel_layout), int(data.speaker_level)
   if layout not in LAYOUTS:
     raise DataSourceError(f'config.data.paired_mel_layout must be one of {LAYOUTS}, got '
                           f'{layout!r}')
-  unseen = set(data_cfg.unseen_speakers)
+  unseen = set(data.unseen_speakers)
   files, left_out = [], {}
   for key, mel in mels.items():
     partners = audio.get(key, [])
@@ -103,19 +104,19 @@ def list_paired_files(folder: str, data_cfg) -> Tuple[List[SourceFile], Dict[str
   return sorted(files, key=lambda f: f.uid), left_out
 
 
-def load_stored_mel(path: str, data_cfg, audio_cfg) -> np.ndarray:
-  """A stored mel as [frames, n_mels] float32, checked against the audio section.
+def load_stored_mel(path: str, layout: str, fe: mel_conventions.Frontend) -> np.ndarray:
+  """A stored mel as [frames, n_mels] float32, checked against the frontend.
 
   Args:
     path: .npy file.
-    data_cfg: the `data` section (paired_mel_layout).
-    audio_cfg: the `audio` section (n_mels and the convention's value range).
+    layout: `DataOptions.paired_mel_layout`, 'frames_first' or 'mels_first'.
+    fe: the frontend (n_mels and the convention's value range).
   Returns:
     [frames, n_mels] float32, clipped into the convention's range.
   Raises:
     BadPairError: unreadable, wrong shape or dtype, non-finite, or far outside the range.
   """
-  n_mels = int(audio_cfg.n_mels)
+  n_mels = int(fe.n_mels)
   fail = lambda problem: BadPairError(f'{path}: {problem}')
   try:
     mel = np.load(path, allow_pickle=False)
@@ -125,7 +126,7 @@ def load_stored_mel(path: str, data_cfg, audio_cfg) -> np.ndarray:
     raise fail(f'expected a 2-D mel, got shape {getattr(mel, "shape", None)}')
   if not np.issubdtype(mel.dtype, np.floating):
     raise fail(f'expected floating-point values, got dtype {mel.dtype}')
-  layout = str(data_cfg.paired_mel_layout)
+  layout = str(layout)
   axis = 1 if layout == 'frames_first' else 0
   if mel.shape[axis] != n_mels:
     other = 'mels_first' if layout == 'frames_first' else 'frames_first'
@@ -140,11 +141,10 @@ def load_stored_mel(path: str, data_cfg, audio_cfg) -> np.ndarray:
   bad = int(np.count_nonzero(~np.isfinite(mel)))
   if bad:
     raise fail(f'{bad} of {mel.size} values are NaN or infinite')
-  low, high = mel_conventions.value_bounds(audio_cfg)
+  low, high = mel_conventions.value_bounds(fe)
   slack = _RANGE_SLACK * (high - low)
   lo, hi = float(mel.min()), float(mel.max())
   if lo < low - slack or hi > high + slack:
-    fe = mel_conventions.frontend(audio_cfg)
     raise fail(f'values from {lo:.3g} to {hi:.3g} lie far outside [{low:.3g}, {high:.3g}], the '
                f'range of {mel_conventions.describe(fe)}: declare the convention the mels were '
                f'made with in the audio section (e.g. {mel_conventions.preset_call(fe)} is what '
@@ -156,35 +156,35 @@ _warned = set()
 _warned_lock = threading.Lock()
 
 
-def _warn_once_if_other_convention(mel, audio_cfg, path, folder):
+def _warn_once_if_other_convention(mel, fe, path, folder):
   with _warned_lock:
     if folder in _warned:
       return
     _warned.add(folder)
-  warning = mel_conventions.resemblance_warning(mel, audio_cfg, source=path)
+  warning = mel_conventions.resemblance_warning(mel, fe, source=path)
   if warning:
     logging.warning('%s (checked on the first pair of %s only)', warning, folder)
 
 
-def read_pair(item, data_cfg, audio_cfg) -> Tuple[np.ndarray, np.ndarray]:
+def read_pair(item, data: DataOptions, audio: AudioOptions) -> Tuple[np.ndarray, np.ndarray]:
   """The aligned audio and stored mel of one pair (see the module docstring).
 
   Args:
     item: a `SourceFile` (or anything with its path = the audio and mel_path = the mel).
-    data_cfg: the `data` section (paired_mel_layout, paired_tolerance_frames).
-    audio_cfg: the `audio` section.
+    data: the data options (paired_mel_layout, paired_tolerance_frames).
+    audio: the audio options (frontend, peak_normalize).
   Returns:
     (audio [frames * hop] float32, mel [frames, n_mels] float32).
   Raises:
     BadPairError / audio.AudioLoadError: the message names the file and the problem.
   """
-  mel = load_stored_mel(item.mel_path, data_cfg, audio_cfg)
-  _warn_once_if_other_convention(mel, audio_cfg, item.mel_path,
-                                 str(pathlib.Path(item.mel_path).parent))
-  wave = audio_lib.load_audio_for_config(item.path, audio_cfg)
-  hop, rate = int(audio_cfg.hop_length), int(audio_cfg.sample_rate)
+  fe = audio.frontend
+  mel = load_stored_mel(item.mel_path, data.paired_mel_layout, fe)
+  _warn_once_if_other_convention(mel, fe, item.mel_path, str(pathlib.Path(item.mel_path).parent))
+  wave = audio_lib.load_audio(item.path, int(fe.sample_rate), float(audio.peak_normalize))
+  hop, rate = int(fe.hop_length), int(fe.sample_rate)
   frames, samples = mel.shape[0], wave.shape[0]
-  tolerance = float(data_cfg.paired_tolerance_frames)
+  tolerance = float(data.paired_tolerance_frames)
   if abs(frames * hop - samples) > tolerance * hop:
     raise BadPairError(
         f'{item.mel_path}: {frames} frames x hop {hop} = {frames * hop} samples, but '
@@ -196,12 +196,12 @@ def read_pair(item, data_cfg, audio_cfg) -> Tuple[np.ndarray, np.ndarray]:
   return out, mel
 
 
-def _stored_values(data_cfg):
-  return {'unseen_speakers': sorted(str(s) for s in data_cfg.unseen_speakers),
-          'speaker_level': int(data_cfg.speaker_level),
-          'extensions': sorted(e.lower().lstrip('.') for e in data_cfg.extensions),
-          'paired_mel_layout': str(data_cfg.paired_mel_layout),
-          'paired_tolerance_frames': float(data_cfg.paired_tolerance_frames)}
+def _stored_values(data):
+  return {'unseen_speakers': sorted(str(s) for s in data.unseen_speakers),
+          'speaker_level': int(data.speaker_level),
+          'extensions': sorted(e.lower().lstrip('.') for e in data.extensions),
+          'paired_mel_layout': str(data.paired_mel_layout),
+          'paired_tolerance_frames': float(data.paired_tolerance_frames)}
 
 
 CORPUS = Corpus(

@@ -25,6 +25,8 @@ import numpy as np
 
 from wavegrad_jax.audio import conventions as mel_conventions
 from wavegrad_jax.data import builders
+from wavegrad_jax.data.settings import AudioOptions, DataOptions
+from wavegrad_jax.data.splits import SPLITS
 
 # Stream tags keep the permutation and crop rngs apart when an epoch number equals an example index.
 _PERMUTATION_STREAM = 0
@@ -49,7 +51,7 @@ class _EmptySplit(collections.abc.Sequence):
 class DatasetSplits(dict):
   """{split name: random-access source of example dicts}, with the dataset's TFDS info.
 
-  Every name in `builders.SPLITS` is present; a split without utterances is an empty sequence.
+  Every name in `splits.SPLITS` is present; a split without utterances is an empty sequence.
   An example is {'id': bytes, 'speaker': bytes, 'audio': [T] float32, 'mel': [T // hop, n_mels]
   float32}. `info.metadata['summary']` holds the build summary, `info.metadata['frames'][split]`
   the frame count of each record, and `info.data_dir` where the data are.
@@ -64,37 +66,35 @@ class DatasetSplits(dict):
     return list(self.info.metadata.get('frames', {}).get(split, []))
 
 
-def prepare_dataset(config) -> DatasetSplits:
-  """Builds the dataset of `config.data` and `config.audio` if needed, and opens every split.
+def prepare_dataset(data: DataOptions, audio: AudioOptions) -> DatasetSplits:
+  """Builds the dataset of `data` and `audio` if needed, and opens every split.
 
-  The first call for a given data/audio config reads the source folder and writes the dataset to
-  `config.data.tfds_dir` (the full embedded corpus: about 20 s on 2 CPU cores); later calls only
-  open it. Several processes must not build the same dataset at once: in a multi-host run, let
-  process 0 call this first (and wait at a barrier) before the others do.
+  The first call for given data/audio settings reads the source folder and writes the dataset to
+  `data.tfds_dir` (the full embedded corpus: about 20 s on 2 CPU cores); later calls only open it.
+  Several processes must not build the same dataset at once: in a multi-host run, let process 0
+  call this first (and wait at a barrier) before the others do. With a config, call
+  `options.prepare_dataset_from_config(config)`.
 
   Args:
-    config: the full config (uses the `data` and `audio` sections).
+    data: the data options.
+    audio: the audio options.
   Returns:
     `DatasetSplits` with 'train', 'heldout' and 'unseen'.
   Raises:
     builders.DataSourceError: the source folder is missing or empty, or no file can be read.
   """
-  return _open_splits(config.data, config.audio)
-
-
-def _open_splits(data_config, audio_config) -> DatasetSplits:
-  builder = builders.prepare(data_config, audio_config)
+  builder = builders.prepare(data, audio)
   opened = builder.as_data_source()
-  sources = {k: opened[k] if k in opened else _EmptySplit() for k in builders.SPLITS}
+  sources = {k: opened[k] if k in opened else _EmptySplit() for k in SPLITS}
   return DatasetSplits(sources, builder.info)
 
 
-def global_batch_size(config, process_count: int = 1, num_data_devices: Optional[int] = None
-                      ) -> int:
-  """config.train.batch_size, checked against the hosts and the data-parallel devices.
+def global_batch_size(batch_size: int, process_count: int = 1,
+                      num_data_devices: Optional[int] = None) -> int:
+  """The global batch size (config.train.batch_size), checked against hosts and devices.
 
   Args:
-    config: the full config.
+    batch_size: examples per step over all hosts (config.train.batch_size).
     process_count: number of hosts, each reading batch_size // process_count examples per step.
     num_data_devices: size of the mesh's data axis (devices the batch is split over); None skips
       that check.
@@ -103,7 +103,7 @@ def global_batch_size(config, process_count: int = 1, num_data_devices: Optional
   Raises:
     ValueError: the batch size is not positive or does not divide by the counts.
   """
-  return _checked_batch_size(int(config.train.batch_size), process_count, num_data_devices)
+  return _checked_batch_size(int(batch_size), process_count, num_data_devices)
 
 
 def _checked_batch_size(batch, process_count, num_data_devices):
@@ -132,20 +132,21 @@ class TrainBatches:
     num_utterances: training utterances n.
   """
 
-  def __init__(self, data_config, audio_config, batch_size: int, process_index: int = 0,
+  def __init__(self, data: DataOptions, audio: AudioOptions, batch_size: int,
+               process_index: int = 0,
                process_count: int = 1, *, num_data_devices: Optional[int] = None,
                splits: Optional[DatasetSplits] = None, read_log: Optional[str] = None):
     """Opens the training split (building the dataset first if needed).
 
     Args:
-      data_config: the `data` section (segment_frames, shuffle_seed, prefetch_batches,
-        read_threads; the corpus when `splits` is None).
-      audio_config: the `audio` section (hop_length, n_mels, log_floor).
+      data: the data options (segment_frames, shuffle_seed, prefetch_batches, read_threads; the
+        corpus when `splits` is None).
+      audio: the audio options (hop_length, n_mels and the convention's silence).
       batch_size: the global batch size (config.train.batch_size).
       process_index: this host's index in [0, process_count).
       process_count: number of hosts sharing the global batch.
       num_data_devices: size of the mesh's data axis, checked against the batch size (None: not).
-      splits: an already opened `prepare_dataset(config)`; opened here when None.
+      splits: an already opened `prepare_dataset(data, audio)`; opened here when None.
       read_log: optional JSONL file to which `batch` appends, per step, what this host read:
         {'step', 'process', 'examples': global example indices, 'utterances': split indices,
         'ids': record ids, 'first_frames'} (an audit of the data order and its sharding).
@@ -157,19 +158,19 @@ class TrainBatches:
       raise ValueError(f'process_index {process_index} must be in [0, {process_count})')
     self.local_batch = self.global_batch // process_count
     self._process_index = process_index
-    self._seed = int(data_config.shuffle_seed)
-    self.segment_frames = int(data_config.segment_frames)
+    self._seed = int(data.shuffle_seed)
+    self.segment_frames = int(data.segment_frames)
     if self.segment_frames < 1:
       raise ValueError(f'config.data.segment_frames must be positive, got {self.segment_frames}')
-    self._hop = int(audio_config.hop_length)
-    self._n_mels = int(audio_config.n_mels)
+    self._hop = int(audio.hop_length)
+    self._n_mels = int(audio.n_mels)
     # Silence in the frontend's convention: a float, or per band under mean-variance normalisation.
-    self._mel_pad = mel_conventions.silence_value(audio_config)
-    self._prefetch = max(1, int(data_config.prefetch_batches))
+    self._mel_pad = mel_conventions.silence_value(audio.frontend)
+    self._prefetch = max(1, int(data.prefetch_batches))
     # Record reads mostly wait on I/O outside the GIL, so a few threads overlap them.
     self._readers = concurrent.futures.ThreadPoolExecutor(
-        max(1, int(data_config.read_threads)), thread_name_prefix='TrainBatches.read')
-    splits = splits if splits is not None else _open_splits(data_config, audio_config)
+        max(1, int(data.read_threads)), thread_name_prefix='TrainBatches.read')
+    splits = splits if splits is not None else prepare_dataset(data, audio)
     self._source = splits['train']
     self._frames = splits.frames('train')
     self.num_utterances = len(self._source)
@@ -181,13 +182,6 @@ class TrainBatches:
     self._permutations = {}
     self._lock = threading.Lock()
     self._read_log = read_log
-
-  @classmethod
-  def from_config(cls, config, process_index: int = 0, process_count: int = 1,
-                  **kwargs) -> 'TrainBatches':
-    """`TrainBatches` of a full config's data and audio sections and train.batch_size."""
-    return cls(config.data, config.audio, int(config.train.batch_size), process_index,
-               process_count, **kwargs)
 
   def _permutation(self, epoch: int) -> np.ndarray:
     with self._lock:
@@ -306,32 +300,33 @@ class TrainBatches:
       thread.join(timeout=10.0)
 
 
-def heldout_utterances(config, split: str = 'heldout', max_count: Optional[int] = None,
+def heldout_utterances(data: DataOptions, audio: AudioOptions, split: str = 'heldout', max_count: Optional[int] = None,
                        max_seconds: Optional[float] = None, *,
                        splits: Optional[DatasetSplits] = None) -> List[Dict[str, Any]]:
   """Whole utterances of an evaluation split, in a fixed order (utterance id order).
 
   Args:
-    config: the full config (data and audio sections).
+    data: the data options (the corpus, when `splits` is None).
+    audio: the audio options (hop_length, sample_rate).
     split: 'heldout' (training speakers' unseen files), 'unseen' (other speakers) or 'train'.
     max_count: return only the first this many (None or 0: all, as the configs' 0 means).
     max_seconds: cut each utterance to at most this long, in whole frames (None or 0: whole).
-    splits: an already opened `prepare_dataset(config)`; opened here when None.
+    splits: an already opened `prepare_dataset(data, audio)`; opened here when None.
   Returns:
     dicts {'id': str, 'speaker': str, 'audio': [frames * hop] float32, 'mel': [frames, n_mels]
     float32}, with audio and mel aligned frame for frame.
   Raises:
     ValueError: unknown split name.
   """
-  if split not in builders.SPLITS:
-    raise ValueError(f'split must be one of {builders.SPLITS}, got {split!r}')
-  splits = splits if splits is not None else prepare_dataset(config)
+  if split not in SPLITS:
+    raise ValueError(f'split must be one of {SPLITS}, got {split!r}')
+  splits = splits if splits is not None else prepare_dataset(data, audio)
   source = splits[split]
-  hop = int(config.audio.hop_length)
+  hop = int(audio.hop_length)
   count = len(source) if not max_count else min(len(source), int(max_count))
   limit = None
   if max_seconds:
-    limit = max(1, int(float(max_seconds) * int(config.audio.sample_rate)) // hop)
+    limit = max(1, int(float(max_seconds) * int(audio.sample_rate)) // hop)
   out = []
   for index in range(count):
     example = source[index]

@@ -26,14 +26,16 @@ import soundfile
 
 from wavegrad_jax import jsonable
 from wavegrad_jax.audio import conventions as mel_conventions
+from wavegrad_jax.data.settings import AudioOptions, DataOptions, DegradeOptions
 
 
-def degrade_mel(mel, audio_cfg, rng, *, time_sigma_frames, band_sigma, noise_std):
+def degrade_mel(mel, fe: mel_conventions.Frontend, rng, *, time_sigma_frames, band_sigma,
+                noise_std):
   """A real mel made to look predicted: smoothed in time and frequency, plus noise (module doc).
 
   Args:
-    mel: [frames, n_mels] values in `audio_cfg`'s convention.
-    audio_cfg: the `audio` section (or `mel_conventions.Frontend`) the mel was made with.
+    mel: [frames, n_mels] values in `fe`'s convention.
+    fe: the frontend the mel was made with.
     rng: numpy Generator for the noise.
     time_sigma_frames: std of the temporal Gaussian smoothing, in frames (0: none).
     band_sigma: std of the smoothing across mel bands, in bands (0: none).
@@ -41,7 +43,6 @@ def degrade_mel(mel, audio_cfg, rng, *, time_sigma_frames, band_sigma, noise_std
   Returns:
     [frames, n_mels] float32 in the same convention.
   """
-  fe = mel_conventions.frontend(audio_cfg)
   log_mel = np.log(np.maximum(mel_conventions.decompress(np.asarray(mel, np.float64), fe, xp=np),
                               1e-30))
   if time_sigma_frames > 0:
@@ -54,21 +55,20 @@ def degrade_mel(mel, audio_cfg, rng, *, time_sigma_frames, band_sigma, noise_std
   return np.asarray(mel_conventions.compress(np.exp(log_mel), fe, xp=np), np.float32)
 
 
-def degrade_from_config(mel, audio_cfg, degrade_cfg, seed):
-  """`degrade_mel` with the settings of a `degrade` config (experiments/configs/degrade.py).
+def degrade_with(mel, fe: mel_conventions.Frontend, degrade: DegradeOptions, seed):
+  """`degrade_mel` with the settings of a `degrade` section (experiments/configs/degrade.py).
 
   Args:
-    mel: [frames, n_mels] in the audio section's convention.
-    audio_cfg: the `audio` section.
-    degrade_cfg: time_sigma_frames, band_sigma, noise_std.
+    mel: [frames, n_mels] in `fe`'s convention.
+    fe: the frontend the mel was made with.
+    degrade: time_sigma_frames, band_sigma, noise_std.
     seed: the noise seed, e.g. made from the utterance id so every file has its own noise.
   Returns:
     [frames, n_mels] float32.
   """
-  return degrade_mel(mel, audio_cfg, np.random.default_rng(int(seed)),
-                     time_sigma_frames=float(degrade_cfg.time_sigma_frames),
-                     band_sigma=float(degrade_cfg.band_sigma),
-                     noise_std=float(degrade_cfg.noise_std))
+  return degrade_mel(mel, fe, np.random.default_rng(int(seed)),
+                     time_sigma_frames=float(degrade.time_sigma_frames),
+                     band_sigma=float(degrade.band_sigma), noise_std=float(degrade.noise_std))
 
 
 def _spread(count, limit):
@@ -82,25 +82,30 @@ def _seed(base, uid):
   return int.from_bytes(hashlib.sha256(f'{base}:{uid}'.encode()).digest()[:8], 'big')
 
 
-def write_pairs(config, degrade_cfg, output_dir, max_train, max_heldout):
+def write_pairs(data: DataOptions, audio: AudioOptions, degrade: DegradeOptions, output_dir,
+                max_train, max_heldout, recorded):
   """Writes a paired folder (data/paired.py) of degraded mels beside their real audio.
 
+  With a config, call `options.write_pairs_from_config`.
+
   Args:
-    config: full config; its data section is the corpus read (prepared on first use), its audio
-      section the mel convention.
-    degrade_cfg: time_sigma_frames, band_sigma, noise_std, seed, and clean (True: real mels).
+    data: the corpus read (prepared on first use).
+    audio: the audio options: the mel convention and the sample rate of the written audio.
+    degrade: time_sigma_frames, band_sigma, noise_std, seed, and clean (True: real mels).
     output_dir: where <utterance id>.npy / .wav and pairs.json go.
     max_train: training utterances, spread evenly over the 'train' split (0: all).
     max_heldout: held-out utterances, the first in id order (0: all).
+    recorded: JSON-able {'source': {'data': ..., 'audio': ...}, 'degrade': ...}: the settings as
+      given, written to pairs.json.
   Returns:
     the summary written to pairs.json: source and degrade settings, the pair counts per split,
     and the mean absolute deviation of the degraded log mels from the real ones (nats, over the
     values above the floor).
   """
   from wavegrad_jax.data import pipeline as input_pipeline  # pylint: disable=g-import-not-at-top
-  splits = input_pipeline.prepare_dataset(config)
-  fe = mel_conventions.frontend(config.audio)
-  rate = int(config.audio.sample_rate)
+  splits = input_pipeline.prepare_dataset(data, audio)
+  fe = audio.frontend
+  rate = int(audio.sample_rate)
   counts, deviations = {}, []
   for split, limit in (('train', max_train), ('heldout', max_heldout)):
     source = splits[split]
@@ -109,10 +114,10 @@ def write_pairs(config, degrade_cfg, output_dir, max_train, max_heldout):
       example = source[index]
       uid = input_pipeline._decode_text(example['id'])  # pylint: disable=protected-access
       mel = np.asarray(example['mel'], np.float32)
-      if degrade_cfg.clean:
+      if degrade.clean:
         out = mel
       else:
-        out = degrade_from_config(mel, config.audio, degrade_cfg, _seed(degrade_cfg.seed, uid))
+        out = degrade_with(mel, fe, degrade, _seed(degrade.seed, uid))
         # Deviation in nats of the linear mel, where the real mel is above its floor.
         real = np.log(mel_conventions.decompress(mel.astype(np.float64), fe, xp=np))
         fake = np.log(mel_conventions.decompress(out.astype(np.float64), fe, xp=np))
@@ -125,8 +130,8 @@ def write_pairs(config, degrade_cfg, output_dir, max_train, max_heldout):
                       subtype='PCM_16')
     counts[split] = len(indices)
   summary = {
-      'source': {'data': config.data.to_dict(), 'audio': config.audio.to_dict()},
-      'degrade': degrade_cfg.to_dict(),
+      'source': recorded['source'],
+      'degrade': recorded['degrade'],
       'pairs': counts,
       'mean_abs_deviation_nats': (float(np.mean(np.concatenate(deviations)))
                                   if deviations else 0.0),

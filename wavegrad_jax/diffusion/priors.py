@@ -31,6 +31,7 @@ The network still predicts the noise std * z; the reverse-step formulas are unch
 `Prior` is static (hashable), so jitted steps and samplers take it as a compile-time option.
 """
 import dataclasses
+from typing import Optional
 
 import jax.numpy as jnp
 import numpy as np
@@ -91,21 +92,21 @@ def frame_energy(mel, frontend, xp=np):
   return xp.sqrt(xp.sum(mel_conventions.decompress(mel, frontend, xp=xp), axis=-1))
 
 
-def energy_range(mels, audio_config):
+def energy_range(mels, frontend):
   """(min, max) frame energy over mels, each [frames_i, n_mels] in the frontend's units.
 
   Args:
     mels: an iterable of mels (e.g. every training utterance's).
-    audio_config: the `audio` section the mels were made with.
+    frontend: `mel_conventions.Frontend` the mels were made with
+      (`Frontend.from_config(config.audio)`).
   Returns:
-    (float, float).
+    (float, float), linear-mel units.
   Raises:
     ValueError: no mel frames.
   """
-  fe = mel_conventions.frontend(audio_config)
   lo, hi = np.inf, -np.inf
   for mel in mels:
-    e = frame_energy(np.asarray(mel, np.float64), fe, np)
+    e = frame_energy(np.asarray(mel, np.float64), frontend, np)
     if e.size:
       lo, hi = min(lo, float(e.min())), max(hi, float(e.max()))
   if not np.isfinite(lo):
@@ -113,38 +114,76 @@ def energy_range(mels, audio_config):
   return lo, hi
 
 
-def needs_energy_range(config):
-  """Whether `config` asks for PriorGrad without a recorded energy range (train measures one)."""
-  check_name(config.diffusion.get('prior', 'standard'))
-  return (config.diffusion.get('prior', 'standard') == 'priorgrad'
-          and not tuple(config.diffusion.get('prior_energy_range', ())))
-
-
 def check_name(name):
   if name not in PRIORS:
     raise ValueError(f'diffusion.prior must be one of {PRIORS}, got {name!r}')
 
 
-def from_config(config):
-  """The `Prior` of config.diffusion (and config.audio), or None for the standard N(0, I).
+@dataclasses.dataclass(frozen=True)
+class PriorOptions:
+  """The prior's settings as config.diffusion names them (hashable), before the prior is built.
 
-  A config without diffusion.prior_max_energy (a run saved before the field) has no cap, so that
-  its checkpoints sample with the prior they were trained with.
+  Attributes:
+    frontend: `mel_conventions.Frontend` of the conditioning mels (config.audio); None for the
+      standard prior, which does not read the mels.
+    prior: 'standard' (N(0, I)) or 'priorgrad'.
+    prior_energy_range: (min, max) frame energies of the training data (linear-mel units), or ()
+      when not yet measured (training measures and records it).
+    prior_std_min: the smallest std a frame gets (PriorGrad: 0.1).
+    prior_max_energy: the energy cap E (linear-mel units), 0 for none (see `Prior.max_energy`).
+  """
+  frontend: Optional[mel_conventions.Frontend] = None
+  prior: str = 'standard'
+  prior_energy_range: tuple = ()
+  prior_std_min: float = 0.1
+  prior_max_energy: float = 0.0
+
+  def __post_init__(self):
+    check_name(self.prior)
+    object.__setattr__(self, 'prior_energy_range',
+                       tuple(float(e) for e in self.prior_energy_range))
+
+  @classmethod
+  def from_config(cls, config):
+    """The options of config.diffusion and config.audio.
+
+    A config without diffusion.prior_max_energy (a run saved before the field) has no cap, so that
+    its checkpoints sample with the prior they were trained with.
+
+    Raises:
+      ValueError: an unknown prior name.
+    """
+    d = config.diffusion
+    name = d.get('prior', 'standard')
+    check_name(name)
+    return cls(frontend=(None if name == 'standard'
+                         else mel_conventions.Frontend.from_config(config.audio)),
+               prior=name,
+               prior_energy_range=tuple(d.get('prior_energy_range', ()) or ()),
+               prior_std_min=float(d.get('prior_std_min', 0.1)),
+               prior_max_energy=float(d.get('prior_max_energy', 0.0) or 0.0))
+
+
+def needs_energy_range(options):
+  """Whether `PriorOptions` ask for PriorGrad with no recorded energy range (training adds it)."""
+  return options.prior == 'priorgrad' and not options.prior_energy_range
+
+
+def make_prior(options):
+  """The `Prior` of `PriorOptions`, or None for the standard N(0, I).
 
   Raises:
-    ValueError: an unknown prior, a bad std_min or max_energy, or PriorGrad without an energy
-      range (training measures and records one; a run's saved config always has it).
+    ValueError: a bad std_min or max_energy, or PriorGrad without an energy range (training
+      measures and records one; a run's saved config always has it).
   """
-  d = config.diffusion
-  name = d.get('prior', 'standard')
-  check_name(name)
-  if name == 'standard':
+  if options.prior == 'standard':
     return None
-  energy = tuple(d.get('prior_energy_range', ()))
+  energy = options.prior_energy_range
+  if options.frontend is None:
+    raise ValueError("diffusion.prior='priorgrad' needs the mels' frontend (PriorOptions.frontend)")
   if len(energy) != 2:
     raise ValueError("diffusion.prior='priorgrad' needs diffusion.prior_energy_range = (min, max) "
                      'frame energies of the training data; training measures and records it, so '
                      "use the run's config (workdir/config.json) or set it explicitly")
-  return Prior(frontend=mel_conventions.frontend(config.audio), energy_min=float(energy[0]),
-               energy_max=float(energy[1]), std_min=float(d.get('prior_std_min', 0.1)),
-               max_energy=float(d.get('prior_max_energy', 0.0) or 0.0))
+  return Prior(frontend=options.frontend, energy_min=energy[0], energy_max=energy[1],
+               std_min=options.prior_std_min, max_energy=options.prior_max_energy)

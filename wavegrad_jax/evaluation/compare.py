@@ -76,10 +76,10 @@ def compare(eps_fn, params, config, utterances_by_split, schedule_list, samplers
   Raises:
     ValueError: unknown sampler, or an option a sampler needs conflicts with the config.
   """
-  configs = {name: sampling.preset_config(config, name) for name in samplers}
+  configs = {name: sampling.preset_from_config(config, name) for name in samplers}
   for name, c in configs.items():  # fail before any synthesis, not after minutes of it.
     try:
-      processes.check_sampling(c)
+      processes.check_sampling_from_config(c)
       sampling.SamplerOptions.from_config(c)
     except ValueError as e:
       raise ValueError(f'sampler {name!r}: {e}') from e

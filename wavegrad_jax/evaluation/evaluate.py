@@ -41,7 +41,7 @@ def parse_schedule_list(specs, named=None, config=None):
     specs: a ','- or ';'-separated string, or a sequence of specs (names, 'linear:..', .json paths).
     named: config.sampling.named_schedules.
     config: the run's full config: when given, each spec is read as its process reads it
-      (`processes.parse_grid`: betas for 'wavegrad', a time grid [N + 1] for 'flow') and `named`
+      (`processes.parse_grid_from_config`: betas for 'wavegrad', a time grid [N + 1] for 'flow') and `named`
       is not used.
   Returns:
     list of (file-system-safe name, float64 grid: [N] betas, or [N + 1] flow times).
@@ -57,7 +57,7 @@ def parse_schedule_list(specs, named=None, config=None):
       raise ValueError(f'two schedules would both be called {name!r}; rename one of the files')
     seen.add(name)
     if config is not None:
-      out.append((name, processes.parse_grid(config, spec)))
+      out.append((name, processes.parse_grid_from_config(config, spec)))
     else:
       out.append((name, schedules.parse_schedule(spec, named)))
   return out
@@ -65,7 +65,7 @@ def parse_schedule_list(specs, named=None, config=None):
 
 def _num_steps(config, grid):
   """Steps of a sampler grid: N betas, or the N intervals of a flow time grid [N + 1]."""
-  return int(len(grid)) - (0 if processes.process_name(config) == 'wavegrad' else 1)
+  return int(len(grid)) - (0 if processes.process_name_from_config(config) == 'wavegrad' else 1)
 
 
 def _safe_id(utt_id):
@@ -139,7 +139,7 @@ def make_vocoder(eps_fn, config):
   Returns:
     vocode(params, betas, mels, rng, ...) -> (waveforms, stats), as `make_chunked_vocoder`.
   """
-  sampler = processes.from_config(config).make_sampler(eps_fn, config)
+  sampler = processes.make_sampler_from_config(processes.from_config(config), eps_fn, config)
   return synthesize.chunked_vocoder_from_config(sampler, config)
 
 
@@ -208,11 +208,12 @@ def evaluate_utterances(eps_fn, params, config, utterances, schedule_list, rng, 
   speech_rms = float(np.sqrt(np.mean(np.concatenate(refs).astype(np.float64) ** 2)))
   for name, betas in tqdm.tqdm(schedule_list, desc='schedules', unit='schedule',
                                disable=not progress):
-    sampling.check_schedule_start(betas, config, name, speech_rms, where='evaluation')
+    sampling.check_schedule_start(betas, sampling.ScheduleStartOptions.from_config(config), name,
+                                  speech_rms, where='evaluation')
     generated, stats = vocode(params, betas, mels, rng, progress=progress,
                               desc=f'{name} ({len(betas)} steps)', **vocode_kwargs)
     rows = score_utterances(generated, refs, config, metrics_fn, measures)
-    evaluations = processes.network_evaluations(config, betas)
+    evaluations = processes.network_evaluations_from_config(config, betas)
     summary = {'num_steps': _num_steps(config, betas), 'network_evaluations': evaluations,
                'betas': [float(b) for b in betas],
                'rtf': stats['synthesis_seconds'] / audio_seconds,

@@ -62,8 +62,9 @@ def ls_mse(generated, reference, ls_cfg, eps=1e-5):
     [...] float32, averaged over the T // ls_cfg.hop_length frames and the mel bands.
   """
   generated, reference = _check_pair(generated, reference)
-  log_gen = jnp.log(audio.mel_spectrogram(generated, ls_cfg) + eps)
-  log_ref = jnp.log(audio.mel_spectrogram(reference, ls_cfg) + eps)
+  fe = mel_conventions.Frontend.from_config(ls_cfg)
+  log_gen = jnp.log(audio.mel_spectrogram(generated, fe) + eps)
+  log_ref = jnp.log(audio.mel_spectrogram(reference, fe) + eps)
   return jnp.mean(jnp.square(log_gen - log_ref), axis=(-2, -1))
 
 
@@ -137,8 +138,9 @@ def mel_l1(generated, reference, audio_cfg):
     [...] float32 mean over T // hop_length frames and n_mels bands, in nats.
   """
   generated, reference = _check_pair(generated, reference)
-  return jnp.mean(jnp.abs(audio.log_mel_spectrogram(generated, audio_cfg)
-                          - audio.log_mel_spectrogram(reference, audio_cfg)), axis=(-2, -1))
+  fe = mel_conventions.Frontend.from_config(audio_cfg)
+  return jnp.mean(jnp.abs(audio.log_mel_spectrogram(generated, fe)
+                          - audio.log_mel_spectrogram(reference, fe)), axis=(-2, -1))
 
 
 def spectral_metrics(generated, reference, audio_cfg, ls_cfg,
@@ -245,7 +247,7 @@ def spectral_metrics_of_prefix(generated, reference, num_samples, audio_cfg, ls_
   generated, reference = _check_pair(generated, reference)
 
   def mel_of(cfg, compress):
-    fe = mel_conventions.frontend(cfg)
+    fe = mel_conventions.Frontend.from_config(cfg)
     pad = audio.framing_pad(fe.n_fft, fe.hop_length, fe.framing)
     g, r = (audio.mel_spectrogram(extend_past_end(x, num_samples, pad, fe.pad_mode), fe)
             for x in (generated, reference))
@@ -300,7 +302,7 @@ class BucketedSpectralMetrics:
     resolutions = tuple(tuple(int(v) for v in r) for r in eval_cfg.mrstft_resolutions)
     eps = float(eval_cfg.ls_mse_eps)
     self._hop = int(audio_cfg.hop_length)
-    frontends = [mel_conventions.frontend(c) for c in (audio_cfg, ls_cfg)]
+    frontends = [mel_conventions.Frontend.from_config(c) for c in (audio_cfg, ls_cfg)]
     self._bucketable = all(fe.pad_mode in _BUCKETABLE_PAD_MODES for fe in frontends)
     # reflect / symmetric padding needs more real samples than it pads.
     self._min_samples = 1 + max([audio.framing_pad(fe.n_fft, fe.hop_length, fe.framing)

@@ -1,7 +1,7 @@
 """The time-grid search of a flow-matching run: which N-step grid from t = 0 to 1 vocodes best.
 
 The counterpart of `schedule_search` (which searches the betas of the paper's process) for
-process 'flow': candidates are scored by the same scorer (`schedule_search.make_ls_mse_scorer`:
+process 'flow': candidates are scored by the same scorer (`schedule_scoring.make_ls_mse_scorer`:
 LS-MSE of held-out segments vocoded with every candidate at once, the same noise for all). The
 candidates of a budget N are the power family t_i = (i / N)^p for every p in
 `search.flow_powers` (p > 1 puts the steps near the source, p < 1 near the data), then

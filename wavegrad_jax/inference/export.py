@@ -29,7 +29,7 @@ def export_vocoder(params, config, grid_spec, chunk_frames, overlap_frames, batc
   Args:
     params: the network's (EMA) parameters.
     config: the run's inference config (model, audio, process, sampling).
-    grid_spec: the schedule (betas) or flow time grid, as `processes.parse_grid` reads it.
+    grid_spec: the schedule (betas) or flow time grid, as `processes.parse_grid_from_config` reads it.
     chunk_frames: mel frames per chunk (the artifact's fixed shape).
     overlap_frames: frames cross-faded between neighbouring chunks (< chunk_frames).
     batch_size: chunks per call.
@@ -40,8 +40,8 @@ def export_vocoder(params, config, grid_spec, chunk_frames, overlap_frames, batc
   if chunk_frames < 1 or not 0 <= overlap_frames < chunk_frames or batch_size < 1:
     raise ValueError('need chunk_frames >= 1, 0 <= overlap_frames < chunk_frames and '
                      f'batch_size >= 1, got {chunk_frames}, {overlap_frames}, {batch_size}')
-  grid = processes.parse_grid(config, grid_spec)
-  model = model_lib.build_model(config)
+  grid = processes.parse_grid_from_config(config, grid_spec)
+  model = model_lib.build_model_from_config(config)
   sampler = processes.sampler_from_config(model, config)
   grid32 = jnp.asarray(grid, jnp.float32)
   params = jax.tree.map(jnp.asarray, params)
@@ -60,10 +60,11 @@ def export_vocoder(params, config, grid_spec, chunk_frames, overlap_frames, batc
   meta = {'chunk_frames': int(chunk_frames), 'overlap_frames': int(overlap_frames),
           'batch_size': int(batch_size), 'hop_length': hop, 'n_mels': n_mels,
           'sample_rate': int(config.audio.sample_rate),
-          'silence_value': float(mel_conventions.silence_value(config.audio)),
-          'audio': config.audio.to_dict(), 'model': model_lib.model_name(config.model),
-          'process': processes.recorded_fields(config), 'grid': [float(g) for g in grid],
-          'network_evaluations': processes.network_evaluations(config, grid),
+          'silence_value': float(mel_conventions.silence_value(
+              mel_conventions.Frontend.from_config(config.audio))),
+          'audio': config.audio.to_dict(), 'model': model_lib.model_name_from_config(config.model),
+          'process': processes.recorded_fields_from_config(config), 'grid': [float(g) for g in grid],
+          'network_evaluations': processes.network_evaluations_from_config(config, grid),
           'platforms': list(exported.platforms)}
   with open(os.path.join(output_dir, META), 'w') as f:
     json.dump(meta, f, indent=2)

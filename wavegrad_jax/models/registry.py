@@ -2,7 +2,8 @@
 
 Denoisers are chosen by `model.name` from `MODELS` (sections without a name, written before
 names existed, mean 'wavegrad'); `build_model` fills the variant's module fields from the other
-keys of the `model` section and validates the result against the frontend. Adding a network
+keys of the `model` section (a `ModelSpec`, read from the config in `options.py`) and validates
+the result against the frontend. Adding a network
 family is one module in this package plus one entry in `MODELS`.
 """
 import dataclasses
@@ -10,7 +11,6 @@ from typing import Any, Callable, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
 from wavegrad_jax.models import frame
@@ -21,7 +21,9 @@ from wavegrad_jax.models.wavegrad import WaveGrad, _as_field, resolve_dilations,
 def _wavegrad_config(section):
   """A WaveGrad `model` section (dict) with its dilations resolved and their order named."""
   out = dict(section)
-  out['dilation_order'], out['upsample_dilations'] = resolve_dilations(section)
+  out['dilation_order'], out['upsample_dilations'] = resolve_dilations(
+      section['upsample_factors'], section.get('dilation_order', 'custom'),
+      section.get('upsample_dilations', ()))
   return out
 
 
@@ -59,67 +61,47 @@ MODELS = {
 }
 
 
-def model_name(model_config):
-  """The variant a `model` config section names; configs from before names existed: 'wavegrad'."""
-  return model_config.get('name', DEFAULT_MODEL)
-
-
-def _variant(model_config):
-  name = model_name(model_config)
+def _variant(name):
   if name not in MODELS:
     raise ValueError(f'config.model.name must be one of {sorted(MODELS)}, got {name!r}')
-  return name, MODELS[name]
+  return MODELS[name]
 
 
-def model_config_dict(model_config):
-  """The `model` section as a run records it: a plain dict, its variant name filled in (see
-  `model_name`) and its named choices resolved (WaveGrad: `dilation_order` and the dilations it
-  stands for, `resolve_dilations`), so that two sections describing one model compare equal.
+def recorded_section(section):
+  """The `model` section as a run records it: a plain dict, its variant name filled in (sections
+  without one mean DEFAULT_MODEL) and its named choices resolved (WaveGrad: `dilation_order` and
+  the dilations it stands for, `resolve_dilations`), so that two sections describing one model
+  compare equal.
 
+  Args:
+    section: the `model` section as a plain dict (e.g. read from a checkpoint's JSON).
   Raises:
     ValueError: unknown variant, or a choice that cannot be resolved (the message names the fix).
   """
-  name, variant = _variant(model_config)
-  out = model_config.to_dict() if hasattr(model_config, 'to_dict') else dict(model_config)
-  out.pop('name', None)
+  out = dict(section)
+  name = out.pop('name', DEFAULT_MODEL)
+  variant = _variant(name)
   if variant.resolve is not None:
     out = variant.resolve(out)
   return {'name': name, **out}
 
 
-def resolved_config(config):
-  """A copy of a full config whose `model` section is `model_config_dict`'s (what a run saves).
-
-  Checkpoints and config.json then hold the dilations themselves, not only the name of their
-  order, so a later change of a rule cannot change the model a checkpoint rebuilds.
-  """
-  out = config.copy_and_resolve_references()
-  with out.unlocked():
-    out.model = ml_collections.ConfigDict(_as_field_tree(model_config_dict(config.model)))
-  return out
-
-
-def _as_field_tree(d):
-  return {k: _as_field_tree(v) if isinstance(v, dict) else _as_field(v) for k, v in d.items()}
-
-
-def build_model(config):
-  """The denoiser of `config.model.name`, built from `config.model` and `config.audio` and checked.
+def build_model(spec):
+  """The denoiser a `ModelSpec` names, built from its fields and hop and checked.
 
   Args:
-    config: a full experiment config.
+    spec: `options.ModelSpec` (the resolved `model` section and the frontend's hop in samples).
   Returns:
     an unbound Flax module (e.g. `WaveGrad`).
   Raises:
-    ValueError: unknown model name, config.model keys the variant does not have (or lacks), or a
+    ValueError: unknown model name, model fields the variant does not have (or lacks), or a
       model the variant's validation refuses; the message names the fix.
   """
-  name, variant = _variant(config.model)
+  name = spec.name
+  variant = _variant(name)
   fields = {f.name for f in dataclasses.fields(variant.module)
             if f.init and f.name not in ('parent', 'name', 'hop_length')}
-  section = model_config_dict(config.model)
-  given = {k: _as_field(v) for k, v in section.items()
-           if k != 'name' and k not in variant.config_only}
+  given = {k: _as_field(v) for k, v in spec.fields if k not in variant.config_only}
   unknown, missing = sorted(set(given) - fields), sorted(fields - set(given))
   if unknown or missing:
     raise ValueError(f'config.model does not fit model {name!r}: '
@@ -127,14 +109,21 @@ def build_model(config):
                      + ('; ' if unknown and missing else '')
                      + (f'missing fields {missing}' if missing else '')
                      + f' (the fields of {variant.module.__name__})')
-  model = variant.module(hop_length=int(config.audio.hop_length), **given)
+  model = variant.module(hop_length=int(spec.hop_length), **given)
   variant.validate(model)
   return model
 
 
-def init_params(model, config, rng, frames=2):
-  """Initialises float32 parameters with a dummy batch of `frames` mel frames."""
-  hop, n_mels = config.audio.hop_length, config.audio.n_mels
+def init_params(model, n_mels, rng, frames=2):
+  """Initialises float32 parameters with a dummy batch of `frames` mel frames.
+
+  Args:
+    model: a built network (its `hop_length` in samples sets the dummy audio's length).
+    n_mels: mel channels of the conditioning.
+    rng: PRNG key.
+    frames: mel frames of the dummy batch (audio of frames * hop_length samples).
+  """
+  hop = model.hop_length
   audio = jnp.zeros((1, frames * hop), jnp.float32)
   mel = jnp.zeros((1, frames, n_mels), jnp.float32)
   return model.init(rng, audio, mel, jnp.ones((1,)))['params']
@@ -145,18 +134,19 @@ def count_params(params):
   return sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
 
 
-def macs_per_second(model, config, seconds=1.0):
+def macs_per_second(model, n_mels, sample_rate, seconds=1.0):
   """Multiply-accumulates of one network evaluation per second of audio (XLA's flop count / 2).
 
-  Counted on the compiled forward pass over `seconds` of audio (whole mel frames), so every layer
-  of any registered network is included (the frame network's STFT pair too).
+  Counted on the compiled forward pass over `seconds` of audio (whole mel frames of the model's
+  `hop_length` samples, `n_mels` channels, at `sample_rate` Hz), so every layer of any registered
+  network is included (the frame network's STFT pair too).
   """
-  hop, rate = int(config.audio.hop_length), int(config.audio.sample_rate)
+  hop, rate = int(model.hop_length), int(sample_rate)
   frames = max(1, int(round(seconds * rate / hop)))
-  shapes = jax.eval_shape(lambda: init_params(model, config, jax.random.key(0)))
+  shapes = jax.eval_shape(lambda: init_params(model, n_mels, jax.random.key(0)))
   forward = jax.jit(lambda p, x, m: model.apply({'params': p}, x, m, jnp.ones((1,))))
   compiled = forward.lower(shapes, jax.ShapeDtypeStruct((1, frames * hop), jnp.float32),
-                           jax.ShapeDtypeStruct((1, frames, int(config.audio.n_mels)),
+                           jax.ShapeDtypeStruct((1, frames, int(n_mels)),
                                                 jnp.float32)).compile()
   analysis = compiled.cost_analysis()
   if isinstance(analysis, (list, tuple)):
@@ -164,20 +154,20 @@ def macs_per_second(model, config, seconds=1.0):
   return float(analysis['flops']) / 2.0 * rate / (frames * hop)
 
 
-def size_summary(model, config):
-  """{'name', 'parameters', 'macs_per_second'} of a built network (see `macs_per_second`)."""
-  shapes = jax.eval_shape(lambda: init_params(model, config, jax.random.key(0)))
-  return {'name': model_name(config.model), 'parameters': count_params(shapes),
-          'macs_per_second': macs_per_second(model, config)}
+def size_summary(model, spec):
+  """{'name', 'parameters', 'macs_per_second'} of a network built from `spec` (a `ModelSpec`)."""
+  shapes = jax.eval_shape(lambda: init_params(model, spec.n_mels, jax.random.key(0)))
+  return {'name': spec.name, 'parameters': count_params(shapes),
+          'macs_per_second': macs_per_second(model, spec.n_mels, spec.sample_rate)}
 
 
-def random_params(model, config, seed=0):
+def random_params(model, n_mels, seed=0):
   """Random float32 parameters of the right shapes and a fan-in scale, for benchmarks and tests.
 
   Drawn with numpy: the orthogonal initialisers (and one jitted jax.random call per distinct leaf
   shape) would compile dozens of programs, which is slow on CPU.
   """
-  shapes = jax.eval_shape(lambda: init_params(model, config, jax.random.key(seed)))
+  shapes = jax.eval_shape(lambda: init_params(model, n_mels, jax.random.key(seed)))
   rng = np.random.default_rng(seed)
   return jax.tree.map(lambda x: jnp.asarray(rng.standard_normal(x.shape).astype(x.dtype)
                                             / max(1, np.prod(x.shape[:-1])) ** 0.5), shapes)

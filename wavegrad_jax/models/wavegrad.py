@@ -155,27 +155,27 @@ def upsample_factor_suggestions(hop_length, count, limit=3):
   return []
 
 
-def validate_topology(model_config, hop_length):
+def validate_topology(topology, hop_length):
   """Checks that a model topology fits a frontend; raises ValueError naming the fix.
 
   Args:
-    model_config: anything with WaveGrad's topology fields (the `model` config section, or a
-      `WaveGrad` module).
+    topology: a `WaveGrad` module (or anything with its fields upsample_factors,
+      upsample_channels, upsample_dilations, downsample_factors, downsample_channels).
     hop_length: the frontend's hop in samples.
 
   Returns, for each UBlock, the index of the waveform-path stage (0 = the input conv, k = after
   DBlock k) whose time resolution equals the UBlock's output, which feeds that UBlock's FiLM.
   """
-  up = tuple(model_config.upsample_factors)
-  down = tuple(model_config.downsample_factors)
-  if len(model_config.upsample_channels) != len(up):
-    raise ValueError(f'upsample_channels has {len(model_config.upsample_channels)} entries but '
+  up = tuple(topology.upsample_factors)
+  down = tuple(topology.downsample_factors)
+  if len(topology.upsample_channels) != len(up):
+    raise ValueError(f'upsample_channels has {len(topology.upsample_channels)} entries but '
                      f'upsample_factors has {len(up)}: give one channel count per UBlock')
-  if len(model_config.upsample_dilations) != len(up):
-    raise ValueError(f'upsample_dilations has {len(model_config.upsample_dilations)} entries but '
+  if len(topology.upsample_dilations) != len(up):
+    raise ValueError(f'upsample_dilations has {len(topology.upsample_dilations)} entries but '
                      f'upsample_factors has {len(up)}: give one dilation tuple per UBlock')
-  if len(model_config.downsample_channels) != len(down):
-    raise ValueError(f'downsample_channels has {len(model_config.downsample_channels)} entries but '
+  if len(topology.downsample_channels) != len(down):
+    raise ValueError(f'downsample_channels has {len(topology.downsample_channels)} entries but '
                      f'downsample_factors has {len(down)}: give one channel count per DBlock')
   if int(np.prod(up)) != hop_length:
     works = '; '.join(f'upsample_factors={u} with downsample_factors={d}'
@@ -352,8 +352,8 @@ def _as_field(value):
   return value
 
 
-def resolve_dilations(model_config):
-  """The (order name, dilations) a `model` section means.
+def resolve_dilations(upsample_factors, dilation_order='custom', upsample_dilations=()):
+  """The (order name, dilations) a `model` section's three dilation fields mean.
 
   Rules: with `upsample_dilations` empty, the named order ('paper', 'reimplementations') derives
   them from the upsampling factors (`upsample_dilations_for`). Explicit `upsample_dilations` are
@@ -363,15 +363,17 @@ def resolve_dilations(model_config):
   names.
 
   Args:
-    model_config: the `model` config section (ConfigDict or dict).
+    upsample_factors: per UBlock, its upsampling factor (model.upsample_factors).
+    dilation_order: model.dilation_order (sections without one mean 'custom').
+    upsample_dilations: model.upsample_dilations, per UBlock its 4 dilations, or empty.
   Returns:
     (order name, tuple of 4-tuples).
   Raises:
     ValueError: an unknown order name, or 'custom' without dilations; the message names the fix.
   """
-  order = model_config.get('dilation_order', 'custom')
-  factors = tuple(model_config['upsample_factors'])
-  given = _as_field(model_config.get('upsample_dilations', ()) or ())
+  order = dilation_order
+  factors = tuple(upsample_factors)
+  given = _as_field(upsample_dilations or ())
   if order not in DILATION_ORDERS:
     raise ValueError(
         f"config.model.dilation_order must be one of {DILATION_ORDERS}, got {order!r}: 'paper' "

@@ -179,21 +179,18 @@ class FlowProcess(base.Process):
       raise ValueError(f'process.flow.sigma must be > 0 (Flow2GAN: 0.1), got {self.sigma}')
 
   @classmethod
-  def _section(cls, config):
-    section = config.get('process', None)
-    return section.get('flow', {}) if section is not None else {}
-
-  @classmethod
-  def recorded_options(cls, config):
-    f = cls._section(config)
-    return {'prediction': f.get('prediction', 'x1'), 'sigma': float(f.get('sigma', 1.0))}
+  def recorded_options(cls, section):
+    return {'prediction': section.get('prediction', 'x1'),
+            'sigma': float(section.get('sigma', 1.0))}
 
   @classmethod
   def from_config(cls, config):
-    f = cls._section(config)
+    process = config.get('process', None)
+    f = process.get('flow', {}) if process is not None else {}
     return cls(prediction=f.get('prediction', 'x1'), loss=f.get('loss', 'l1'),
                weighting=f.get('weighting', 'none'), sigma=float(f.get('sigma', 1.0)),
-               prior=priors.from_config(config), spectral_losses=spectral.from_config(config))
+               prior=priors.make_prior(priors.PriorOptions.from_config(config)),
+               spectral_losses=spectral.SpectralLosses.from_config(config))
 
   def _source_std(self, mel, num_samples):
     if self.prior is None:
@@ -225,54 +222,59 @@ class FlowProcess(base.Process):
     return main + sum(parts.values()), {'main': main, **parts}
 
   @classmethod
-  def parse_grid(cls, spec, config):
+  def parse_grid(cls, spec, settings):
     return parse_time_grid(spec)
 
   @classmethod
-  def network_evaluations(cls, grid, config):
-    if config.sampling.get('algorithm', 'diffusion') == 'griffin_lim':
+  def network_evaluations(cls, grid, settings):
+    if settings.algorithm == 'griffin_lim':
       return 0
-    return network_evaluations(config.sampling.get('solver', 'euler'),
-                               int(np.asarray(grid).shape[-1]) - 1)
+    return network_evaluations(settings.solver, int(np.asarray(grid).shape[-1]) - 1)
 
   @classmethod
-  def check_sampling(cls, config):
-    s = config.sampling
-    solver = s.get('solver', 'euler')
+  def check_sampling(cls, settings):
+    s = settings
+    solver = s.solver
     if solver not in SOLVERS:
       raise ValueError(f'sampling.solver must be one of {SOLVERS} (flow ODE solvers), got '
                        f'{solver!r}')
     wavegrad_only = []
-    if float(s.get('eta', 1.0)) != 1.0:
+    if float(s.eta) != 1.0:
       wavegrad_only.append(f"sampling.eta={s.eta}")
-    if float(s.get('clip_x0', 0.0)) > 0:
+    if float(s.clip_x0) > 0:
       wavegrad_only.append(f'sampling.clip_x0={s.clip_x0}')
-    if s.get('gla', {}).get('enabled', False):
+    if s.gla_enabled:
       wavegrad_only.append('sampling.gla.enabled=True')
     if wavegrad_only:
       raise ValueError(f"{', '.join(wavegrad_only)} set a reverse-diffusion sampler of process "
                        "'wavegrad', but this run's process is 'flow' (an ODE over a time grid): "
                        f'choose sampling.solver from {SOLVERS} (presets euler, midpoint, heun) '
                        'and drop those fields')
-    if s.get('algorithm', 'diffusion') not in sampling.ALGORITHMS:
+    if s.algorithm not in sampling.ALGORITHMS:
       raise ValueError(f'sampling.algorithm must be one of {sampling.ALGORITHMS}, got '
                        f'{s.algorithm!r}')
-    clip = float(s.get('clip', 0.0))
+    clip = float(s.clip)
     if not (clip >= 0 and np.isfinite(clip)):
       raise ValueError(f'sampling.clip must be >= 0 (0 off), got {clip}')
 
-  def make_sampler(self, net_fn, config, multi=False):
-    self.check_sampling(config)
-    hop = int(config.audio.hop_length)
-    if config.sampling.get('algorithm', 'diffusion') == 'griffin_lim':
+  @classmethod
+  def uses_sampler_options(cls, settings):
+    # The model-free baseline runs sampling's Griffin-Lim, as for the paper's process.
+    return settings.algorithm == 'griffin_lim'
+
+  def check_sampler(self, settings):
+    self.check_sampling(settings)
+
+  def make_sampler(self, net_fn, settings, hop_length, options=None, multi=False):
+    self.check_sampling(settings)
+    hop = int(hop_length)
+    if settings.algorithm == 'griffin_lim':
       # The model-free baseline: the same Griffin-Lim as for the paper's process (the grid unused).
-      options = sampling.SamplerOptions.from_config(config)
       make = sampling.make_multi_schedule_sampler if multi else sampling.make_sampler
       return make(net_fn, hop_length=hop, options=options)
     solve = functools.partial(
         ode_solve, net_fn, hop_length=hop, prediction=self.prediction,
-        solver=config.sampling.get('solver', 'euler'), sigma=self.sigma, prior=self.prior,
-        clip=float(config.sampling.get('clip', 0.0)))
+        solver=settings.solver, sigma=self.sigma, prior=self.prior, clip=float(settings.clip))
 
     fn = jax.vmap(solve, in_axes=(None, 0, None, None)) if multi else solve
 

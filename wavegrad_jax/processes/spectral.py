@@ -114,17 +114,17 @@ class SpectralLosses:
           w * energy_scaled_terms(estimate, target, self.resolutions))
     return out
 
-
-def from_config(config):
-  """`SpectralLosses` of config.process.spectral, or None when every weight is 0 (or no section)."""
-  section = config.get('process', {}).get('spectral', None) if hasattr(config, 'get') else None
-  if section is None:
-    return None
-  losses = SpectralLosses(
-      mrstft_weight=float(section.get('mrstft_weight', 0.0)),
-      energy_weight=float(section.get('energy_weight', 0.0)),
-      resolutions=tuple(tuple(int(v) for v in r) for r in section.get(
-          'resolutions', SpectralLosses.resolutions)))
-  if losses.mrstft_weight == 0 and losses.energy_weight == 0:
-    return None
-  return losses
+  @classmethod
+  def from_config(cls, config):
+    """The losses of config.process.spectral, or None when every weight is 0 (or no section)."""
+    section = config.get('process', {}).get('spectral', None) if hasattr(config, 'get') else None
+    if section is None:
+      return None
+    losses = cls(
+        mrstft_weight=float(section.get('mrstft_weight', 0.0)),
+        energy_weight=float(section.get('energy_weight', 0.0)),
+        resolutions=tuple(tuple(int(v) for v in r) for r in section.get(
+            'resolutions', cls.resolutions)))
+    if losses.mrstft_weight == 0 and losses.energy_weight == 0:
+      return None
+    return losses

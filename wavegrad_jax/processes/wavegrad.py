@@ -50,8 +50,9 @@ class WaveGradProcess(base.Process):
     if loss not in diffusion.LOSSES:
       raise ValueError(f'diffusion.loss must be one of {sorted(diffusion.LOSSES)}, got {loss!r}')
     levels = tuple(float(v) for v in np.asarray(schedules.noise_levels(betas), np.float32))
-    return cls(levels=levels, loss=loss, prior=priors.from_config(config),
-               spectral_losses=spectral.from_config(config))
+    return cls(levels=levels, loss=loss,
+               prior=priors.make_prior(priors.PriorOptions.from_config(config)),
+               spectral_losses=spectral.SpectralLosses.from_config(config))
 
   def training_loss(self, net_fn, params, rng, clean, mel):
     levels = jnp.asarray(self.levels, jnp.float32)
@@ -78,25 +79,29 @@ class WaveGradProcess(base.Process):
     return total, {'main': main, **parts}
 
   @classmethod
-  def parse_grid(cls, spec, config):
-    return np.asarray(schedules.parse_schedule(spec, config.sampling.named_schedules), np.float64)
+  def parse_grid(cls, spec, settings):
+    return np.asarray(schedules.parse_schedule(spec, dict(settings.named_schedules or ())),
+                      np.float64)
 
   @classmethod
-  def network_evaluations(cls, grid, config):
-    if config.sampling.get('algorithm', 'diffusion') == 'griffin_lim':
+  def network_evaluations(cls, grid, settings):
+    if settings.algorithm == 'griffin_lim':
       return 0
     return int(np.asarray(grid).shape[-1])
 
   @classmethod
-  def check_sampling(cls, config):
-    solver = config.sampling.get('solver', 'euler')
+  def check_sampling(cls, settings):
+    # The reverse-diffusion settings are checked by sampling.SamplerOptions (uses_sampler_options).
+    solver = settings.solver
     if solver != 'euler':
       raise ValueError(f"sampling.solver={solver!r} is an ODE solver of process 'flow', but this "
                        "run's process is 'wavegrad' (reverse diffusion over betas): drop "
                        '--config.sampling.solver, or use a flow checkpoint')
-    sampling.SamplerOptions.from_config(config)
 
-  def make_sampler(self, net_fn, config, multi=False):
-    options = sampling.SamplerOptions.from_config(config)
+  @classmethod
+  def uses_sampler_options(cls, settings):
+    return True
+
+  def make_sampler(self, net_fn, settings, hop_length, options=None, multi=False):
     make = sampling.make_multi_schedule_sampler if multi else sampling.make_sampler
-    return make(net_fn, hop_length=int(config.audio.hop_length), options=options)
+    return make(net_fn, hop_length=int(hop_length), options=options)

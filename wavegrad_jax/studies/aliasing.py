@@ -13,6 +13,7 @@ import numpy as np
 
 from wavegrad_jax.evaluation import aliasing
 from wavegrad_jax.audio import frontend as audio
+from wavegrad_jax.audio import conventions as mel_conventions
 from wavegrad_jax.training import checkpoints
 from wavegrad_jax import models as model_lib
 from wavegrad_jax import processes
@@ -23,7 +24,7 @@ BAND_EDGE = 0.36  # of the sample rate: 7.9 kHz at 22.05 kHz, inside every mel's
 
 def _vocode(params, config, model, mel, grid_spec, seed):
   sampler = processes.sampler_from_config(model, config)
-  grid = jnp.asarray(processes.parse_grid(config, grid_spec), jnp.float32)
+  grid = jnp.asarray(processes.parse_grid_from_config(config, grid_spec), jnp.float32)
   return np.asarray(sampler(params, grid, jnp.asarray(mel[None]), jax.random.key(seed)))[0]
 
 
@@ -44,15 +45,16 @@ def run_study(runs, f0s, evaluations, seconds, defaults, seed=0):
   rows, waves, rate = [], {}, None
   for label, workdir in runs:
     params, config, step = checkpoints.load_for_inference(workdir, defaults)
-    model = model_lib.build_model(config)
+    model = model_lib.build_model_from_config(config)
     rate = int(config.audio.sample_rate)
     edge = BAND_EDGE * rate
-    gl_config = sampling.preset_config(config, 'griffin_lim')
+    gl_config = sampling.preset_from_config(config, 'griffin_lim')
+    fe = mel_conventions.Frontend.from_config(config.audio)
     for f0 in f0s:
       tone = aliasing.harmonic_tone(f0, seconds, rate, edge)
       frames = tone.size // int(config.audio.hop_length)
       tone = tone[:frames * int(config.audio.hop_length)]
-      mel = np.asarray(audio.log_mel_spectrogram(jnp.asarray(tone), config.audio))
+      mel = np.asarray(audio.log_mel_spectrogram(jnp.asarray(tone), fe))
       sources = {f'{label} (step {step})': _vocode(params, config, model, mel, str(evaluations),
                                                     seed)}
       if label == runs[0][0]:
@@ -62,8 +64,8 @@ def run_study(runs, f0s, evaluations, seconds, defaults, seed=0):
       for source, wave in sources.items():
         m = aliasing.tone_measures(wave, f0, rate, edge)
         rows.append({'source': source, 'run': label, 'f0': float(f0),
-                     'network': model_lib.model_name(config.model),
-                     'process': processes.process_name(config),
+                     'network': model_lib.model_name_from_config(config.model),
+                     'process': processes.process_name_from_config(config),
                      'evaluations': evaluations if source.startswith(label) else 0,
                      **{k: (None if v is None else float(v)) for k, v in m.items()}})
         if f0 == max(f0s):

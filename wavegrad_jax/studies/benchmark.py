@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from wavegrad_jax import models as model_lib
+from wavegrad_jax.training import options as training_options
 from wavegrad_jax.training import parallel
 from wavegrad_jax import processes
 from wavegrad_jax import sampling
@@ -107,8 +108,8 @@ def compiled_train_step(config, batch_size):
   """
   config = config.copy_and_resolve_references()
   config.train.batch_size = batch_size
-  mesh = parallel.make_mesh(config.mesh)
-  model = model_lib.build_model(config)
+  mesh = training_options.make_mesh_from_config(config.mesh)
+  model = model_lib.build_model_from_config(config)
   tx = train.make_optimizer(config.train)
   _, shardings = train.abstract_train_state(model, tx, config, mesh)
   state = train.init_train_state(model, tx, config, mesh)
@@ -116,7 +117,7 @@ def compiled_train_step(config, batch_size):
   step_fn = train.compile_train_step(model, tx, config, mesh, shardings)
   compile_s = time.perf_counter() - start
   return TrainStepSetup(config, model, tx, state, step_fn, compile_s,
-                        parallel.batch_sharding(mesh, config.mesh))
+                        training_options.batch_sharding_from_config(mesh, config.mesh))
 
 
 def measure_train(config, batch_size, warmup_steps, timed_steps):
@@ -195,10 +196,10 @@ def measure_rtf(name, config, model, params, num_steps, batch, seconds, repeats,
   mel = jnp.asarray(np.random.default_rng(0).normal(-5.0, 2.0, (batch, frames,
                                                                 int(config.audio.n_mels))),
                     jnp.float32)
-  if processes.process_name(config) == 'wavegrad':
+  if processes.process_name_from_config(config) == 'wavegrad':
     betas = jnp.asarray(schedule_of_length(config, num_steps), jnp.float32)
   else:  # a flow run: N uniform steps of its solver
-    betas = jnp.asarray(processes.parse_grid(config, str(num_steps)), jnp.float32)
+    betas = jnp.asarray(processes.parse_grid_from_config(config, str(num_steps)), jnp.float32)
   rng = jax.random.PRNGKey(0)
   sampler = processes.sampler_from_config(model, config)
   start = time.perf_counter()
@@ -208,7 +209,7 @@ def measure_rtf(name, config, model, params, num_steps, batch, seconds, repeats,
                          repeats, max_seconds)
   audio_seconds = batch * frames * hop / rate
   return dict(config=name, num_steps=num_steps, batch_size=batch, frames=frames,
-              network_evaluations=processes.network_evaluations(config, np.asarray(betas)),
+              network_evaluations=processes.network_evaluations_from_config(config, np.asarray(betas)),
               audio_seconds=audio_seconds, wall_seconds=wall, rtf=wall / audio_seconds,
               rtf_per_step=wall / audio_seconds / num_steps, runs=runs,
               compile_seconds=compile_seconds, **peak_memory())

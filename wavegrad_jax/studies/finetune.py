@@ -1,7 +1,7 @@
 """A fine-tuning study: a run fine-tuned on degraded (predicted-like) mels vs its starting point.
 
 `run_study` is experiments/finetune_study.py's logic: it writes paired folders of degraded and of
-real mels from one corpus (`predicted_mels.write_pairs`), fine-tunes a run on each
+real mels from one corpus (`data.predicted_mels.write_pairs`), fine-tunes a run on each
 (`train.train_and_evaluate` with train.init_from), and scores the starting weights and each
 fine-tuned run's on held-out mels of each kind (`evaluate.evaluate_utterances`), all with the same
 reverse-diffusion noise.
@@ -17,10 +17,9 @@ import jax
 from wavegrad_jax.training import checkpoints
 from wavegrad_jax import errors
 from wavegrad_jax.evaluation import evaluate
-from wavegrad_jax.data import pipeline as input_pipeline
+from wavegrad_jax.data import options as data_options
 from wavegrad_jax import jsonable
 from wavegrad_jax import models as model_lib
-from wavegrad_jax.data import predicted_mels
 from wavegrad_jax import sampling
 from wavegrad_jax.training import trainer as train
 
@@ -115,7 +114,7 @@ def run_study(config, source_config, degrade_cfg, *, init_from, workdir, steps, 
       d.clean = arm == 'clean'
       src = source_config.copy_and_resolve_references()
       src.audio = config.audio
-      predicted_mels.write_pairs(src, d, pairs_dir, max_train, 0)
+      data_options.write_pairs_from_config(src, d, pairs_dir, max_train, 0)
     with open(summary_path) as f:
       pairs[arm] = json.load(f)
     arm_configs[arm] = _arm_config(config, pairs_dir, init_from, steps)
@@ -126,9 +125,9 @@ def run_study(config, source_config, degrade_cfg, *, init_from, workdir, steps, 
                                                 ema=True)}
   for arm in arms:
     weights[f'finetuned_{arm}'] = checkpoints.restore_params(os.path.join(workdir, arm), ema=True)
-  mels = {arm: input_pipeline.heldout_utterances(arm_configs[arm], 'heldout',
-                                                 max_count=max_utterances,
-                                                 max_seconds=max_seconds)
+  mels = {arm: data_options.heldout_utterances_from_config(arm_configs[arm], 'heldout',
+                                                           max_count=max_utterances,
+                                                           max_seconds=max_seconds)
           for arm in arms}
   ids = [u['id'] for u in mels[arms[0]]]
   assert all([u['id'] for u in m] == ids for m in mels.values()), 'other held-out utterances'
@@ -136,7 +135,7 @@ def run_study(config, source_config, degrade_cfg, *, init_from, workdir, steps, 
   eval_config.eval.pesq = False
   eval_config.eval.dnsmos = eval_config.eval.visqol = 'false'
   schedule_list = evaluate.parse_schedule_list(schedules, config=eval_config)
-  eps_fn = sampling.model_eps_fn(model_lib.build_model(eval_config))
+  eps_fn = sampling.model_eps_fn(model_lib.build_model_from_config(eval_config))
   results = {}
   t = time.perf_counter()
   for name, (params, _, step) in weights.items():

@@ -189,7 +189,7 @@ def piece_functions(config, model, tx):
       'ema': (ema_params, params, step) -> ema_params.
   """
   levels = train.train_noise_levels(config)
-  prior = priors.from_config(config)
+  prior = priors.make_prior(priors.PriorOptions.from_config(config))
   eps_fn = sampling.model_eps_fn(model)
   seed, loss_name = int(config.seed), config.diffusion.loss
 

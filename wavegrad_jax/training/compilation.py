@@ -13,22 +13,23 @@ import jax
 DEFAULT_CACHE_DIR = '~/.cache/wavegrad_jax/jax_cache'
 
 
-def enable_persistent_cache(config):
-  """Points JAX's persistent compilation cache at `config.compile.cache_dir` ('' leaves it off).
+def enable_persistent_cache(cache_options):
+  """Points JAX's persistent compilation cache at `cache_options.cache_dir` ('' leaves it off).
 
   Call before the first compilation that should be cached (earlier ones are simply not stored). A
-  config without a `compile` section (a run older than the cache) uses `DEFAULT_CACHE_DIR`.
+  config without a `compile` section (a run older than the cache) gets `DEFAULT_CACHE_DIR`
+  (`options.CompileCacheOptions.from_config`).
 
   Args:
-    config: a full config; reads compile.cache_dir ('~' expanded) and compile.min_compile_seconds.
+    cache_options: `options.CompileCacheOptions`: cache_dir ('~' expanded) and
+      min_compile_seconds (seconds).
   Returns:
     the absolute cache directory, or None when the cache is off.
   """
-  section = config.get('compile', None)
-  directory = DEFAULT_CACHE_DIR if section is None else str(section.get('cache_dir', ''))
+  directory = str(cache_options.cache_dir)
   if not directory:
     return None
-  min_seconds = 1.0 if section is None else float(section.get('min_compile_seconds', 1.0))
+  min_seconds = float(cache_options.min_compile_seconds)
   path = os.path.abspath(os.path.expanduser(directory))
   os.makedirs(path, exist_ok=True)
   jax.config.update('jax_compilation_cache_dir', path)

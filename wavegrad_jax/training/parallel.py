@@ -1,11 +1,12 @@
 """Devices and processes: distributed start-up, the one way to build a mesh, shardings, host copies.
 
-Training, the schedule search and evaluation all build their meshes with `make_mesh` from a mesh
-section (`config.mesh`, or a `MeshSpec` for a one-axis mesh such as the search's candidates).
+Training, the schedule search and evaluation all build their meshes with `make_mesh` from a
+`MeshSpec`: `MeshSpec.from_config(config.mesh)`, or `MeshSpec.one_axis` for a one-axis mesh such
+as the search's candidates.
 
-Multi-process runs (several hosts, or one process per GPU): `maybe_initialize_distributed` (mesh.distributed='auto')
-calls `jax.distributed.initialize()` when the environment shows more than one process
-(JAX_COORDINATOR_ADDRESS or JAX_NUM_PROCESSES > 1, SLURM_NTASKS > 1, OMPI_COMM_WORLD_SIZE > 1,
+Multi-process runs (several hosts, or one process per GPU): `maybe_initialize_distributed`
+(distributed='auto') calls `jax.distributed.initialize()` when the environment shows more than one
+process (JAX_COORDINATOR_ADDRESS or JAX_NUM_PROCESSES > 1, SLURM_NTASKS > 1, OMPI_COMM_WORLD_SIZE > 1,
 several TPU_WORKER_HOSTNAMES, MEGASCALE_COORDINATOR_ADDRESS); jax then detects the cluster from the
 same variables. Each process feeds its `1 / process_count` share of every global batch
 (`to_global_batch`); `host_copy` gathers sharded arrays back to numpy on every process.
@@ -89,8 +90,8 @@ def explicit_distributed_arguments(environ=None):
   return out
 
 
-def maybe_initialize_distributed(mesh_config):
-  """Calls `jax.distributed.initialize` as `mesh_config.distributed` says; before any other JAX call.
+def maybe_initialize_distributed(distributed_options):
+  """Calls `jax.distributed.initialize` as `distributed_options` says; before any other JAX call.
 
   The coordinator address, process count and id come from JAX_COORDINATOR_ADDRESS,
   JAX_NUM_PROCESSES and JAX_PROCESS_ID when set (`explicit_distributed_arguments`), otherwise from
@@ -99,15 +100,16 @@ def maybe_initialize_distributed(mesh_config):
   heartbeats.
 
   Args:
-    mesh_config: the `mesh` config section: distributed ('auto': initialise when
-      `multiprocess_environment()`, 'always' or 'never') and the coordination timeouts in seconds
-      (initialization_timeout_seconds, heartbeat_timeout_seconds, shutdown_timeout_seconds).
+    distributed_options: `options.DistributedOptions` (from the `mesh` section): distributed
+      ('auto': initialise when `multiprocess_environment()`, 'always' or 'never') and the
+      coordination timeouts in seconds (initialization_timeout_seconds,
+      heartbeat_timeout_seconds, shutdown_timeout_seconds).
   Returns:
     True when this call (or an earlier one) initialised the distributed runtime.
   Raises:
     ValueError: a bad `distributed` mode or an inconsistent environment (naming the variable).
   """
-  mode = mesh_config.distributed
+  mode = distributed_options.distributed
   if mode not in ('auto', 'always', 'never'):
     raise ValueError(f"mesh.distributed must be 'auto', 'always' or 'never', got {mode!r}")
   if jax.distributed.is_initialized():
@@ -120,9 +122,9 @@ def maybe_initialize_distributed(mesh_config):
     try:
       jax.distributed.initialize(
           **arguments,
-          initialization_timeout=int(mesh_config.get('initialization_timeout_seconds', 300)),
-          heartbeat_timeout_seconds=int(mesh_config.get('heartbeat_timeout_seconds', 100)),
-          shutdown_timeout_seconds=int(mesh_config.get('shutdown_timeout_seconds', 300)))
+          initialization_timeout=int(distributed_options.initialization_timeout_seconds),
+          heartbeat_timeout_seconds=int(distributed_options.heartbeat_timeout_seconds),
+          shutdown_timeout_seconds=int(distributed_options.shutdown_timeout_seconds))
     except ValueError as e:
       raise ValueError(
           f'jax.distributed.initialize: {e} Set JAX_COORDINATOR_ADDRESS=HOST:PORT (process 0), '
@@ -181,6 +183,8 @@ class Preemption:
 class MeshSpec:
   """A mesh description with the fields of a `config.mesh` section (see configs/common.py).
 
+  The typed mesh options every function here takes; `from_config` reads them from the section.
+
   Attributes:
     axis_names: one name per mesh axis.
     shape: one size per axis; at most one -1 (all remaining devices).
@@ -193,21 +197,27 @@ class MeshSpec:
   fsdp_axis: str = ''
 
   @classmethod
+  def from_config(cls, mesh_config):
+    """The mesh fields of a `mesh` config section (its multi-process fields are not read)."""
+    return cls(axis_names=tuple(mesh_config.axis_names), shape=tuple(mesh_config.shape),
+               batch_axes=tuple(mesh_config.batch_axes), fsdp_axis=mesh_config.fsdp_axis)
+
+  @classmethod
   def one_axis(cls, name):
     """A 1-D mesh named `name` over every device, split along it."""
     return cls(axis_names=(name,), shape=(-1,), batch_axes=(name,))
 
 
-def mesh_shape(mesh_config, num_devices):
-  """Resolves the one -1 of `mesh_config.shape` so the mesh covers `num_devices` devices.
+def mesh_shape(mesh_spec, num_devices):
+  """Resolves the one -1 of `mesh_spec.shape` so the mesh covers `num_devices` devices.
 
   Args:
-    mesh_config: the `mesh` config section (or a `MeshSpec`).
+    mesh_spec: a `MeshSpec` (`MeshSpec.from_config(config.mesh)`).
     num_devices: devices in the run (all processes).
   Returns:
     tuple of ints, one per axis name.
   """
-  names, shape = tuple(mesh_config.axis_names), [int(s) for s in mesh_config.shape]
+  names, shape = tuple(mesh_spec.axis_names), [int(s) for s in mesh_spec.shape]
   if len(names) != len(shape) or len(set(names)) != len(names):
     raise ValueError(f'mesh.axis_names {names} and mesh.shape {tuple(shape)} must have one '
                      'distinct name per axis size')
@@ -225,20 +235,20 @@ def mesh_shape(mesh_config, num_devices):
   return tuple(shape)
 
 
-def make_mesh(mesh_config, devices=None):
+def make_mesh(mesh_spec, devices=None):
   """The device mesh of a mesh section over `devices` (default: every device of every process).
 
   Args:
-    mesh_config: the `mesh` config section, or a `MeshSpec`.
+    mesh_spec: a `MeshSpec` (`MeshSpec.from_config(config.mesh)`).
     devices: the devices to lay out (e.g. `jax.devices()[:1]`), or None for all.
   Returns:
     a `jax.sharding.Mesh`.
   """
   devices = list(jax.devices() if devices is None else devices)
-  shape = mesh_shape(mesh_config, len(devices))
-  names = tuple(mesh_config.axis_names)
-  for axis in tuple(mesh_config.batch_axes) + ((mesh_config.fsdp_axis,) if
-                                               mesh_config.fsdp_axis else ()):
+  shape = mesh_shape(mesh_spec, len(devices))
+  names = tuple(mesh_spec.axis_names)
+  for axis in tuple(mesh_spec.batch_axes) + ((mesh_spec.fsdp_axis,) if
+                                               mesh_spec.fsdp_axis else ()):
     if axis not in names:
       raise ValueError(f'mesh axis {axis!r} (from mesh.batch_axes / mesh.fsdp_axis) is not one of '
                        f'mesh.axis_names {names}')
@@ -249,15 +259,15 @@ def make_mesh(mesh_config, devices=None):
 # ------------------------------------------------------------------------------------- shardings
 
 
-def batch_partitions(mesh, mesh_config):
+def batch_partitions(mesh, mesh_spec):
   """Number of shards the global batch is split into (product of the batch axes' sizes)."""
-  return math.prod(mesh.shape[a] for a in mesh_config.batch_axes)
+  return math.prod(mesh.shape[a] for a in mesh_spec.batch_axes)
 
 
-def check_batch_size(batch_size, mesh, mesh_config, what='train.batch_size'):
+def check_batch_size(batch_size, mesh, mesh_spec, what='train.batch_size'):
   """Raises ValueError unless `batch_size` splits evenly over the batch axes and the processes."""
-  parts = batch_partitions(mesh, mesh_config)
-  axes = tuple(mesh_config.batch_axes)
+  parts = batch_partitions(mesh, mesh_spec)
+  axes = tuple(mesh_spec.batch_axes)
   if batch_size < 1 or batch_size % parts:
     lower = max(parts, batch_size // parts * parts)
     raise ValueError(
@@ -269,9 +279,9 @@ def check_batch_size(batch_size, mesh, mesh_config, what='train.batch_size'):
                      'processes, each of which feeds its own share of the batch')
 
 
-def batch_sharding(mesh, mesh_config):
-  """NamedSharding of [B, ...] batch arrays: B split over `mesh_config.batch_axes`."""
-  return NamedSharding(mesh, P(tuple(mesh_config.batch_axes)))
+def batch_sharding(mesh, mesh_spec):
+  """NamedSharding of [B, ...] batch arrays: B split over `mesh_spec.batch_axes`."""
+  return NamedSharding(mesh, P(tuple(mesh_spec.batch_axes)))
 
 
 def replicated(mesh):
@@ -291,10 +301,10 @@ def param_partition_spec(shape, mesh, fsdp_axis):
   return P(*([None] * dim + [fsdp_axis]))
 
 
-def state_shardings(abstract_state, mesh, mesh_config):
+def state_shardings(abstract_state, mesh, mesh_spec):
   """Per-leaf NamedShardings of a parameter pytree (params, EMA and optimiser moments alike)."""
   return jax.tree.map(
-      lambda x: NamedSharding(mesh, param_partition_spec(x.shape, mesh, mesh_config.fsdp_axis)),
+      lambda x: NamedSharding(mesh, param_partition_spec(x.shape, mesh, mesh_spec.fsdp_axis)),
       abstract_state)
 
 

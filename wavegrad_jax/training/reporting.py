@@ -41,20 +41,21 @@ def mel_figure(real, generated, title):
 class Reporter:
   """TensorBoard (tensorboardX), a JSONL metrics file and the console; silent off process 0."""
 
-  def __init__(self, workdir, logging_config, start_step, num_steps):
+  def __init__(self, workdir, reporting_options, start_step, num_steps):
     """Opens the outputs of a run in `workdir` that starts at `start_step` of `num_steps`.
 
     Args:
       workdir: the run's directory.
-      logging_config: the `logging` config section (directory and file names, progress bar).
+      reporting_options: `options.ReportingOptions` (folder and file names relative to
+        `workdir`, progress bar).
       start_step: the step training resumes from (0 for a new run); JSONL records and
         TensorBoard events past it, left by a killed run, are dropped.
       num_steps: the run's last step, the progress bar's total.
     """
     self.active = jax.process_index() == 0
-    self.tb_dir = os.path.join(workdir, logging_config.tensorboard_dir)
-    self.metrics_path = os.path.join(workdir, logging_config.metrics_file)
-    self.samples_dir = os.path.join(workdir, logging_config.samples_dir)
+    self.tb_dir = os.path.join(workdir, reporting_options.tensorboard_dir)
+    self.metrics_path = os.path.join(workdir, reporting_options.metrics_file)
+    self.samples_dir = os.path.join(workdir, reporting_options.samples_dir)
     self._writer = None
     self._bar = None
     self.metrics_backup = None  # where the old metrics file went when a restart cut records off
@@ -66,10 +67,10 @@ class Reporter:
     # purge_step hides events a killed run wrote past the checkpoint we resume from.
     self._writer = SummaryWriter(self.tb_dir, purge_step=start_step if start_step else None,
                                  flush_secs=30)
-    self._progress = (bool(logging_config.progress_bar), int(num_steps), start_step)
+    self._progress = (bool(reporting_options.progress_bar), int(num_steps), start_step)
 
   def start_progress(self):
-    """Shows the tqdm bar (process 0, when config.logging.progress_bar), once training starts."""
+    """Shows the tqdm bar (process 0, when reporting_options.progress_bar), once training starts."""
     if self.active and self._progress[0] and self._bar is None:
       import tqdm  # pylint: disable=g-import-not-at-top
       _, total, initial = self._progress
