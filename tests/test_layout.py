@@ -98,3 +98,16 @@ def test_a_good_tree_passes(tmp_path):
 def test_each_rule_catches_its_violation(tmp_path, files, expected):
   found = _tree(tmp_path, {**GOOD, **files})
   assert len(found) == 1 and expected in found[0], found
+
+
+def test_the_readme_layout_tree_matches_the_packages():
+  """README "Layout" names each subpackage of wavegrad_jax/ once, and no package that is gone."""
+  with open(os.path.join(REPO, 'README.md')) as f:
+    readme = f.read()
+  section = readme.split('\n## Layout\n', 1)[1].split('\n## ', 1)[0]
+  tree = section.split('```', 2)[1]
+  listed = {line.split()[0].rstrip('/') for line in tree.splitlines()
+            if line.startswith('  ') and line.split()[0].endswith('/')}
+  root = os.path.join(REPO, 'wavegrad_jax')
+  packages = {n for n in os.listdir(root) if os.path.isfile(os.path.join(root, n, '__init__.py'))}
+  assert listed == packages
