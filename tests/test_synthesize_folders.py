@@ -73,10 +73,10 @@ def test_a_folder_is_vocoded_in_groups_and_resumed_where_it_stopped(setup, tmp_p
       raise OSError('killed mid-write')
     return real_write(path, *args, **kw)
 
-  monkeypatch.setattr(synthesize.soundfile, 'write', crashing_write)
+  monkeypatch.setattr(soundfile, 'write', crashing_write)
   with pytest.raises(OSError, match='killed mid-write'):
     _run(small, tmp_path / 'in', tmp_path / 'out', vocode=vocode, settings=settings)
-  monkeypatch.setattr(synthesize.soundfile, 'write', real_write)
+  monkeypatch.setattr(soundfile, 'write', real_write)
   assert sorted(os.listdir(tmp_path / 'out')) == ['.m2.wav.partial', 'm0.wav', 'm1.wav',
                                                   'synthesis.json']
   assert calls == [2, 2]  # groups of files_per_group files

@@ -22,7 +22,6 @@ import warnings
 
 from absl import logging
 import jax
-import soundfile  # pylint: disable=unused-import  (tests patch synthesize.soundfile.write)
 
 from wavegrad_jax.audio import conventions as mel_conventions
 from wavegrad_jax import models as model_lib
