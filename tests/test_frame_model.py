@@ -169,3 +169,21 @@ def test_two_devices_train_as_one(tmp_path):
   for k, v in results[1][1].items():
     np.testing.assert_allclose(results[2][1][k], v, rtol=1e-4, atol=1e-5, err_msg=k)
   assert not np.allclose(results[1][0]['losses'][0], results[1][0]['losses'][-1])  # it trained
+
+
+def test_a_zero_head_and_unit_skip_start_the_network_as_the_identity():
+  config = frame_config()
+  config.model.input_skip_init, config.model.zero_head = 1.0, True
+  model = model_lib.build_model_from_config(config)
+  params = model_lib.init_params_from_config(model, config, jax.random.key(0), frames=8)
+  x = 0.1 * jax.random.normal(jax.random.key(1), (2, 8 * 256))
+  out = model.apply({'params': params}, x, jnp.zeros((2, 8, 80)), jnp.array([0.0, 0.7]))
+  np.testing.assert_allclose(out, x, atol=1e-6)
+  config.model.zero_head = False  # the default head adds its own spectrum
+  model = model_lib.build_model_from_config(config)
+  params = model_lib.init_params_from_config(model, config, jax.random.key(0), frames=8)
+  out = model.apply({'params': params}, x, jnp.zeros((2, 8, 80)), jnp.array([0.0, 0.7]))
+  assert float(jnp.abs(out - x).max()) > 0.1
+  config.model.zero_head, config.model.input_skip = True, False
+  with pytest.raises(ValueError, match='zero_head=True without model.input_skip'):
+    model_lib.resolved_from_config(config)

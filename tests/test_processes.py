@@ -1,5 +1,6 @@
 """The process interface, flow matching's losses and ODE solvers against analytic oracles, and the
 refusals that keep one process's checkpoints away from the other's samplers."""
+import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -260,3 +261,82 @@ def test_the_time_grid_search_finds_the_best_grid_of_an_oracle_score():
   one = time_grid_search.search_time_grid(lambda g: np.zeros(len(g)), 1, powers=(1.0, 2.0),
                                          sweeps=3)
   assert one['best_times'] == [0.0, 1.0] and one['scorings'] == 1
+
+
+# -------------------------------------------------------------- the Griffin-Lim source ('griffin_lim')
+
+
+def _speech_and_mel(config, seconds=0.75):
+  """A real speech crop at the config's rate and its conditioning mel ([1, T], [1, F, M])."""
+  import soundfile
+  from scipy import signal
+  from wavegrad_jax.audio import conventions
+  from wavegrad_jax.audio import frontend as audio
+  wav, rate = soundfile.read('/usr/share/sounds/alsa/Front_Center.wav', dtype='float32')
+  wav = signal.resample_poly(wav, config.audio.sample_rate, rate).astype(np.float32)
+  hop = config.audio.hop_length
+  start = int(0.3 * config.audio.sample_rate)
+  n = int(seconds * config.audio.sample_rate) // hop * hop
+  clip = 0.9 * wav[start:start + n] / np.abs(wav).max()
+  fe = conventions.Frontend.from_config(config.audio)
+  mel = audio.log_mel_spectrogram(jnp.asarray(clip)[None], fe)
+  return jnp.asarray(clip)[None], mel, fe
+
+
+def _spectral_convergence(wave, target, fe):
+  from wavegrad_jax.audio import frontend as audio
+  s_hat = np.abs(np.asarray(audio.stft(wave, fe.n_fft, fe.hop_length, fe.win_length)))
+  s = np.abs(np.asarray(audio.stft(target, fe.n_fft, fe.hop_length, fe.win_length)))
+  return float(np.linalg.norm(s_hat - s) / np.linalg.norm(s))
+
+
+def test_the_griffin_lim_source_starts_the_sampler_at_griffin_lims_reconstruction():
+  config = frame_small_flow.get_config()
+  config.process.flow.source = 'griffin_lim'
+  config.process.flow.sigma = 0.01
+  process = processes.from_config(config)
+  assert isinstance(process.source, flow.GriffinLimSource)
+  clean, mel, fe = _speech_and_mel(config)
+  times = flow.parse_time_grid('1')
+
+  def identity(params, x, mel, t):  # x1_hat = x_t: one Euler step returns the source itself
+    return x
+
+  out = flow.ode_solve(identity, None, times, mel, jax.random.key(0),
+                       hop_length=config.audio.hop_length, prediction='x1', solver='euler',
+                       sigma=0.01, source=process.source)
+  # Griffin-Lim from the mel's pseudo-inverse: its |STFT| is near the speech's, noise's is not.
+  assert _spectral_convergence(out, clean, fe) < 0.6
+  noise = flow.ode_solve(identity, None, times, mel, jax.random.key(0),
+                         hop_length=config.audio.hop_length, prediction='x1', solver='euler',
+                         sigma=0.01)
+  assert _spectral_convergence(noise, clean, fe) > 0.95
+  # The training path draws x0 from the same source: a network that unmixes x_t back into x0
+  # (it knows the clean crop) sees Griffin-Lim's reconstruction there too.
+  seen = []
+
+  def source_of(params, x, mel, t):
+    t = t[:, None]
+    seen.append((x - t * clean) / (1.0 - t))
+    return x
+
+  process.training_loss(source_of, None, jax.random.key(1), clean, mel)
+  dataclasses.replace(process, source=None).training_loss(source_of, None, jax.random.key(1),
+                                                          clean, mel)
+  assert _spectral_convergence(seen[0], clean, fe) < 0.6
+  assert _spectral_convergence(seen[1], clean, fe) > 0.95
+
+
+@pytest.mark.parametrize('field,value', [('source', 'bogus'), ('source_iterations', 0)])
+def test_bad_griffin_lim_source_options_are_refused(field, value):
+  config = frame_small_flow.get_config()
+  config.process.flow.source = 'griffin_lim'
+  config.process.flow[field] = value
+  with pytest.raises(ValueError, match=f'process.flow.{field}'):
+    processes.from_config(config)
+
+
+def test_the_source_is_recorded_only_when_it_is_not_noise():
+  assert 'source' not in flow.FlowProcess.recorded_options({'prediction': 'x1'})
+  recorded = flow.FlowProcess.recorded_options({'source': 'griffin_lim', 'source_iterations': 8})
+  assert recorded['source'] == 'griffin_lim' and recorded['source_iterations'] == 8

@@ -175,6 +175,10 @@ def frame_model_config():
   # Output spectrum += g(noise level or t) * input spectrum, a learned per-bin gain: lets targets
   # that carry the input's noise (eps, velocity) through the narrow stack.
   c.input_skip = True
+  # The skip gain's initial value (0: the input is left out at first; 1 with zero_head: the
+  # network starts as the identity on its input, e.g. a Griffin-Lim source it refines).
+  c.input_skip_init = 0.0
+  c.zero_head = False           # start the head's weights at 0 (the output is the skip path).
   return c
 
 
@@ -214,12 +218,46 @@ def process_config():
   # 'wavefm': the x1 error weighted by 1 / max(0.1, 1 - t) (WaveFM); 'none': unweighted.
   c.flow.weighting = 'none'
   c.flow.sigma = 1.0            # source N(0, sigma^2 I) (times the prior's std); Flow2GAN: 0.1.
+  # The source's mean: 'noise' (0) or 'griffin_lim' (fast Griffin-Lim from the mel's pseudo-inverse
+  # magnitude, source_iterations projections with momentum source_momentum, from a random phase).
+  c.flow.source = 'noise'
+  c.flow.source_iterations = 32
+  c.flow.source_momentum = 0.99
   # Spectral losses on the one-step estimate of the clean waveform (x1_hat; for 'wavegrad' the
   # clean estimate from eps, weighted by the noise level squared), for either process.
   c.spectral = ml_collections.ConfigDict()
   c.spectral.mrstft_weight = 0.0   # multi-resolution STFT (spectral convergence + log |S|).
   c.spectral.energy_weight = 0.0   # Flow2GAN's energy-scaled STFT loss.
   c.spectral.resolutions = ((512, 128, 512), (1024, 256, 1024), (2048, 512, 2048))
+  return c
+
+
+def adversarial_config():
+  """Adversarial fine-tuning of a trained run's k-step sampler (experiments.finetune_adversarial).
+
+  Not part of the common config: a fine-tune's config adds this section to its teacher's config.
+  Weights and Adam settings are HiFi-GAN's (jik876/hifi-gan config_v1.json, train.py); the
+  discriminators' sizes are fields of their sections (wavegrad_jax/models/discriminators.py).
+  """
+  c = ml_collections.ConfigDict()
+  c.teacher = ''                # the trained run's workdir (the launcher's --teacher sets it).
+  c.steps = 1                   # k: network evaluations of the unrolled sampler, 1 .. 8.
+  c.schedule = ''               # its grid ('': k, uniform times for flow, named 'k' for wavegrad).
+  c.discriminators = ('mpd', 'mrd')  # names in wavegrad_jax.models.DISCRIMINATORS.
+  c.mpd = ml_collections.ConfigDict()
+  c.mpd.periods = (2, 3, 5, 7, 11)
+  c.mpd.channels = (32, 128, 512, 1024, 1024)
+  c.mrd = ml_collections.ConfigDict()
+  c.mrd.resolutions = ((1024, 256, 1024), (2048, 512, 2048), (512, 128, 512))
+  c.mrd.channels = 32
+  c.loss = 'lsgan'              # 'lsgan' (HiFi-GAN) or 'hinge' (Vocos).
+  c.adversarial_weight = 1.0
+  c.feature_weight = 2.0        # feature matching (HiFi-GAN: 2).
+  c.mel_weight = 45.0           # mel L1 in the run's frontend (HiFi-GAN: 45).
+  c.disc_learning_rate = 2e-4
+  c.disc_adam_b1 = 0.8
+  c.disc_adam_b2 = 0.99
+  c.remat = False               # recompute each network call in the backward pass (k > 1).
   return c
 
 

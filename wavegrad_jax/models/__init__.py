@@ -2,6 +2,8 @@
 
 Owns: the learned parts, nothing else. `wavegrad.py` is the paper's conditional denoiser (Chen
 et al. 2020, Base and Large), `frame.py` the frame-domain ConvNeXt denoiser (Vocos-style),
+`discriminators.py` the adversarial fine-tune's waveform discriminators (HiFi-GAN's
+multi-period, UnivNet's multi-resolution; `DISCRIMINATORS` names them),
 `registry.py` the name -> network table (`MODELS`) with building, initialising and counting from
 a typed `ModelSpec`, and `options.py` the edge that reads the config into one (the only module
 here that reads a ConfigDict).
@@ -19,8 +21,8 @@ from wavegrad_jax.models.options import (ModelSpec, build_model_from_config,
                                          model_name_from_config, model_section_from_config,
                                          random_params_from_config, resolved_from_config,
                                          size_summary_from_config)
-from wavegrad_jax.models.registry import (DEFAULT_MODEL, MODELS, ModelVariant, build_model,
-                                          count_params, init_params, macs_per_second,
+from wavegrad_jax.models.registry import (DEFAULT_MODEL, DISCRIMINATORS, MODELS, ModelVariant,
+                                          build_discriminators, build_model, count_params, init_params, macs_per_second,
                                           random_params, recorded_section, size_summary)
 from wavegrad_jax.models.wavegrad import (DILATION_ORDERS, DBlock, FiLM, UBlock, WaveGrad,
                                           dilation_order_of, noise_level_encoding,

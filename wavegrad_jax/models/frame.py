@@ -116,6 +116,10 @@ class FrameConvNeXt(nn.Module):
     framing: STFT framing ('hop_center': frame i centred on hop i's middle, symmetric padding).
     dtype: compute dtype name; parameters stay float32.
     input_skip: add g(c) * STFT(x) to the output spectrum (a per-bin gain from the scalar).
+    input_skip_init: g's value at initialisation (its bias; the kernel starts at 0): 0 leaves
+      the input out at first, 1 starts the network as the identity on its input (with zero_head).
+    zero_head: start the head's weights at 0, so the initial output is the skip path alone
+      (default initialisation: the head's spectrum is ~N(0, 1) per bin, audio of RMS ~1).
   """
   hop_length: int
   n_fft: int
@@ -131,6 +135,8 @@ class FrameConvNeXt(nn.Module):
   framing: str
   dtype: str
   input_skip: bool
+  input_skip_init: float = 0.0
+  zero_head: bool = False
 
   def _stft_args(self):
     return dict(n_fft=self.n_fft, hop_length=self.hop_length // self.hop_divisor,
@@ -173,7 +179,8 @@ class FrameConvNeXt(nn.Module):
                         layer_scale=1.0 / self.num_layers, dtype=dtype, name=f'block_{i}')(x, cond)
     x = nn.LayerNorm(dtype=dtype, name='output_norm')(x)
     bins = self.n_fft // 2 + 1
-    out = nn.Dense(2 * bins, dtype=dtype, param_dtype=jnp.float32,
+    head_init = nn.initializers.zeros if self.zero_head else nn.linear.default_kernel_init
+    out = nn.Dense(2 * bins, dtype=dtype, param_dtype=jnp.float32, kernel_init=head_init,
                    name='head')(x).astype(jnp.float32)
     if self.output == 'real_imag':
       spec_out = (out[..., :bins] + 1j * out[..., bins:]) * norm
@@ -181,15 +188,21 @@ class FrameConvNeXt(nn.Module):
       magnitude = jnp.exp(jnp.minimum(out[..., :bins], math.log(100.0))) * norm
       spec_out = magnitude * jnp.exp(1j * out[..., bins:])
     if self.input_skip:
-      gain = nn.Dense(bins, kernel_init=nn.initializers.zeros, param_dtype=jnp.float32,
-                      name='skip_gain')(cond.astype(jnp.float32))
+      gain = nn.Dense(bins, kernel_init=nn.initializers.zeros,
+                      bias_init=nn.initializers.constant(float(self.input_skip_init)),
+                      param_dtype=jnp.float32, name='skip_gain')(cond.astype(jnp.float32))
       spec_out = spec_out + gain[:, None, :] * spec * norm
     return self.spectrum_to_waveform(spec_out, length)
 
 
 def resolve(section):
   """A frame network's `model` section as a run records it: runs from before `input_skip`
-  existed had none (False)."""
+  existed had none (False); from before `input_skip_init` / `zero_head`, 0 and False."""
   out = dict(section)
   out.setdefault('input_skip', False)
+  out.setdefault('input_skip_init', 0.0)
+  out.setdefault('zero_head', False)
+  if out['zero_head'] and not out['input_skip']:
+    raise ValueError('model.zero_head=True without model.input_skip would output silence at '
+                     'first and train from there; set model.input_skip=True')
   return out

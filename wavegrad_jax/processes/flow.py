@@ -12,6 +12,16 @@ uses 0.1; 1 is plain N(0, I)); config.diffusion.prior='priorgrad' shapes the sou
 frame energy exactly as for the paper's process (`priors.Prior`). Spectral losses (`spectral`) act
 on the one-step estimate x1_hat.
 
+`source` 'griffin_lim' moves the source's mean from 0 to Griffin-Lim's reconstruction from the
+conditioning mel: x0 = GL(mel) + sigma * std * z, where GL(mel) runs `source_iterations` fast
+Griffin-Lim projections (Perraudin et al. 2013, momentum `source_momentum`) from a random-phase
+start onto the mel's pseudo-inverse magnitude (`phase.mel_pinv_magnitude`, the target the
+`griffin_lim` baseline uses). The network then learns the step from a phase-consistent estimate
+to speech instead of from noise: FreeV (Lv et al., Interspeech 2024, arXiv 2406.08196) feeds the
+pseudo-inverse magnitude to its vocoder for the same reason, and Deep Griffin-Lim Iteration
+(Masuyama et al., ICASSP 2019) trains a network to refine Griffin-Lim's spectra. Each sample
+costs those FFT pairs once, not once per step; `network_evaluations` counts network calls only.
+
 Sampling integrates dx/dt = v(x, t) from t = 0 to 1 over a time grid [N + 1] in one jitted
 `lax.scan`: 'euler' (one network call a step; N = 1 from t = 0 with x1 prediction is the
 one-step estimate itself), 'midpoint' (two) or 'heun' (two; its last step, which ends at t = 1,
@@ -29,6 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from wavegrad_jax.audio import phase
 from wavegrad_jax.diffusion import priors
 from wavegrad_jax import sampling
 from wavegrad_jax.processes import base
@@ -38,6 +49,7 @@ PREDICTIONS = ('x1', 'velocity')
 WEIGHTINGS = ('none', 'wavefm')
 LOSSES = ('l1', 'l2')
 SOLVERS = ('euler', 'midpoint', 'heun')
+SOURCES = ('noise', 'griffin_lim')
 # The x1 parameterisation divides by 1 - t; no step evaluates the network closer to t = 1.
 T_MAX = 1.0 - 1e-4
 GRID_USAGE = ("a flow time grid is 'N' or 'uniform:N' (N equal steps), 'power:N:P' (t_i = "
@@ -95,8 +107,48 @@ def network_evaluations(solver, num_steps):
   return 2 * num_steps
 
 
+@dataclasses.dataclass(frozen=True)
+class GriffinLimSource:
+  """The 'griffin_lim' source's mean: Griffin-Lim from the mel (see the module docstring).
+
+  Attributes:
+    frontend: `phase.MelFrontend` of the conditioning mels (its STFT is Griffin-Lim's).
+    griffin_lim: `phase.GriffinLimOptions` of the projections (the frontend's STFT, 'fast').
+  """
+  frontend: phase.MelFrontend
+  griffin_lim: phase.GriffinLimOptions
+
+  @classmethod
+  def build(cls, frontend, iterations, momentum):
+    """The source on `frontend`'s STFT with `iterations` fast Griffin-Lim projections."""
+    if int(iterations) != iterations or iterations < 1:
+      raise ValueError(f'process.flow.source_iterations must be an integer >= 1, got {iterations}')
+    gl = phase.GriffinLimOptions(
+        n_fft=frontend.n_fft, hop_length=frontend.hop_length, win_length=frontend.win_length,
+        window=frontend.window, pad_mode=frontend.pad_mode, iterations=int(iterations),
+        momentum=float(momentum), framing=frontend.framing, variant='fast')
+    return cls(frontend=frontend, griffin_lim=gl)
+
+  def mean(self, mel, rng, num_samples):
+    """[B, num_samples] Griffin-Lim waveforms of mel [B, F, M], from a random start drawn by
+    `rng` (float32; the magnitude's units, i.e. waveform scale)."""
+    magnitude = phase.mel_pinv_magnitude(mel, self.frontend)
+    start = jax.random.normal(rng, (mel.shape[0], num_samples), jnp.float32)
+    return phase.griffin_lim(start, magnitude, self.griffin_lim)
+
+
+def draw_source(rng, mel, num_samples, std, source=None):
+  """A source sample x0 [B, num_samples]: std * z, plus Griffin-Lim's estimate for `source`
+  (the noise source draws z from `rng` itself, as the runs made before `source` existed)."""
+  shape = (mel.shape[0], num_samples)
+  if source is None:
+    return jax.random.normal(rng, shape, jnp.float32) * std
+  z_rng, gl_rng = jax.random.split(rng)
+  return jax.random.normal(z_rng, shape, jnp.float32) * std + source.mean(mel, gl_rng, num_samples)
+
+
 def ode_solve(net_fn, params, times, mel, rng, *, hop_length, prediction, solver, sigma,
-              prior=None, clip=0.0):
+              prior=None, clip=0.0, source=None):
   """Samples waveforms by integrating the learned velocity from t = 0 to 1 over `times`.
 
   Args:
@@ -111,6 +163,7 @@ def ode_solve(net_fn, params, times, mel, rng, *, hop_length, prediction, solver
     sigma: the source's scale.
     prior: `priors.Prior` shaping the source by the mel, or None.
     clip: > 0 clamps the final waveform to [-clip, clip]; 0 off.
+    source: `GriffinLimSource` whose estimate is the source's mean, or None (mean 0).
   Returns:
     [B, F * hop_length] float32 waveforms.
   """
@@ -118,7 +171,7 @@ def ode_solve(net_fn, params, times, mel, rng, *, hop_length, prediction, solver
   batch = mel.shape[0]
   num_samples = mel.shape[1] * hop_length
   std = sigma if prior is None else sigma * prior.noise_std(mel, hop_length)
-  x = jax.random.normal(rng, (batch, num_samples), jnp.float32) * std
+  x = draw_source(rng, mel, num_samples, std, source)
 
   def v(x, t):
     tb = jnp.full((batch,), t, jnp.float32)
@@ -156,6 +209,7 @@ class FlowProcess(base.Process):
     sigma: > 0, the source's scale.
     prior: `priors.Prior` or None.
     spectral_losses: `spectral.SpectralLosses` on x1_hat, or None.
+    source: `GriffinLimSource` (source 'griffin_lim') or None (source 'noise').
   """
   prediction: str = 'x1'
   loss: str = 'l1'
@@ -163,6 +217,7 @@ class FlowProcess(base.Process):
   sigma: float = 1.0
   prior: Optional[priors.Prior] = None
   spectral_losses: Optional[spectral.SpectralLosses] = None
+  source: Optional[GriffinLimSource] = None
 
   name = 'flow'
 
@@ -180,17 +235,31 @@ class FlowProcess(base.Process):
 
   @classmethod
   def recorded_options(cls, section):
-    return {'prediction': section.get('prediction', 'x1'),
-            'sigma': float(section.get('sigma', 1.0))}
+    recorded = {'prediction': section.get('prediction', 'x1'),
+                'sigma': float(section.get('sigma', 1.0))}
+    # Runs from before the field had the noise source; they record nothing new.
+    if section.get('source', 'noise') != 'noise':
+      recorded.update(source=section['source'],
+                      source_iterations=int(section.get('source_iterations', 32)),
+                      source_momentum=float(section.get('source_momentum', 0.99)))
+    return recorded
 
   @classmethod
   def from_config(cls, config):
     process = config.get('process', None)
     f = process.get('flow', {}) if process is not None else {}
+    source_name = f.get('source', 'noise')
+    if source_name not in SOURCES:
+      raise ValueError(f'process.flow.source must be one of {SOURCES}, got {source_name!r}')
+    source = None
+    if source_name == 'griffin_lim':
+      source = GriffinLimSource.build(phase.MelFrontend.from_config(config.audio),
+                                      f.get('source_iterations', 32),
+                                      f.get('source_momentum', 0.99))
     return cls(prediction=f.get('prediction', 'x1'), loss=f.get('loss', 'l1'),
                weighting=f.get('weighting', 'none'), sigma=float(f.get('sigma', 1.0)),
                prior=priors.make_prior(priors.PriorOptions.from_config(config)),
-               spectral_losses=spectral.SpectralLosses.from_config(config))
+               spectral_losses=spectral.SpectralLosses.from_config(config), source=source)
 
   def _source_std(self, mel, num_samples):
     if self.prior is None:
@@ -201,7 +270,8 @@ class FlowProcess(base.Process):
     t_rng, z_rng = jax.random.split(rng)
     batch = clean.shape[0]
     t = jax.random.uniform(t_rng, (batch,), jnp.float32)
-    x0 = jax.random.normal(z_rng, clean.shape, jnp.float32) * self._source_std(mel, clean.shape[-1])
+    x0 = draw_source(z_rng, mel, clean.shape[-1], self._source_std(mel, clean.shape[-1]),
+                     self.source)
     tt = t[:, None]
     xt = (1.0 - tt) * x0 + tt * clean
     out = net_fn(params, xt, mel, t)
@@ -274,7 +344,8 @@ class FlowProcess(base.Process):
       return make(net_fn, hop_length=hop, options=options)
     solve = functools.partial(
         ode_solve, net_fn, hop_length=hop, prediction=self.prediction,
-        solver=settings.solver, sigma=self.sigma, prior=self.prior, clip=float(settings.clip))
+        solver=settings.solver, sigma=self.sigma, prior=self.prior, clip=float(settings.clip),
+        source=self.source)
 
     fn = jax.vmap(solve, in_axes=(None, 0, None, None)) if multi else solve
 
