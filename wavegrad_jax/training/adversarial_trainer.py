@@ -97,13 +97,14 @@ def finetune_adversarial(config, workdir, *, start_afresh=False):
   mesh = trainer._start_devices(config)  # pylint: disable=protected-access
   options_lib.enable_persistent_cache_from_config(config)
   config = with_teacher(config, options, workdir)
+  try:  # the grid and sampler, before the data is opened
+    adversarial.make_generator(model_lib.build_model_from_config(
+        model_lib.resolved_from_config(config)), config, options)
+  except ValueError as e:
+    raise errors.ConfigError(str(e)) from None
   config, workdir, init, splits = trainer._checked_request(  # pylint: disable=protected-access
       config, workdir, mesh, start_afresh)
   model = model_lib.build_model_from_config(config)
-  try:
-    adversarial.make_generator(model, config, options)  # the grid and sampler, before any work
-  except ValueError as e:
-    raise errors.ConfigError(str(e)) from None
   tx, disc, disc_tx = make_optimizer(config.train), options.build_discriminators(), (
       options.disc_optimizer())
   abstract, shardings = adversarial.abstract_state(model, tx, disc, disc_tx, config, mesh)
