@@ -82,7 +82,7 @@ def runs(tmp_path_factory):
 
 def test_the_fine_tune_starts_from_the_teacher_and_records_it(runs):
   assert runs['rc_a'] == 0, runs['log_a'][-3000:]
-  assert 'generator initialised from the teacher' in runs['log_a']
+  assert f"initialised from {os.path.abspath(runs['teacher'])}" in runs['log_a']
   assert 'adversarial fine-tune of the 1-step sampler' in runs['log_a']
   saved = json.load(open(os.path.join(runs['dirs']['a'], 'config.json')))
   assert saved['adversarial']['teacher'] == os.path.abspath(runs['teacher'])

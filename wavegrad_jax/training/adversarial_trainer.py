@@ -19,7 +19,6 @@ from wavegrad_jax.training import checkpoints
 from wavegrad_jax.training import options as options_lib
 from wavegrad_jax.training import parallel
 from wavegrad_jax.training import trainer
-from wavegrad_jax.training.startup import init_from_checkpoint
 from wavegrad_jax.training.state import make_optimizer
 
 
@@ -61,25 +60,6 @@ def with_teacher(config, options, workdir):
   return config
 
 
-def _restore_or_start(run, tx, disc, disc_tx, abstract, init, start_afresh):
-  """Restores the fine-tune's latest checkpoint, or starts it from the teacher (step 0)."""
-  config, workdir = run.config, run.workdir
-  changed = [] if start_afresh else checkpoints.check_resumable(workdir, config, abstract)
-  archived = checkpoints.archive_run(workdir) if start_afresh else None
-  run.ckpts = checkpoints.RunCheckpoints(workdir, config)
-  state, start_step = run.ckpts.restore_latest(abstract)
-  checkpoints.save_config(workdir, config)
-  init_line = None
-  if state is None:
-    state, start_step = adversarial.init_state(run.model, tx, disc, disc_tx, config, run.mesh), 0
-    if init is None:
-      raise errors.ConfigError(f'the teacher {config.adversarial.teacher} has no checkpoint to '
-                               'start from')
-    state, init_line = init_from_checkpoint(state, run.shardings, init, config)
-    init_line = init_line.replace('initialised from', 'generator initialised from the teacher')
-  return state, start_step, (changed, archived, init_line)
-
-
 def finetune_adversarial(config, workdir, *, start_afresh=False):
   """Fine-tunes a trained run's k-step sampler adversarially (see the module docstring).
 
@@ -109,8 +89,12 @@ def finetune_adversarial(config, workdir, *, start_afresh=False):
       options.disc_optimizer())
   abstract, shardings = adversarial.abstract_state(model, tx, disc, disc_tx, config, mesh)
   run = trainer._Run(config, workdir, mesh, model, shardings, splits)  # pylint: disable=protected-access
-  state, start_step, notes = _restore_or_start(run, tx, disc, disc_tx, abstract, init,
-                                               start_afresh)
+  if init is None and not checkpoints.periodic_steps(workdir, config)[1]:
+    raise errors.ConfigError(f'the teacher {config.adversarial.teacher} has no checkpoint to '
+                             'start from')
+  state, start_step, notes = trainer._restore_or_start(  # pylint: disable=protected-access
+      run, tx, abstract, init, start_afresh,
+      fresh_state=lambda: adversarial.init_state(model, tx, disc, disc_tx, config, mesh))
   run.preemption = parallel.Preemption()
   run.reporter = options_lib.reporter_from_config(workdir, config, start_step)
   trainer._announce(run, abstract, start_step, notes)  # pylint: disable=protected-access

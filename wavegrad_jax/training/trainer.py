@@ -166,8 +166,11 @@ def _checked_request(config, workdir, mesh, start_afresh):
   return config, workdir, init, splits
 
 
-def _restore_or_start(run, tx, abstract, init, start_afresh):
+def _restore_or_start(run, tx, abstract, init, start_afresh, fresh_state=None):
   """Opens the checkpoints and restores the latest, or starts (or fine-tunes) from step 0.
+
+  `fresh_state()` makes the step-0 state (default: `init_train_state`; the adversarial
+  fine-tune's has its discriminators too).
 
   Returns:
     (state, start step, (changed settings, archived folder, fine-tune line)) for `_announce`.
@@ -180,7 +183,8 @@ def _restore_or_start(run, tx, abstract, init, start_afresh):
   checkpoints.save_config(workdir, config)
   init_line = None
   if state is None:
-    state, start_step = init_train_state(run.model, tx, config, run.mesh), 0
+    state = (fresh_state or (lambda: init_train_state(run.model, tx, config, run.mesh)))()
+    start_step = 0
     if init is not None:
       state, init_line = init_from_checkpoint(state, run.shardings, init, config)
   return state, start_step, (changed, archived, init_line)
