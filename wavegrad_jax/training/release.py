@@ -39,6 +39,7 @@ def write_release(workdir, step, output_dir, schedule, note=''):
   Raises:
     errors.UserError: output_dir holds something other than a release; no checkpoint matches.
   """
+  output_dir = os.path.abspath(output_dir)  # orbax writes absolute paths only
   if os.path.isdir(output_dir) and os.listdir(output_dir) and not os.path.exists(
       os.path.join(output_dir, RELEASE_FILE)):
     raise errors.UserError(f'--output_dir={output_dir} is not empty and holds no release; give an '
@@ -53,22 +54,26 @@ def write_release(workdir, step, output_dir, schedule, note=''):
     config.eval.ema = True  # the release holds the EMA weights alone
   tmp = f'{output_dir.rstrip(os.sep)}.tmp-{os.getpid()}'
   shutil.rmtree(tmp, ignore_errors=True)
-  manager = ocp.CheckpointManager(os.path.join(tmp, config.checkpoint.directory))
-  try:
-    state = {'step': jax.numpy.asarray(saved_step, jax.numpy.int32), 'ema_params': params}
-    manager.save(saved_step, args=ocp.args.Composite(**{
-        run_files.STATE: ocp.args.StandardSave(state),
-        run_files.CONFIG: ocp.args.JsonSave(run_files.config_to_dict(config))}))
-    manager.wait_until_finished()
-  finally:
-    manager.close()
-  run_files.save_config(tmp, config)
   info = {'source_workdir': os.path.abspath(workdir), 'source_step': saved_step,
           'schedule': str(schedule), 'parameters': model_lib.count_params(params),
           'model': config.model.get('name', 'wavegrad'),
           'process': config.get('process', {}).get('name', 'wavegrad'), 'note': note}
-  with open(os.path.join(tmp, RELEASE_FILE), 'w') as f:
-    json.dump(info, f, indent=2, sort_keys=True)
+  try:  # written beside the release, then renamed into place: a failure leaves the old one
+    manager = ocp.CheckpointManager(os.path.join(tmp, config.checkpoint.directory))
+    try:
+      state = {'step': jax.numpy.asarray(saved_step, jax.numpy.int32), 'ema_params': params}
+      manager.save(saved_step, args=ocp.args.Composite(**{
+          run_files.STATE: ocp.args.StandardSave(state),
+          run_files.CONFIG: ocp.args.JsonSave(run_files.config_to_dict(config))}))
+      manager.wait_until_finished()
+    finally:
+      manager.close()
+    run_files.save_config(tmp, config)
+    with open(os.path.join(tmp, RELEASE_FILE), 'w') as f:
+      json.dump(info, f, indent=2, sort_keys=True)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
   shutil.rmtree(output_dir, ignore_errors=True)
   os.replace(tmp, output_dir)
   return info
