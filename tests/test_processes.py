@@ -340,3 +340,41 @@ def test_the_source_is_recorded_only_when_it_is_not_noise():
   assert 'source' not in flow.FlowProcess.recorded_options({'prediction': 'x1'})
   recorded = flow.FlowProcess.recorded_options({'source': 'griffin_lim', 'source_iterations': 8})
   assert recorded['source'] == 'griffin_lim' and recorded['source_iterations'] == 8
+
+
+def test_the_final_projection_pulls_the_sample_onto_the_mels_magnitude():
+  config = frame_small_flow.get_config()
+  process = processes.from_config(config)
+  clean, mel, fe = _speech_and_mel(config)
+  times = flow.parse_time_grid('1')
+
+  def identity(params, x, mel, t):
+    return x
+
+  def solve(iterations):
+    projection = flow.final_projection_options(fe, iterations, 0.99) if iterations else None
+    return flow.ode_solve(identity, None, times, mel, jax.random.key(0),
+                          hop_length=config.audio.hop_length, prediction='x1', solver='euler',
+                          sigma=process.sigma, projection=projection, frontend=process.frontend)
+
+  assert _spectral_convergence(solve(0), clean, fe) > 0.95  # the noise source itself
+  assert _spectral_convergence(solve(16), clean, fe) < 0.6   # Griffin-Lim from it
+  # The sampler the config names applies it (the preset 'euler_gl': 4 projections).
+  settings = processes.SamplingSettings(final_projection=16)
+  sampler = process.make_sampler(identity, settings, config.audio.hop_length)
+  out = sampler(None, jnp.asarray(times, jnp.float32), mel, jax.random.key(0))
+  np.testing.assert_allclose(out, solve(16), atol=1e-5)
+  assert sampling.presets.SAMPLER_PRESETS['euler_gl']['final_projection'] == 4
+  assert sampling.presets.preset_process('euler_gl') == 'flow'
+
+
+@pytest.mark.parametrize('value', [-1, 1.5, 'four'])
+def test_bad_final_projections_are_refused(value):
+  with pytest.raises(ValueError, match='sampling.final_projection must be an integer >= 0'):
+    flow.FlowProcess.check_sampling(processes.SamplingSettings(final_projection=value))
+
+
+def test_the_paper_process_refuses_a_final_projection():
+  with pytest.raises(ValueError, match="final_projection=4 projects the final sample of process"):
+    processes.process_class('wavegrad').check_sampling(
+        processes.SamplingSettings(final_projection=4))

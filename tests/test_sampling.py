@@ -234,7 +234,7 @@ def test_presets_set_their_fields_on_a_copy():
   assert sampling.presets_for('wavegrad') == [
       'ancestral', 'deterministic', 'ancestral_clip_y', 'ancestral_clip_x0', 'gla_grad',
       'gla_grad_fast', 'gla_clean_estimate', 'griffin_lim']
-  assert sampling.presets_for('flow') == ['griffin_lim', 'euler', 'midpoint', 'heun']
+  assert sampling.presets_for('flow') == ['griffin_lim', 'euler', 'midpoint', 'heun', 'euler_gl']
   deterministic = sampling.SamplerOptions.from_config(config, preset='deterministic')
   assert deterministic.eta == 0.0 and deterministic.gla is None
   # A preset sets every field that defines it: the config's clip does not leak into it.

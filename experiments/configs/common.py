@@ -319,6 +319,11 @@ def sampling_config():
   # Process 'flow' only: the ODE solver over the time grid ('euler', 'midpoint' or 'heun'); a
   # flow run reads sampling.schedule and eval.schedules as time grids ('N' = N uniform steps).
   c.solver = 'euler'
+  # Process 'flow' only: Griffin-Lim projections of the final sample onto the mel's
+  # pseudo-inverse magnitude (GLA-Grad's correction, once, after the last step; fast Griffin-Lim
+  # with this momentum); 0 off. They cost FFT pairs, not network evaluations.
+  c.final_projection = 0
+  c.final_projection_momentum = 0.99
   # The plain names start from noise: their last level sqrt(alpha_bar_N) leaves the speech at
   # most start_max_snr_db above the noise (levels 0.15, 0.081, 0.068, 0.081). The published
   # originals keep their source's name; they end far from noise, so using one warns.

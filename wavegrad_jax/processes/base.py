@@ -28,6 +28,9 @@ class SamplingSettings:
     gla_enabled: sampling.gla.enabled, the GLA-Grad correction (process 'wavegrad' only).
     named_schedules: sampling.named_schedules as ((name, spec), ...): the names a grid spec may
       use; None when the config has none.
+    final_projection: sampling.final_projection, Griffin-Lim projections of the final sample
+      (process 'flow' only; 0 off).
+    final_projection_momentum: sampling.final_projection_momentum (fast Griffin-Lim's).
   """
   algorithm: str = 'diffusion'
   solver: str = 'euler'
@@ -36,6 +39,8 @@ class SamplingSettings:
   clip_x0: Any = 0.0
   gla_enabled: bool = False
   named_schedules: Any = None
+  final_projection: Any = 0
+  final_projection_momentum: Any = 0.99
 
   @classmethod
   def from_config(cls, config):
@@ -45,7 +50,9 @@ class SamplingSettings:
     return cls(algorithm=s.get('algorithm', 'diffusion'), solver=s.get('solver', 'euler'),
                eta=s.get('eta', 1.0), clip=s.get('clip', 0.0), clip_x0=s.get('clip_x0', 0.0),
                gla_enabled=bool(s.get('gla', {}).get('enabled', False)),
-               named_schedules=None if named is None else tuple(dict(named).items()))
+               named_schedules=None if named is None else tuple(dict(named).items()),
+               final_projection=s.get('final_projection', 0),
+               final_projection_momentum=s.get('final_projection_momentum', 0.99))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -123,11 +123,8 @@ class GriffinLimSource:
     """The source on `frontend`'s STFT with `iterations` fast Griffin-Lim projections."""
     if int(iterations) != iterations or iterations < 1:
       raise ValueError(f'process.flow.source_iterations must be an integer >= 1, got {iterations}')
-    gl = phase.GriffinLimOptions(
-        n_fft=frontend.n_fft, hop_length=frontend.hop_length, win_length=frontend.win_length,
-        window=frontend.window, pad_mode=frontend.pad_mode, iterations=int(iterations),
-        momentum=float(momentum), framing=frontend.framing, variant='fast')
-    return cls(frontend=frontend, griffin_lim=gl)
+    return cls(frontend=frontend,
+               griffin_lim=final_projection_options(frontend, iterations, momentum))
 
   def mean(self, mel, rng, num_samples):
     """[B, num_samples] Griffin-Lim waveforms of mel [B, F, M], from a random start drawn by
@@ -147,8 +144,16 @@ def draw_source(rng, mel, num_samples, std, source=None):
   return jax.random.normal(z_rng, shape, jnp.float32) * std + source.mean(mel, gl_rng, num_samples)
 
 
+def final_projection_options(frontend, iterations, momentum):
+  """`phase.GriffinLimOptions` of the final projection on `frontend`'s STFT (fast Griffin-Lim)."""
+  return phase.GriffinLimOptions(
+      n_fft=frontend.n_fft, hop_length=frontend.hop_length, win_length=frontend.win_length,
+      window=frontend.window, pad_mode=frontend.pad_mode, iterations=int(iterations),
+      momentum=float(momentum), framing=frontend.framing, variant='fast')
+
+
 def ode_solve(net_fn, params, times, mel, rng, *, hop_length, prediction, solver, sigma,
-              prior=None, clip=0.0, source=None):
+              prior=None, clip=0.0, source=None, projection=None, frontend=None):
   """Samples waveforms by integrating the learned velocity from t = 0 to 1 over `times`.
 
   Args:
@@ -164,6 +169,9 @@ def ode_solve(net_fn, params, times, mel, rng, *, hop_length, prediction, solver
     prior: `priors.Prior` shaping the source by the mel, or None.
     clip: > 0 clamps the final waveform to [-clip, clip]; 0 off.
     source: `GriffinLimSource` whose estimate is the source's mean, or None (mean 0).
+    projection: `phase.GriffinLimOptions` of Griffin-Lim projections of the final sample onto
+      the mel's pseudo-inverse magnitude (GLA-Grad's correction, once at the end), or None.
+    frontend: `phase.MelFrontend` of the mels (needed by `projection`).
   Returns:
     [B, F * hop_length] float32 waveforms.
   """
@@ -193,6 +201,10 @@ def ode_solve(net_fn, params, times, mel, rng, *, hop_length, prediction, solver
                         lambda: x + 0.5 * h * (v0 + v(euler, t1))), None
 
   x, _ = jax.lax.scan(body, x, (times[:-1], times[1:]))
+  if projection is not None and projection.iterations > 0:
+    # From the network's phase, which is near the speech's, a few projections settle the
+    # magnitudes on the mel's without Griffin-Lim's random-start artefacts.
+    x = phase.griffin_lim(x, phase.mel_pinv_magnitude(mel, frontend), projection)
   if clip > 0:
     x = jnp.clip(x, -clip, clip)
   return x
@@ -210,6 +222,7 @@ class FlowProcess(base.Process):
     prior: `priors.Prior` or None.
     spectral_losses: `spectral.SpectralLosses` on x1_hat, or None.
     source: `GriffinLimSource` (source 'griffin_lim') or None (source 'noise').
+    frontend: `phase.MelFrontend` of the conditioning mels (the final projection's), or None.
   """
   prediction: str = 'x1'
   loss: str = 'l1'
@@ -218,6 +231,7 @@ class FlowProcess(base.Process):
   prior: Optional[priors.Prior] = None
   spectral_losses: Optional[spectral.SpectralLosses] = None
   source: Optional[GriffinLimSource] = None
+  frontend: Optional[phase.MelFrontend] = None
 
   name = 'flow'
 
@@ -259,7 +273,8 @@ class FlowProcess(base.Process):
     return cls(prediction=f.get('prediction', 'x1'), loss=f.get('loss', 'l1'),
                weighting=f.get('weighting', 'none'), sigma=float(f.get('sigma', 1.0)),
                prior=priors.make_prior(priors.PriorOptions.from_config(config)),
-               spectral_losses=spectral.SpectralLosses.from_config(config), source=source)
+               spectral_losses=spectral.SpectralLosses.from_config(config), source=source,
+               frontend=phase.MelFrontend.from_config(config.audio))
 
   def _source_std(self, mel, num_samples):
     if self.prior is None:
@@ -326,6 +341,13 @@ class FlowProcess(base.Process):
     clip = float(s.clip)
     if not (clip >= 0 and np.isfinite(clip)):
       raise ValueError(f'sampling.clip must be >= 0 (0 off), got {clip}')
+    k = s.final_projection
+    if isinstance(k, bool) or not isinstance(k, (int, float)) or k != int(k) or k < 0:
+      raise ValueError(f'sampling.final_projection must be an integer >= 0 (Griffin-Lim '
+                       f'projections of the final sample; 0 off), got {k!r}')
+    m = s.final_projection_momentum
+    if not (isinstance(m, (int, float)) and 0.0 <= m <= 1.0):
+      raise ValueError(f'sampling.final_projection_momentum must lie in [0, 1], got {m!r}')
 
   @classmethod
   def uses_sampler_options(cls, settings):
@@ -345,7 +367,10 @@ class FlowProcess(base.Process):
     solve = functools.partial(
         ode_solve, net_fn, hop_length=hop, prediction=self.prediction,
         solver=settings.solver, sigma=self.sigma, prior=self.prior, clip=float(settings.clip),
-        source=self.source)
+        source=self.source, frontend=self.frontend,
+        projection=None if not settings.final_projection or self.frontend is None else
+        final_projection_options(self.frontend, settings.final_projection,
+                                 settings.final_projection_momentum))
 
     fn = jax.vmap(solve, in_axes=(None, 0, None, None)) if multi else solve
 

@@ -93,6 +93,10 @@ class WaveGradProcess(base.Process):
   def check_sampling(cls, settings):
     # The reverse-diffusion settings are checked by sampling.SamplerOptions (uses_sampler_options).
     solver = settings.solver
+    if settings.final_projection not in (0, 0.0, None):
+      raise ValueError(f'sampling.final_projection={settings.final_projection} projects the final '
+                       "sample of process 'flow', but this run's process is 'wavegrad': use "
+                       'sampling.gla (GLA-Grad) for reverse diffusion, or drop the field')
     if solver != 'euler':
       raise ValueError(f"sampling.solver={solver!r} is an ODE solver of process 'flow', but this "
                        "run's process is 'wavegrad' (reverse diffusion over betas): drop "

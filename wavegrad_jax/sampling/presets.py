@@ -13,7 +13,7 @@ import copy
 # Every preset sets the fields that define it, so that a config's clipping or GLA never leaks into
 # another preset's row of a comparison. A new preset is one entry.
 _PLAIN = {'algorithm': 'diffusion', 'clip': 0.0, 'clip_x0': 0.0, 'gla': {'enabled': False},
-          'solver': 'euler'}
+          'solver': 'euler', 'final_projection': 0}
 # The published algorithm's Griffin-Lim as textbook fast GLA (see the module docstring): 32
 # iterations of momentum 0.1 in the authors' parameterisation, t = c_k - 0.1 c_{k-1}, which is
 # Perraudin's c_k + a (c_k - c_{k-1}) up to scale with a = 0.1 / (1 - 0.1) = 1/9.
@@ -53,11 +53,16 @@ SAMPLER_PRESETS = {
     'euler': {**_PLAIN, 'eta': 1.0, 'solver': 'euler'},
     'midpoint': {**_PLAIN, 'eta': 1.0, 'solver': 'midpoint'},
     'heun': {**_PLAIN, 'eta': 1.0, 'solver': 'heun'},
+    # Euler, then 4 fast Griffin-Lim projections of the sample onto the mel's pseudo-inverse
+    # magnitude (GLA-Grad's correction applied once at the end): the shipped model's sampler.
+    'euler_gl': {**_PLAIN, 'eta': 1.0, 'solver': 'euler', 'final_projection': 4,
+                 'final_projection_momentum': 0.99},
 }
 
 # The process each preset samples ('any' for the model-free baseline); every other preset is the
 # paper's process's. A preset of the other process is refused (`check_preset`).
-PRESET_PROCESS = {'griffin_lim': 'any', 'euler': 'flow', 'midpoint': 'flow', 'heun': 'flow'}
+PRESET_PROCESS = {'griffin_lim': 'any', 'euler': 'flow', 'midpoint': 'flow', 'heun': 'flow',
+                  'euler_gl': 'flow'}
 
 
 def preset_process(name):
