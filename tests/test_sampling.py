@@ -233,8 +233,11 @@ def test_presets_set_their_fields_on_a_copy():
   config.sampling.clip = 3.0
   assert sampling.presets_for('wavegrad') == [
       'ancestral', 'deterministic', 'ancestral_clip_y', 'ancestral_clip_x0', 'gla_grad',
-      'gla_grad_fast', 'gla_clean_estimate', 'griffin_lim']
-  assert sampling.presets_for('flow') == ['griffin_lim', 'euler', 'midpoint', 'heun', 'euler_gl']
+      'gla_grad_fast', 'gla_clean_estimate', 'griffin_lim', 'griffin_lim_perraudin']
+  assert sampling.presets_for('flow') == ['griffin_lim', 'griffin_lim_perraudin', 'euler',
+                                          'midpoint', 'heun', 'euler_gl']
+  strong = sampling.SamplerOptions.from_config(config, preset='griffin_lim_perraudin')
+  assert strong.algorithm == 'griffin_lim' and strong.gla.griffin_lim.momentum == 0.99
   deterministic = sampling.SamplerOptions.from_config(config, preset='deterministic')
   assert deterministic.eta == 0.0 and deterministic.gla is None
   # A preset sets every field that defines it: the config's clip does not leak into it.
