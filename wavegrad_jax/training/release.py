@@ -17,13 +17,15 @@ import orbax.checkpoint as ocp
 
 from wavegrad_jax import errors
 from wavegrad_jax import models as model_lib
+from wavegrad_jax import sampling
 from wavegrad_jax.training import run_files
+from wavegrad_jax.training.inference_loading import inference_config
 from wavegrad_jax.training.inference_loading import restore_params
 
 RELEASE_FILE = 'RELEASE.json'
 
 
-def write_release(workdir, step, output_dir, schedule, note=''):
+def write_release(workdir, step, output_dir, schedule, note='', sampler=None, defaults=None):
   """Writes the release of `workdir`'s checkpoint `step` into `output_dir` (replacing one there).
 
   Args:
@@ -34,6 +36,10 @@ def write_release(workdir, step, output_dir, schedule, note=''):
     schedule: the sampler grid spec the release vocodes with by default (its sampling.schedule,
       and its train.sample_schedule).
     note: a line recorded in RELEASE.json (what the model is, how it scores).
+    sampler: a sampler preset (`sampling.SAMPLER_PRESETS`) whose fields become the release's
+      sampling section (its default sampler), or None to keep the run's.
+    defaults: a full default config (experiments.configs.common.get_common_config()) whose
+      inference-section fields fill those a run older than them lacks, or None.
   Returns:
     the RELEASE.json dict.
   Raises:
@@ -48,6 +54,10 @@ def write_release(workdir, step, output_dir, schedule, note=''):
     params, config, saved_step = restore_params(workdir, step, ema=True)
   except FileNotFoundError as e:
     raise errors.UserError(str(e)) from None
+  if defaults is not None:
+    config = inference_config(config, defaults)
+  if sampler:
+    config = sampling.preset_from_config(config, sampler)
   with config.unlocked():
     config.sampling.schedule = str(schedule)
     config.train.sample_schedule = str(schedule)
@@ -55,7 +65,8 @@ def write_release(workdir, step, output_dir, schedule, note=''):
   tmp = f'{output_dir.rstrip(os.sep)}.tmp-{os.getpid()}'
   shutil.rmtree(tmp, ignore_errors=True)
   info = {'source_workdir': os.path.abspath(workdir), 'source_step': saved_step,
-          'schedule': str(schedule), 'parameters': model_lib.count_params(params),
+          'schedule': str(schedule), 'sampler': sampler or '',
+          'parameters': model_lib.count_params(params),
           'model': config.model.get('name', 'wavegrad'),
           'process': config.get('process', {}).get('name', 'wavegrad'), 'note': note}
   try:  # written beside the release, then renamed into place: a failure leaves the old one
