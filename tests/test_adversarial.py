@@ -302,3 +302,16 @@ def test_a_release_vocodes_as_its_run_with_the_ema_weights_alone(runs, tmp_path)
   with pytest.raises(errors.UserError, match='holds no release'):
     release.write_release(runs['dirs']['a'], None, str(tmp_path / 'busy'), '1')
   assert (tmp_path / 'busy' / 'keep.txt').exists()
+
+
+def test_the_shipped_release_is_small_and_vocodes_with_its_tuned_sampler():
+  from wavegrad_jax.training import release
+  folder = os.path.join(REPO, 'pretrained', 'frame_small_gl')
+  assert release.folder_bytes(folder) < 20e6
+  info = json.load(open(os.path.join(folder, release.RELEASE_FILE)))
+  config = json.load(open(os.path.join(folder, 'config.json')))
+  assert info['sampler'] == 'euler_gl' and config['sampling']['schedule'] == info['schedule'] == '1'
+  assert config['sampling']['final_projection'] == 4 and config['process']['name'] == 'flow'
+  from wavegrad_jax.training.inference_loading import restore_params
+  params, _, step = restore_params(folder)
+  assert step == info['source_step'] and model_lib.count_params(params) == info['parameters']
