@@ -187,3 +187,6 @@ def test_a_zero_head_and_unit_skip_start_the_network_as_the_identity():
   config.model.zero_head, config.model.input_skip = True, False
   with pytest.raises(ValueError, match='zero_head=True without model.input_skip'):
     model_lib.resolved_from_config(config)
+  config.model.input_skip, config.model.output = True, 'mag_phase'
+  with pytest.raises(ValueError, match="zero head is a unit magnitude"):
+    model_lib.resolved_from_config(config)

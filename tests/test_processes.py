@@ -327,7 +327,8 @@ def test_the_griffin_lim_source_starts_the_sampler_at_griffin_lims_reconstructio
   assert _spectral_convergence(seen[1], clean, fe) > 0.95
 
 
-@pytest.mark.parametrize('field,value', [('source', 'bogus'), ('source_iterations', 0)])
+@pytest.mark.parametrize('field,value', [('source', 'bogus'), ('source_iterations', 0),
+                                         ('source_momentum', 1.5)])
 def test_bad_griffin_lim_source_options_are_refused(field, value):
   config = frame_small_flow.get_config()
   config.process.flow.source = 'griffin_lim'

@@ -5,12 +5,14 @@
   of each period p and folded to [B, T / p, p]; 2D convolutions with (k, 1) kernels and (3, 1)
   strides see every p-th sample, so each sub-discriminator judges one periodic structure.
   Periods (2, 3, 5, 7, 11) and channels (32, 128, 512, 1024, 1024) are HiFi-GAN's.
-- Multi-resolution (UnivNet, Jang et al. 2021, arXiv 2106.07889; Vocos's MultiResolution
-  Discriminator, gemelo-ai/vocos discriminators.py DiscriminatorR): |STFT| [B, frames, bins] at
-  each resolution, 2D convolutions with (3, 9) kernels striding over frequency.
-HiFi-GAN wraps its convolutions in weight normalisation; these are plain convolutions (the
-fine-tune's learning rate is small and Adam's steps are scale-free), which the config's
-discriminator learning rate compensates for. Leaky ReLU slope 0.1 as both.
+- Multi-resolution, a variant of UnivNet's (Jang et al. 2021, arXiv 2106.07889; Vocos's
+  MultiResolutionDiscriminator, gemelo-ai/vocos discriminators.py DiscriminatorR): |STFT|
+  [B, frames, bins] at each resolution, 2D convolutions with (3, 9) kernels (frames, bins)
+  striding over frequency; UnivNet's layout is [B, 1, bins, frames] and its resolutions differ
+  (these are Vocos's).
+HiFi-GAN wraps its convolutions in weight normalisation; these are plain convolutions (Adam's
+steps are scale-free, and the fine-tune's learning rate is HiFi-GAN's 2e-4). Leaky ReLU slope 0.1
+as both.
 
 Every module maps [B, T] float32 waveforms to (logits, features): lists over sub-discriminators of
 [B, ...] logits and of their per-layer feature maps (for feature matching). Sizes are fields, so

@@ -205,4 +205,8 @@ def resolve(section):
   if out['zero_head'] and not out['input_skip']:
     raise ValueError('model.zero_head=True without model.input_skip would output silence at '
                      'first and train from there; set model.input_skip=True')
+  if out['zero_head'] and out.get('output', 'real_imag') != 'real_imag':
+    raise ValueError("model.zero_head=True zeroes a real/imaginary head; with model.output="
+                     f"{out['output']!r} a zero head is a unit magnitude, not silence: use "
+                     "model.output='real_imag'")
   return out

@@ -123,6 +123,8 @@ class GriffinLimSource:
     """The source on `frontend`'s STFT with `iterations` fast Griffin-Lim projections."""
     if int(iterations) != iterations or iterations < 1:
       raise ValueError(f'process.flow.source_iterations must be an integer >= 1, got {iterations}')
+    if not 0.0 <= float(momentum) <= 1.0:
+      raise ValueError(f'process.flow.source_momentum must lie in [0, 1], got {momentum}')
     return cls(frontend=frontend,
                griffin_lim=final_projection_options(frontend, iterations, momentum))
 

@@ -34,19 +34,20 @@ def checked_options(config):
   return options
 
 
-def with_teacher(config, options, workdir):
+def with_teacher(config, options, workdir, start_afresh=False):
   """The config as the fine-tune runs and records it: the teacher's absolute path in
   adversarial.teacher and train.init_from, and the k-step grid as the examples' schedule.
 
   Refuses (ConfigError) a teacher that is no run, and a resume under another teacher than the
-  one the workdir's fine-tune started from.
+  one the workdir's fine-tune started from (with `start_afresh` that run is moved aside, so any
+  teacher may start the new one).
   """
   teacher = os.path.abspath(options.teacher)
   if not os.path.exists(os.path.join(teacher, checkpoints.CONFIG_FILE)):
     raise errors.ConfigError(f'--teacher={options.teacher}: no training run there (no '
                              f'{checkpoints.CONFIG_FILE}); give the workdir of a trained run')
   saved_path = os.path.join(os.path.abspath(workdir), checkpoints.CONFIG_FILE)
-  if os.path.exists(saved_path):
+  if os.path.exists(saved_path) and not start_afresh:
     recorded = checkpoints.load_config(workdir).get('adversarial', {}).get('teacher', '')
     if recorded and os.path.abspath(recorded) != teacher:
       raise errors.ConfigError(
@@ -76,7 +77,7 @@ def finetune_adversarial(config, workdir, *, start_afresh=False):
   options = checked_options(config)
   mesh = trainer._start_devices(config)  # pylint: disable=protected-access
   options_lib.enable_persistent_cache_from_config(config)
-  config = with_teacher(config, options, workdir)
+  config = with_teacher(config, options, workdir, start_afresh)
   try:  # the grid and sampler, before the data is opened
     adversarial.make_generator(model_lib.build_model_from_config(
         model_lib.resolved_from_config(config)), config, options)
@@ -89,9 +90,6 @@ def finetune_adversarial(config, workdir, *, start_afresh=False):
       options.disc_optimizer())
   abstract, shardings = adversarial.abstract_state(model, tx, disc, disc_tx, config, mesh)
   run = trainer._Run(config, workdir, mesh, model, shardings, splits)  # pylint: disable=protected-access
-  if init is None and not checkpoints.periodic_steps(workdir, config)[1]:
-    raise errors.ConfigError(f'the teacher {config.adversarial.teacher} has no checkpoint to '
-                             'start from')
   state, start_step, notes = trainer._restore_or_start(  # pylint: disable=protected-access
       run, tx, abstract, init, start_afresh,
       fresh_state=lambda: adversarial.init_state(model, tx, disc, disc_tx, config, mesh))

@@ -33,7 +33,9 @@ def generator_adversarial_loss(fake_logits, kind):
   """The generator's adversarial loss (a scalar), summed over sub-discriminators."""
   total = 0.0
   for fake in fake_logits:
-    total = total + (jnp.mean(jnp.square(1.0 - fake)) if kind == 'lsgan' else -jnp.mean(fake))
+    # Vocos's GeneratorLoss: mean(relu(1 - D(G))) (the hinge's generator side).
+    total = total + (jnp.mean(jnp.square(1.0 - fake)) if kind == 'lsgan'
+                     else jnp.mean(jax.nn.relu(1.0 - fake)))
   return total
 
 
